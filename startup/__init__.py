@@ -1,0 +1,1 @@
+"""SIBYLS queueserver profile, service orchestration and the ``sibyls`` command."""
