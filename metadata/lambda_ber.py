@@ -1,0 +1,238 @@
+"""Pydantic models of the lambda-ber classes the record writer fills, with lambda-ber's slot names.
+
+Upstream classes (``Dataset``, ``Study``, ``Sample``, ``BeamlineInstrument``, ``ExperimentRun``,
+``DataFile`` and the association lists) forbid unknown fields like lambda-ber does. The ``Bluesky*``
+subclasses add the Bluesky slots of the project's LinkML extension (``sibyls_bluesky_extension.yaml``).
+A user gets records whose field names are exactly lambda-ber's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for YAML: set fields only."""
+        return self.model_dump(exclude_none=True, mode="json")
+
+
+class QuantityValue(_Model):
+    numeric_value: float | None = None
+    unit: str | None = None
+
+
+def qv(value: float | None, unit: str) -> QuantityValue | None:
+    """A ``QuantityValue`` or ``None`` when the value is absent (values are never invented)."""
+    return None if value is None else QuantityValue(numeric_value=float(value), unit=unit)
+
+
+class NamedThing(_Model):
+    id: str
+    title: str | None = None
+    description: str | None = None
+
+
+class Study(NamedThing):
+    keywords: list[str] | None = None
+
+
+class BufferComposition(_Model):
+    description: str | None = None
+    ph: QuantityValue | None = None
+    components: list[str] | None = None
+    additives: list[str] | None = None
+
+
+class Sample(NamedThing):
+    sample_code: str
+    sample_type: str
+    molecular_weight: QuantityValue | None = None
+    concentration: QuantityValue | None = None
+    buffer_composition: BufferComposition | None = None
+
+
+class Instrument(NamedThing):
+    instrument_code: str
+    instrument_registry_id: str | None = None
+    instrument_category: str | None = None
+    facility_name: str | None = None
+    facility_ror: str | None = None
+    beamline_id: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    installation_date: str | None = None
+    current_status: str | None = None
+
+
+class SAXSInstrument(Instrument):
+    q_range_min: QuantityValue | None = None
+    q_range_max: QuantityValue | None = None
+    detector_distance_min: QuantityValue | None = None
+    detector_distance_max: QuantityValue | None = None
+    sample_changer_capacity: QuantityValue | None = None
+    temperature_control_range: str | None = None
+
+
+class BeamlineInstrument(Instrument):
+    techniques_supported: list[str]
+    source_type: str | None = None
+    energy_min: QuantityValue | None = None
+    energy_max: QuantityValue | None = None
+    q_range_min: QuantityValue | None = None
+    q_range_max: QuantityValue | None = None
+    sample_changer_capacity: QuantityValue | None = None
+    mail_in_service: bool | None = None
+    website: str | None = None
+    daq_system: str | None = None
+    control_system: str | None = None
+
+
+class ExperimentalConditions(_Model):
+    description: str | None = None
+    temperature: QuantityValue | None = None
+    beam_energy: QuantityValue | None = None
+    exposure_time: QuantityValue | None = None
+
+
+class DataCollectionStrategy(_Model):
+    description: str | None = None
+    collection_mode: str | None = None
+    total_frames: QuantityValue | None = None
+    frame_rate: QuantityValue | None = None
+    wavelength_a: QuantityValue | None = None
+    detector_distance_mm: QuantityValue | None = None
+    energy: QuantityValue | None = None
+    exposure_time: QuantityValue | None = None
+    strategy_notes: str | None = None
+
+
+class ExperimentRun(NamedThing):
+    experiment_code: str
+    experiment_date: str | None = None
+    operator_id: str | None = None
+    technique: str
+    experimental_conditions: ExperimentalConditions | None = None
+    data_collection_strategy: DataCollectionStrategy | None = None
+    raw_data_location: str | None = None
+    processing_status: str | None = None
+    daq_system: str | None = None
+    detector: str | None = None
+    autoloader_slot: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+
+
+class DataFile(NamedThing):
+    file_name: str
+    file_path: str | None = None
+    file_format: str
+    file_size_bytes: QuantityValue | None = None
+    checksum: str | None = None
+    creation_date: str | None = None
+    data_type: str | None = None
+    related_entity: str | None = None
+    file_role: str | None = None
+
+
+class StudySampleAssociation(_Model):
+    study_id: str
+    sample_id: str
+    role: str | None = None
+
+
+class StudyExperimentAssociation(_Model):
+    study_id: str
+    experiment_id: str
+
+
+class ExperimentSampleAssociation(_Model):
+    experiment_id: str
+    sample_id: str
+    role: str | None = None
+
+
+class ExperimentInstrumentAssociation(_Model):
+    experiment_id: str
+    instrument_id: str
+    role: str | None = None
+
+
+# ---- project extension (sibyls_bluesky_extension.yaml) ---------------------------------------------
+
+
+class BlueskyStudy(Study):
+    """Study carrying the RunStart slots of the run (bluesky:RunStart.*)."""
+
+    bluesky_uid: str | None = None
+    plan_name: str | None = None
+    plan_type: str | None = None
+    scan_id: int | None = None
+    time_start: float | None = None
+    project_code: str | None = None
+
+
+class BlueskyStream(_Model):
+    """One Bluesky event stream of the run (from its EventDescriptor and Events)."""
+
+    stream_name: str
+    bluesky_descriptor_uid: str
+    event_count: int
+    seq_num: int | None = None
+    event_time_first: float | None = None
+    event_time_last: float | None = None
+
+
+class BlueskyExperimentRun(ExperimentRun):
+    """ExperimentRun with the run's Bluesky streams, exit status and contract fields."""
+
+    bluesky_uid: str | None = None
+    sample_code: str | None = None
+    sample_role: str | None = None
+    plate_id: str | None = None
+    well: str | None = None
+    buffer_run_uid: str | None = None
+    exit_status: str | None = None
+    exit_reason: str | None = None
+    time_stop: float | None = None
+    bluesky_streams: list[BlueskyStream] | None = None
+
+
+class BlueskyDataFile(DataFile):
+    """DataFile from a Resource/StreamResource document."""
+
+    bluesky_resource_uid: str | None = None
+    bluesky_datum_ids: list[str] | None = None
+    resource_path: str | None = None
+    resource_root: str | None = None
+    resource_spec: str | None = None
+
+
+InstrumentAny = BeamlineInstrument | SAXSInstrument | Instrument
+
+
+class Dataset(NamedThing):
+    """The lambda-ber tree root (upstream slots only)."""
+
+    keywords: list[str] | None = None
+    studies: list[Study] | None = None
+    instruments: list[InstrumentAny] | None = None
+    samples: list[Sample] | None = None
+    experiment_runs: list[ExperimentRun] | None = None
+    data_files: list[DataFile] | None = None
+    study_sample_associations: list[StudySampleAssociation] | None = None
+    study_experiment_associations: list[StudyExperimentAssociation] | None = None
+    experiment_sample_associations: list[ExperimentSampleAssociation] | None = None
+    experiment_instrument_associations: list[ExperimentInstrumentAssociation] | None = None
+
+
+class BlueskyDataset(Dataset):
+    """A per-run record: a Dataset whose Study/ExperimentRun/DataFile carry the Bluesky slots."""
+
+    studies: list[BlueskyStudy] | None = None
+    experiment_runs: list[BlueskyExperimentRun] | None = None
+    data_files: list[BlueskyDataFile] | None = None
