@@ -1,0 +1,23 @@
+"""Scaler channels: the I0 ion chamber and the beamstop photodiode."""
+
+from __future__ import annotations
+
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
+
+
+class GatedCounter(Device):
+    """A counter that integrates for ``preset_time`` when triggered; reads ``<name>_counts``.
+
+    Counts are proportional to flux × time (the beamstop diode also to the sample's
+    transmission) and zero while a shutter is closed.
+    """
+
+    counts = Cpt(EpicsSignalRO, "Counts_RBV", kind=Kind.hinted)
+    rate = Cpt(EpicsSignalRO, "Rate_RBV", kind=Kind.omitted)
+    preset_time = Cpt(EpicsSignal, "PresetTime", limits=True, kind=Kind.config)
+    count = Cpt(EpicsSignal, "Count", put_complete=True, kind=Kind.omitted)
+
+    def trigger(self):
+        """Count for ``preset_time``; the status finishes when the counts are in."""
+        return self.count.set(1)

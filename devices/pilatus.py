@@ -1,0 +1,149 @@
+"""Dectris PILATUS3 X 2M with HDF5 file writing, traceable through Resource/Datum documents.
+
+Each trigger acquires ``num_images`` frames into one HDF5 file (``/entry/data/data``, shape
+``(num_images, rows, columns)``, int32 with -1 in the module gaps). The event carries a datum
+id; the Resource names the file (spec ``AD_HDF5``), so every frame file can be found from the
+run's documents.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from pathlib import PurePosixPath
+
+from event_model import compose_resource
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind, Signal
+from ophyd.status import DeviceStatus
+
+from sibyls.devices.geometry import FULL_SHAPE
+
+FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class DetectorError(RuntimeError):
+    """The detector refused or failed an acquisition; the message says why."""
+
+
+class PilatusDetector(Device):
+    """PILATUS3 X 2M: set ``acquire_time``/``num_images`` and where files go, then trigger.
+
+    Primary-stream readings: ``<name>_image`` (the frames, external) and
+    ``<name>_total_counts`` (sum over valid pixels of the last frame). Acquisition settings
+    and geometry go to the run's configuration.
+    """
+
+    acquire_time = Cpt(EpicsSignal, "AcquireTime", limits=True, kind=Kind.config)
+    acquire_period = Cpt(EpicsSignal, "AcquirePeriod", limits=True, kind=Kind.config)
+    num_images = Cpt(EpicsSignal, "NumImages", limits=True, kind=Kind.config)
+    binning = Cpt(EpicsSignal, "Binning", limits=True, kind=Kind.config)
+    beam_center_x = Cpt(EpicsSignal, "BeamX", kind=Kind.config)
+    beam_center_y = Cpt(EpicsSignal, "BeamY", kind=Kind.config)
+    distance = Cpt(EpicsSignalRO, "Distance_RBV", kind=Kind.config)
+    size_x = Cpt(EpicsSignalRO, "ArraySizeX_RBV", kind=Kind.omitted)
+    size_y = Cpt(EpicsSignalRO, "ArraySizeY_RBV", kind=Kind.omitted)
+
+    acquire = Cpt(EpicsSignal, "Acquire", put_complete=True, kind=Kind.omitted)
+    detector_state = Cpt(EpicsSignalRO, "DetectorState_RBV", string=True, kind=Kind.omitted)
+    status_message = Cpt(EpicsSignalRO, "StatusMessage_RBV", string=True, kind=Kind.omitted)
+    array_counter = Cpt(EpicsSignal, "ArrayCounter_RBV", write_pv="ArrayCounter", kind=Kind.omitted)
+    file_path = Cpt(EpicsSignal, "FilePath", string=True, kind=Kind.omitted)
+    file_name = Cpt(EpicsSignal, "FileName", string=True, kind=Kind.omitted)
+    file_number = Cpt(EpicsSignal, "FileNumber", limits=True, kind=Kind.omitted)
+    file_template = Cpt(EpicsSignal, "FileTemplate", string=True, kind=Kind.omitted)
+    full_file_name = Cpt(EpicsSignalRO, "FullFileName_RBV", string=True, kind=Kind.omitted)
+
+    total_counts = Cpt(EpicsSignalRO, "TotalCounts_RBV", kind=Kind.hinted)
+    image = Cpt(Signal, value="", kind=Kind.normal)
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        super().__init__(prefix, name=name, **kwargs)
+        self._asset_docs = deque()
+        self._lock = threading.Lock()
+
+    # --- configuration helpers ---------------------------------------------------------------
+    def set_file_destination(self, directory: str, file_name: str) -> None:
+        """Write the next files as ``<directory>/<file_name>_<number>.h5`` (e.g. GluRS_1_00001.h5)."""
+        import re
+
+        if not os.path.isabs(directory):
+            raise ValueError(f"{self.name}: file directory must be an absolute path, got {directory!r}")
+        if not re.match(FILE_NAME_PATTERN, file_name):
+            raise ValueError(
+                f"{self.name}: file_name {file_name!r} must use only A-Z a-z 0-9 _ . - (max 64 characters)"
+            )
+        self.file_path.put(directory.rstrip("/") + "/", wait=True)
+        self.file_name.put(file_name, wait=True)
+
+    # --- bluesky flyer/readable protocol ------------------------------------------------------
+    def stage(self):
+        if self.acquire_period.get() < self.acquire_time.get():
+            self.acquire_period.put(self.acquire_time.get(), wait=True)
+        return super().stage()
+
+    def trigger(self):
+        """Acquire ``num_images`` frames into a new HDF5 file; finishes when the file is written."""
+        status = DeviceStatus(self)
+        previous_file = self.full_file_name.get()
+
+        def acquired(acquire_status):
+            if not acquire_status.success:
+                status.set_exception(acquire_status.exception() or DetectorError(f"{self.name}: acquire failed"))
+                return
+            try:
+                self._register_file(previous_file)
+            except Exception as exc:
+                status.set_exception(exc)
+            else:
+                status.set_finished()
+
+        self.acquire.set(1).add_callback(acquired)
+        return status
+
+    def _register_file(self, previous_file: str) -> None:
+        state = self.detector_state.get(use_monitor=False)
+        path = self.full_file_name.get(use_monitor=False)
+        if state == "Error":
+            raise DetectorError(f"{self.name}: {self.status_message.get(use_monitor=False)}")
+        if not path or path == previous_file or not os.path.isabs(path):
+            raise DetectorError(
+                f"{self.name}: no new file was written ({self.status_message.get(use_monitor=False)})"
+            )
+        frames = int(self.num_images.get())
+        relative = str(PurePosixPath(path).relative_to("/"))
+        resource, compose_datum, _ = compose_resource(
+            start={"uid": "unknown"},
+            spec="AD_HDF5",
+            root="/",
+            resource_path=relative,
+            resource_kwargs={"frame_per_point": frames},
+        )
+        resource.pop("run_start", None)
+        datum = compose_datum(datum_kwargs={"point_number": 0})
+        with self._lock:
+            self._asset_docs.append(("resource", resource))
+            self._asset_docs.append(("datum", datum))
+        self.image.put(datum["datum_id"])
+
+    def collect_asset_docs(self):
+        """Yield the Resource and Datum documents of the files written since the last call."""
+        with self._lock:
+            items = list(self._asset_docs)
+            self._asset_docs.clear()
+        yield from items
+
+    def describe(self):
+        description = super().describe()
+        frames = int(self.num_images.get())
+        rows, cols = int(self.size_y.get()) or FULL_SHAPE[0], int(self.size_x.get()) or FULL_SHAPE[1]
+        description[self.image.name].update(
+            {
+                "shape": [frames, rows, cols],
+                "dtype": "array",
+                "dtype_numpy": "<i4",
+                "external": "FILESTORE:",
+            }
+        )
+        return description

@@ -1,0 +1,100 @@
+"""HT-SAXS sample robot: loads a well of a 96-well plate into the cell, cleans and dries the cell."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
+from ophyd.status import DeviceStatus
+
+WELL_PATTERN = re.compile(r"^[A-H](?:[1-9]|1[0-2])$")
+
+
+class RobotError(RuntimeError):
+    """The robot refused or failed a command; the message is the robot's own."""
+
+
+class WellSignal(EpicsSignal):
+    """Target well; only A1–H12 are accepted."""
+
+    def check_value(self, value):
+        if not isinstance(value, str) or not WELL_PATTERN.match(value):
+            raise ValueError(f"{self.name}: well {value!r} is not a 96-well position A1-H12")
+        super().check_value(value)
+
+
+class PlateIdSignal(EpicsSignal):
+    """Plate on the robot deck; only plates the robot knows are accepted."""
+
+    def check_value(self, value):
+        known = self.parent.known_plate_ids()
+        if value not in known:
+            raise ValueError(f"{self.name}: unknown plate {value!r}; known plates: {known}")
+        super().check_value(value)
+
+
+class HTRobot(Device):
+    """The HT robot. ``bps.mv(ht_robot, "B3")`` loads well B3 of the current plate.
+
+    ``clean()`` and ``dry()`` return statuses that finish when the cell is clean / dry.
+    A command the robot refuses raises :class:`RobotError` with the robot's reason.
+    """
+
+    plate_definition = Cpt(EpicsSignal, "PlateDefinition", string=True, kind=Kind.omitted)
+    known_plates = Cpt(EpicsSignalRO, "KnownPlates_RBV", string=True, kind=Kind.omitted)
+    plate_id = Cpt(PlateIdSignal, "PlateId", string=True, kind=Kind.config)
+    well = Cpt(WellSignal, "Well", string=True, kind=Kind.omitted)
+    load_cmd = Cpt(EpicsSignal, "Load", put_complete=True, kind=Kind.omitted)
+    clean_cmd = Cpt(EpicsSignal, "Clean", put_complete=True, kind=Kind.omitted)
+    dry_cmd = Cpt(EpicsSignal, "Dry", put_complete=True, kind=Kind.omitted)
+    state = Cpt(EpicsSignalRO, "State_RBV", string=True, kind=Kind.normal)
+    loaded_well = Cpt(EpicsSignalRO, "LoadedWell_RBV", string=True, kind=Kind.normal)
+    loaded_sample = Cpt(EpicsSignalRO, "LoadedSample_RBV", string=True, kind=Kind.normal)
+    message = Cpt(EpicsSignalRO, "Message_RBV", string=True, kind=Kind.omitted)
+
+    def known_plate_ids(self) -> list[str]:
+        """Plate ids the robot has definitions for."""
+        return json.loads(self.known_plates.get(use_monitor=False) or "[]")
+
+    def define_plate(self, plate: dict) -> None:
+        """Register a plate definition (``{"plate_id": ..., "wells": {...}}``) with the robot."""
+        self.plate_definition.put(json.dumps(plate), wait=True)
+        if plate.get("plate_id") not in self.known_plate_ids():
+            raise RobotError(f"{self.name}: the robot did not accept plate {plate.get('plate_id')!r}")
+
+    def select_plate(self, plate_id: str) -> None:
+        """Put plate ``plate_id`` on the deck (it must be defined)."""
+        self.plate_id.put(plate_id, wait=True)
+
+    def _command(self, signal: EpicsSignal, expected_state: str) -> DeviceStatus:
+        status = DeviceStatus(self)
+
+        def finished(put_status):
+            if not put_status.success:
+                status.set_exception(put_status.exception())
+                return
+            state = self.state.get(use_monitor=False)
+            if state != expected_state:
+                status.set_exception(
+                    RobotError(f"{self.name}: {self.message.get(use_monitor=False)} (state {state})")
+                )
+            else:
+                status.set_finished()
+
+        signal.set(1).add_callback(finished)
+        return status
+
+    def set(self, well: str, **kwargs) -> DeviceStatus:
+        """Load ``well`` of the current plate into the cell; finishes when loaded."""
+        self.well.put(well, wait=True)
+        return self._command(self.load_cmd, "loaded")
+
+    def clean(self) -> DeviceStatus:
+        """Flush the cell; finishes when clean."""
+        return self._command(self.clean_cmd, "idle")
+
+    def dry(self) -> DeviceStatus:
+        """Dry the cell; finishes when dry."""
+        return self._command(self.dry_cmd, "idle")

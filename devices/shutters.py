@@ -1,0 +1,37 @@
+"""Photon shutter and fast shutter: ``bps.mv(shutter, "open")`` waits until the blades have moved."""
+
+from __future__ import annotations
+
+from ophyd import Component as Cpt
+from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
+
+
+class Shutter(Device):
+    """A shutter with an Open/Close command and a Closed/Open/Moving status."""
+
+    command = Cpt(EpicsSignal, "Open", put_complete=True, string=True, kind=Kind.omitted)
+    status = Cpt(EpicsSignalRO, "Status_RBV", string=True, kind=Kind.normal)
+
+    _commands = {"open": "Open", "close": "Close", "closed": "Close", 1: "Open", 0: "Close"}
+
+    def set(self, value, **kwargs):
+        """Open or close: ``"open"``/``"close"`` (or 1/0); the status finishes when the move is done."""
+        key = value.lower() if isinstance(value, str) else value
+        try:
+            command = self._commands[key]
+        except (KeyError, TypeError):
+            raise ValueError(f"{self.name}: shutter position must be 'open' or 'close', got {value!r}") from None
+        return self.command.set(command, **kwargs)
+
+    @property
+    def is_open(self) -> bool:
+        """True when the shutter reports Open."""
+        return self.status.get() == "Open"
+
+    def open(self, timeout: float = 10.0) -> None:
+        """Open and wait (for interactive use; plans use ``bps.mv(shutter, "open")``)."""
+        self.set("open").wait(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close and wait (for interactive use; plans use ``bps.mv(shutter, "close")``)."""
+        self.set("close").wait(timeout)

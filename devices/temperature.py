@@ -1,0 +1,30 @@
+"""Sample-cell temperature controller (4–60 °C)."""
+
+from __future__ import annotations
+
+from ophyd import Component as Cpt
+from ophyd import EpicsSignal, EpicsSignalRO, Kind
+from ophyd.pv_positioner import PVPositionerIsClose
+
+CELL_TEMPERATURE_RANGE_C = (4.0, 60.0)
+
+
+class CellTemperature(PVPositionerIsClose):
+    """Cell temperature in °C: ``bps.mv(cell_temperature, 10)`` returns once within ``atol`` of 10 °C."""
+
+    setpoint = Cpt(EpicsSignal, "SP", limits=True, kind=Kind.config)
+    readback = Cpt(EpicsSignalRO, "RBV", kind=Kind.hinted)
+    atol = 0.1
+
+    def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:
+        kwargs.setdefault("limits", CELL_TEMPERATURE_RANGE_C)
+        kwargs.setdefault("egu", "degC")
+        super().__init__(prefix, name=name, **kwargs)
+        self.readback.name = name
+
+    def check_value(self, value):
+        """Refuse setpoints outside the cell's 4–60 °C range, naming the device and the range."""
+        low, high = CELL_TEMPERATURE_RANGE_C
+        if not (low <= float(value) <= high):
+            raise ValueError(f"{self.name}: setpoint {value} °C is outside the cell's range {low:g}–{high:g} °C")
+        super().check_value(value)
