@@ -6,7 +6,6 @@ import atexit
 from dataclasses import dataclass, fields
 
 from ophyd import Device, EpicsSignalRO
-
 from sibyls.devices.counters import GatedCounter
 from sibyls.devices.motors import XYStage
 from sibyls.devices.pilatus import PilatusDetector
@@ -82,6 +81,19 @@ def build_beamline(prefix: str = "SIBYLS:", connect: bool = True, timeout: float
 
 
 _finalizer_registered = False
+
+
+def release_channel_access() -> None:
+    """Close this process's Channel Access connections (call before stopping an IOC we started).
+
+    After this, no more CA in this process; libca would otherwise complain loudly when the
+    server goes away under live connections.
+    """
+    try:
+        import epics.ca
+    except ImportError:
+        return
+    epics.ca.finalize_libca()
 
 
 def _finalize_ca_at_exit() -> None:

@@ -50,7 +50,11 @@ def loopback_ca_env(server_port: int) -> dict[str, str]:
 
 
 def apply_loopback_ca_env(server_port: int) -> dict[str, str]:
-    """Set the loopback CA environment in this process (before the first CA connection)."""
+    """Set the loopback CA environment in this process.
+
+    Call it before ``import ophyd``: ophyd starts its Channel Access context on import, and
+    that context keeps the environment it saw then.
+    """
     env = loopback_ca_env(server_port)
     os.environ.update(env)
     return env

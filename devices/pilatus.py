@@ -9,6 +9,7 @@ run's documents.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import deque
 from pathlib import PurePosixPath
@@ -17,10 +18,18 @@ from event_model import compose_resource
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind, Signal
 from ophyd.status import DeviceStatus
-
 from sibyls.devices.geometry import FULL_SHAPE
 
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+def _next_file_number(directory: str, file_name: str) -> int:
+    pattern = re.compile(rf"^{re.escape(file_name)}_(\d+)\.h5(?:\.partial)?$")
+    try:
+        numbers = [int(m.group(1)) for name in os.listdir(directory) if (m := pattern.match(name))]
+    except FileNotFoundError:
+        return 1
+    return max(numbers, default=0) + 1
 
 
 class DetectorError(RuntimeError):
@@ -65,9 +74,11 @@ class PilatusDetector(Device):
 
     # --- configuration helpers ---------------------------------------------------------------
     def set_file_destination(self, directory: str, file_name: str) -> None:
-        """Write the next files as ``<directory>/<file_name>_<number>.h5`` (e.g. GluRS_1_00001.h5)."""
-        import re
+        """Write the next files as ``<directory>/<file_name>_<number>.h5`` (e.g. GluRS_1_00001.h5).
 
+        Numbering continues after the highest number already in ``directory`` for that name,
+        so earlier files are never in the way.
+        """
         if not os.path.isabs(directory):
             raise ValueError(f"{self.name}: file directory must be an absolute path, got {directory!r}")
         if not re.match(FILE_NAME_PATTERN, file_name):
@@ -76,6 +87,7 @@ class PilatusDetector(Device):
             )
         self.file_path.put(directory.rstrip("/") + "/", wait=True)
         self.file_name.put(file_name, wait=True)
+        self.file_number.put(_next_file_number(directory, file_name), wait=True)
 
     # --- bluesky flyer/readable protocol ------------------------------------------------------
     def stage(self):
@@ -90,7 +102,9 @@ class PilatusDetector(Device):
 
         def acquired(acquire_status):
             if not acquire_status.success:
-                status.set_exception(acquire_status.exception() or DetectorError(f"{self.name}: acquire failed"))
+                status.set_exception(
+                    acquire_status.exception() or DetectorError(f"{self.name}: acquire failed")
+                )
                 return
             try:
                 self._register_file(previous_file)

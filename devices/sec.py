@@ -22,8 +22,7 @@ class SECSystem(Device):
     an elution; ``eluted_volume`` and ``elapsed`` say where the run is.
     """
 
-    flow_rate = Cpt(EpicsSignal, "Pump:FlowRate_RBV", write_pv="Pump:FlowRate", limits=True,
-                    kind=Kind.config)
+    flow_rate = Cpt(EpicsSignal, "Pump:FlowRate_RBV", write_pv="Pump:FlowRate", limits=True, kind=Kind.config)
     pressure = Cpt(EpicsSignalRO, "Pump:Pressure_RBV", kind=Kind.normal)
     run_time = Cpt(EpicsSignal, "RunTime", limits=True, kind=Kind.config)
     inject_sample = Cpt(EpicsSignal, "InjectSample", string=True, kind=Kind.omitted)

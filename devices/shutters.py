@@ -20,7 +20,9 @@ class Shutter(Device):
         try:
             command = self._commands[key]
         except (KeyError, TypeError):
-            raise ValueError(f"{self.name}: shutter position must be 'open' or 'close', got {value!r}") from None
+            raise ValueError(
+                f"{self.name}: shutter position must be 'open' or 'close', got {value!r}"
+            ) from None
         return self.command.set(command, **kwargs)
 
     @property

@@ -15,8 +15,9 @@ class StorageRing(Device):
 class Monochromator(Device):
     """Monochromator: ``energy`` (keV) is movable; ``wavelength`` (Å) follows it."""
 
-    energy = Cpt(EpicsSignal, "Energy_RBV", write_pv="Energy", put_complete=True, limits=True,
-                 kind=Kind.hinted)
+    energy = Cpt(
+        EpicsSignal, "Energy_RBV", write_pv="Energy", put_complete=True, limits=True, kind=Kind.hinted
+    )
     wavelength = Cpt(EpicsSignalRO, "Wavelength_RBV", kind=Kind.hinted)
 
     def set(self, energy_kev: float, **kwargs):

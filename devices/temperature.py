@@ -26,5 +26,7 @@ class CellTemperature(PVPositionerIsClose):
         """Refuse setpoints outside the cell's 4–60 °C range, naming the device and the range."""
         low, high = CELL_TEMPERATURE_RANGE_C
         if not (low <= float(value) <= high):
-            raise ValueError(f"{self.name}: setpoint {value} °C is outside the cell's range {low:g}–{high:g} °C")
+            raise ValueError(
+                f"{self.name}: setpoint {value} °C is outside the cell's range {low:g}–{high:g} °C"
+            )
         super().check_value(value)

@@ -25,7 +25,6 @@ import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 from pydantic import ValidationError
-
 from sibyls.devices.epics_env import apply_loopback_ca_env
 from sibyls.devices.geometry import DetectorGeometry, energy_to_wavelength
 from sibyls.devices.sim import physics
@@ -91,16 +90,25 @@ class SimControlGroup(PVGroup):
     """Simulation knobs: time scale, and the sample put in the cell by hand (not by the robot)."""
 
     time_scale = pvproperty(
-        value=1.0, name="TimeScale", lower_ctrl_limit=0.01, upper_ctrl_limit=10000.0,
+        value=1.0,
+        name="TimeScale",
+        lower_ctrl_limit=0.01,
+        upper_ctrl_limit=10000.0,
         doc="simulated seconds per wall-clock second",
     )
     cell_sample = pvproperty(
-        value="", name="CellSample", dtype=ChannelType.CHAR, max_length=LONG_STRING,
-        string_encoding="utf-8", report_as_string=True,
+        value="",
+        name="CellSample",
+        dtype=ChannelType.CHAR,
+        max_length=LONG_STRING,
+        string_encoding="utf-8",
         doc="JSON ScatteringSample put in the cell by hand; empty string empties the cell",
     )
     cell_contents = pvproperty(
-        value="empty", name="CellContents_RBV", dtype=str, read_only=True,
+        value="empty",
+        name="CellContents_RBV",
+        dtype=str,
+        read_only=True,
         doc="sample_code of what is in the cell (empty when dry)",
     )
 
@@ -166,8 +174,11 @@ class ShutterGroup(PVGroup):
 
     command = pvproperty(value="Close", name="Open", enum_strings=["Close", "Open"], dtype=ChannelType.ENUM)
     status = pvproperty(
-        value="Closed", name="Status_RBV", enum_strings=["Closed", "Open", "Moving"],
-        dtype=ChannelType.ENUM, read_only=True,
+        value="Closed",
+        name="Status_RBV",
+        enum_strings=["Closed", "Open", "Moving"],
+        dtype=ChannelType.ENUM,
+        read_only=True,
     )
 
     def __init__(self, *args, delay_s: float = 0.1, **kwargs) -> None:
@@ -243,31 +254,51 @@ class PilatusGroup(PVGroup):
     array_counter_rbv = pvproperty(value=0, name="ArrayCounter_RBV", read_only=True)
     num_images_counter = pvproperty(value=0, name="NumImagesCounter_RBV", read_only=True)
     detector_state = pvproperty(
-        value="Idle", name="DetectorState_RBV", enum_strings=DETECTOR_STATES,
-        dtype=ChannelType.ENUM, read_only=True,
+        value="Idle",
+        name="DetectorState_RBV",
+        enum_strings=DETECTOR_STATES,
+        dtype=ChannelType.ENUM,
+        read_only=True,
     )
     status_message = pvproperty(
-        value="", name="StatusMessage_RBV", dtype=ChannelType.CHAR, max_length=PATH_STRING,
-        string_encoding="utf-8", report_as_string=True, read_only=True,
+        value="",
+        name="StatusMessage_RBV",
+        dtype=ChannelType.CHAR,
+        max_length=PATH_STRING,
+        string_encoding="utf-8",
+        read_only=True,
     )
     file_path = pvproperty(
-        value="/tmp/sibyls/", name="FilePath", dtype=ChannelType.CHAR, max_length=PATH_STRING,
-        string_encoding="utf-8", report_as_string=True,
+        value="/tmp/sibyls/",
+        name="FilePath",
+        dtype=ChannelType.CHAR,
+        max_length=PATH_STRING,
+        string_encoding="utf-8",
     )
     file_path_exists = pvproperty(value=0, name="FilePathExists_RBV", read_only=True)
     file_name = pvproperty(
-        value="frames", name="FileName", dtype=ChannelType.CHAR, max_length=256,
-        string_encoding="utf-8", report_as_string=True,
+        value="frames",
+        name="FileName",
+        dtype=ChannelType.CHAR,
+        max_length=256,
+        string_encoding="utf-8",
     )
     file_number = pvproperty(value=1, name="FileNumber", lower_ctrl_limit=0, upper_ctrl_limit=2**31 - 2)
     file_template = pvproperty(
-        value="%s%s_%5.5d.h5", name="FileTemplate", dtype=ChannelType.CHAR, max_length=256,
-        string_encoding="utf-8", report_as_string=True,
+        value="%s%s_%5.5d.h5",
+        name="FileTemplate",
+        dtype=ChannelType.CHAR,
+        max_length=256,
+        string_encoding="utf-8",
     )
     auto_increment = pvproperty(value=1, name="AutoIncrement", lower_ctrl_limit=0, upper_ctrl_limit=1)
     full_file_name = pvproperty(
-        value="", name="FullFileName_RBV", dtype=ChannelType.CHAR, max_length=PATH_STRING,
-        string_encoding="utf-8", report_as_string=True, read_only=True,
+        value="",
+        name="FullFileName_RBV",
+        dtype=ChannelType.CHAR,
+        max_length=PATH_STRING,
+        string_encoding="utf-8",
+        read_only=True,
     )
     binning = pvproperty(value=1, name="Binning", lower_ctrl_limit=1, upper_ctrl_limit=8)
     size_x = pvproperty(value=0, name="ArraySizeX_RBV", read_only=True)
@@ -276,7 +307,11 @@ class PilatusGroup(PVGroup):
     beam_y = pvproperty(value=1460.0, name="BeamY", units="px", precision=2)
     distance = pvproperty(value=2105.0, name="Distance_RBV", read_only=True, units="mm", precision=1)
     total_counts = pvproperty(
-        value=0.0, name="TotalCounts_RBV", read_only=True, units="counts", precision=0,
+        value=0.0,
+        name="TotalCounts_RBV",
+        read_only=True,
+        units="counts",
+        precision=0,
         doc="sum of the valid pixels of the last frame",
     )
 
@@ -336,7 +371,9 @@ class PilatusGroup(PVGroup):
     def _next_file_name(self) -> str:
         template = _json_text(self.file_template.value)
         return template % (
-            _json_text(self.file_path.value), _json_text(self.file_name.value), int(self.file_number.value)
+            _json_text(self.file_path.value),
+            _json_text(self.file_name.value),
+            int(self.file_number.value),
         )
 
     @acquire.putter
@@ -489,8 +526,15 @@ class MotorGroup(PVGroup):
 
     motor = pvproperty(value=0.0, name="", record="motor", precision=4)
 
-    def __init__(self, *args, velocity: float, limits: tuple[float, float], egu: str = "mm",
-                 description: str = "", **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        velocity: float,
+        limits: tuple[float, float],
+        egu: str = "mm",
+        description: str = "",
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.defaults = {"velocity": velocity, "limits": limits, "egu": egu, "description": description}
         self._new_target = False
@@ -575,12 +619,20 @@ class RobotGroup(PVGroup):
     """HT-SAXS robot: loads a well of a known plate into the cell, cleans and dries the cell."""
 
     plate_definition = pvproperty(
-        value="", name="PlateDefinition", dtype=ChannelType.CHAR, max_length=LONG_STRING,
-        string_encoding="utf-8", report_as_string=True, doc="put a JSON PlateDefinition to register a plate",
+        value="",
+        name="PlateDefinition",
+        dtype=ChannelType.CHAR,
+        max_length=LONG_STRING,
+        string_encoding="utf-8",
+        doc="put a JSON PlateDefinition to register a plate",
     )
     known_plates = pvproperty(
-        value="[]", name="KnownPlates_RBV", dtype=ChannelType.CHAR, max_length=LONG_STRING,
-        string_encoding="utf-8", report_as_string=True, read_only=True,
+        value="[]",
+        name="KnownPlates_RBV",
+        dtype=ChannelType.CHAR,
+        max_length=LONG_STRING,
+        string_encoding="utf-8",
+        read_only=True,
     )
     plate_id = pvproperty(value="", name="PlateId", dtype=str)
     well = pvproperty(value="A1", name="Well", dtype=str)
@@ -593,8 +645,12 @@ class RobotGroup(PVGroup):
     loaded_well = pvproperty(value="", name="LoadedWell_RBV", dtype=str, read_only=True)
     loaded_sample = pvproperty(value="", name="LoadedSample_RBV", dtype=str, read_only=True)
     message = pvproperty(
-        value="", name="Message_RBV", dtype=ChannelType.CHAR, max_length=PATH_STRING,
-        string_encoding="utf-8", report_as_string=True, read_only=True,
+        value="",
+        name="Message_RBV",
+        dtype=ChannelType.CHAR,
+        max_length=PATH_STRING,
+        string_encoding="utf-8",
+        read_only=True,
     )
 
     def __init__(self, *args, plates: list[PlateDefinition] | None = None, **kwargs) -> None:
@@ -631,8 +687,9 @@ class RobotGroup(PVGroup):
             raise ValueError(f"well {value!r} is not a 96-well position A1-H12")
         return value
 
-    async def _run(self, command: str, allowed: tuple[str, ...], busy_state: str, seconds: float,
-                   after: str) -> bool:
+    async def _run(
+        self, command: str, allowed: tuple[str, ...], busy_state: str, seconds: float, after: str
+    ) -> bool:
         if self._busy or self.state.value not in allowed:
             await self.message.write(f"{command} refused: robot is {self.state.value}")
             return False
@@ -685,13 +742,24 @@ class SECGroup(PVGroup):
     """SEC-SAXS-MALS: Agilent 1260 pump, KW-803 column, UV 280 nm, MALS and RI after the SAXS cell."""
 
     flow_rate = pvproperty(
-        value=0.0, name="Pump:FlowRate", lower_ctrl_limit=0.0, upper_ctrl_limit=1.0, units="mL/min", precision=3
+        value=0.0,
+        name="Pump:FlowRate",
+        lower_ctrl_limit=0.0,
+        upper_ctrl_limit=1.0,
+        units="mL/min",
+        precision=3,
     )
-    flow_rate_rbv = pvproperty(value=0.0, name="Pump:FlowRate_RBV", read_only=True, units="mL/min", precision=3)
+    flow_rate_rbv = pvproperty(
+        value=0.0, name="Pump:FlowRate_RBV", read_only=True, units="mL/min", precision=3
+    )
     pressure = pvproperty(value=0.0, name="Pump:Pressure_RBV", read_only=True, units="MPa", precision=2)
     inject_sample = pvproperty(
-        value="", name="InjectSample", dtype=ChannelType.CHAR, max_length=LONG_STRING,
-        string_encoding="utf-8", report_as_string=True, doc="JSON ScatteringSample in the autosampler vial",
+        value="",
+        name="InjectSample",
+        dtype=ChannelType.CHAR,
+        max_length=LONG_STRING,
+        string_encoding="utf-8",
+        doc="JSON ScatteringSample in the autosampler vial",
     )
     inject = pvproperty(value=0, name="Inject", doc="put 1: inject InjectSample and start the run")
     stop = pvproperty(value=0, name="Stop", doc="put 1: end the run")
@@ -699,17 +767,26 @@ class SECGroup(PVGroup):
         value=30.0, name="RunTime", lower_ctrl_limit=0.1, upper_ctrl_limit=600.0, units="min", precision=2
     )
     run_state = pvproperty(
-        value="Idle", name="RunState_RBV", enum_strings=["Idle", "Running"], dtype=ChannelType.ENUM,
+        value="Idle",
+        name="RunState_RBV",
+        enum_strings=["Idle", "Running"],
+        dtype=ChannelType.ENUM,
         read_only=True,
     )
     elapsed = pvproperty(value=0.0, name="Elapsed_RBV", read_only=True, units="s", precision=1)
     eluted_volume = pvproperty(value=0.0, name="ElutedVolume_RBV", read_only=True, units="mL", precision=4)
-    uv280 = pvproperty(value=physics.UV_BASELINE_MAU, name="UV:A280_RBV", read_only=True, units="mAU", precision=2)
+    uv280 = pvproperty(
+        value=physics.UV_BASELINE_MAU, name="UV:A280_RBV", read_only=True, units="mAU", precision=2
+    )
     mals = pvproperty(value=0.01, name="MALS:LS90_RBV", read_only=True, units="V", precision=5)
     refractive_index = pvproperty(value=0.0, name="RI:dRI_RBV", read_only=True, units="RIU", precision=8)
     message = pvproperty(
-        value="", name="Message_RBV", dtype=ChannelType.CHAR, max_length=PATH_STRING,
-        string_encoding="utf-8", report_as_string=True, read_only=True,
+        value="",
+        name="Message_RBV",
+        dtype=ChannelType.CHAR,
+        max_length=PATH_STRING,
+        string_encoding="utf-8",
+        read_only=True,
     )
 
     def __init__(self, *args, **kwargs) -> None:
@@ -802,20 +879,30 @@ class SibylsIOC(PVGroup):
     i0 = SubGroup(CounterGroup, prefix="I0:", channel="i0")
     bs_diode = SubGroup(CounterGroup, prefix="BSDiode:", channel="bs_diode")
     pilatus = SubGroup(PilatusGroup, prefix="Pilatus:")
-    sample_x = SubGroup(MotorGroup, prefix="SampleStage:X", velocity=2.0, limits=(-10.0, 10.0),
-                        description="sample stage X")
-    sample_y = SubGroup(MotorGroup, prefix="SampleStage:Y", velocity=2.0, limits=(-10.0, 10.0),
-                        description="sample stage Y")
-    beamstop_x = SubGroup(MotorGroup, prefix="Beamstop:X", velocity=1.0, limits=(-5.0, 5.0),
-                          description="beamstop X")
-    beamstop_y = SubGroup(MotorGroup, prefix="Beamstop:Y", velocity=1.0, limits=(-5.0, 5.0),
-                          description="beamstop Y")
+    sample_x = SubGroup(
+        MotorGroup, prefix="SampleStage:X", velocity=2.0, limits=(-10.0, 10.0), description="sample stage X"
+    )
+    sample_y = SubGroup(
+        MotorGroup, prefix="SampleStage:Y", velocity=2.0, limits=(-10.0, 10.0), description="sample stage Y"
+    )
+    beamstop_x = SubGroup(
+        MotorGroup, prefix="Beamstop:X", velocity=1.0, limits=(-5.0, 5.0), description="beamstop X"
+    )
+    beamstop_y = SubGroup(
+        MotorGroup, prefix="Beamstop:Y", velocity=1.0, limits=(-5.0, 5.0), description="beamstop Y"
+    )
     cell_temperature = SubGroup(TemperatureGroup, prefix="Cell:Temp:")
     robot = SubGroup(RobotGroup, prefix="Robot:")
     sec = SubGroup(SECGroup, prefix="SEC:")
 
-    def __init__(self, *args, time_scale: float = 1.0, binning: int = 1,
-                 plates: list[PlateDefinition] | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        time_scale: float = 1.0,
+        binning: int = 1,
+        plates: list[PlateDefinition] | None = None,
+        **kwargs,
+    ) -> None:
         self.clock = SimulationClock(time_scale)
         self._cell_contents: ScatteringSample | None = None
         super().__init__(*args, **kwargs)
@@ -860,8 +947,14 @@ def load_plates(paths: list[str]) -> list[PlateDefinition]:
     return plates
 
 
-def run_ioc(prefix: str = DEFAULT_PREFIX, port: int = 5064, time_scale: float = 1.0, binning: int = 1,
-            plates: list[PlateDefinition] | None = None, interfaces: tuple[str, ...] = ("127.0.0.1",)) -> None:
+def run_ioc(
+    prefix: str = DEFAULT_PREFIX,
+    port: int = 5064,
+    time_scale: float = 1.0,
+    binning: int = 1,
+    plates: list[PlateDefinition] | None = None,
+    interfaces: tuple[str, ...] = ("127.0.0.1",),
+) -> None:
     """Serve the simulated beamline until interrupted."""
     apply_loopback_ca_env(port)
     ioc = SibylsIOC(prefix=prefix, time_scale=time_scale, binning=binning, plates=plates)
@@ -880,8 +973,9 @@ def add_ioc_command(subparsers) -> None:
     parser.add_argument("--time-scale", type=float, default=1.0, help="simulated s per wall s")
     parser.add_argument("--binning", type=int, default=1, choices=(1, 2, 4, 8), help="detector binning")
     parser.add_argument("--plate", action="append", default=[], help="plate definition file (JSON/YAML)")
-    parser.add_argument("--interface", action="append", default=None,
-                        help="interface to serve on (default 127.0.0.1)")
+    parser.add_argument(
+        "--interface", action="append", default=None, help="interface to serve on (default 127.0.0.1)"
+    )
     parser.set_defaults(func=_ioc_main)
 
 
@@ -889,7 +983,9 @@ def _ioc_main(args: argparse.Namespace) -> int:
     plates = load_plates(args.plate)
     interfaces = tuple(args.interface or ["127.0.0.1"])
     env = apply_loopback_ca_env(args.port)
-    print(f"SIBYLS simulated beamline: PV prefix {args.prefix!r}, time scale {args.time_scale:g}x", flush=True)
+    print(
+        f"SIBYLS simulated beamline: PV prefix {args.prefix!r}, time scale {args.time_scale:g}x", flush=True
+    )
     print("Clients need this EPICS environment:", flush=True)
     for key, value in env.items():
         if key.startswith("EPICS_CA_"):

@@ -12,7 +12,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from sibyls.devices.geometry import MASK_BEAMSTOP, MASK_GAP, DetectorGeometry, module_gap_mask
 
 WELL_PATTERN = re.compile(r"^[A-H](?:[1-9]|1[0-2])$")
@@ -274,7 +273,9 @@ def mals_volts(sample: ScatteringSample | None, eluted_ml: float) -> float:
     """90° light scattering signal (V) of the MALS detector."""
     if sample is None or sample.mw_kda is None:
         return 0.01
-    return 0.01 + MALS_PER_MG_ML_KDA * eluate_concentration(sample, eluted_ml - MALS_OFFSET_ML) * sample.mw_kda
+    return (
+        0.01 + MALS_PER_MG_ML_KDA * eluate_concentration(sample, eluted_ml - MALS_OFFSET_ML) * sample.mw_kda
+    )
 
 
 def refractive_index_riu(sample: ScatteringSample | None, eluted_ml: float) -> float:

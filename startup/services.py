@@ -1,0 +1,111 @@
+"""Start, health-check and stop the services of the SIBYLS stack (for now: the simulated IOC)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sibyls.devices.epics_env import apply_loopback_ca_env
+
+
+@dataclass
+class ManagedProcess:
+    """A service process this code started; ``stop()`` ends exactly it."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Terminate the process (kill it if it does not exit within ``timeout``)."""
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the service's log, for error messages."""
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class IOCService(ManagedProcess):
+    """The simulated-beamline IOC: its PV prefix and Channel Access port."""
+
+    prefix: str = ""
+    port: int = 0
+
+
+def start_ioc(
+    prefix: str,
+    port: int,
+    log_path: Path,
+    *,
+    binning: int = 1,
+    time_scale: float = 1.0,
+    plates: list[str] | None = None,
+    timeout: float = 30.0,
+) -> IOCService:
+    """Start the simulated-beamline IOC on loopback ``port`` and wait until it serves PVs.
+
+    Also points this process's Channel Access client at the IOC (loopback only), so devices
+    built afterwards connect to it.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "sibyls.devices.sim",
+        "--prefix",
+        prefix,
+        "--port",
+        str(port),
+        "--binning",
+        str(binning),
+        "--time-scale",
+        str(time_scale),
+    ]
+    for plate in plates or []:
+        command += ["--plate", str(plate)]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **apply_loopback_ca_env(port)}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+        )
+    service = IOCService("ioc", process, log_path, prefix=prefix, port=port)
+    try:
+        _wait_for_ca_server(f"{prefix}Sim:TimeScale", port, process, timeout)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def _wait_for_ca_server(pv_name: str, port: int, process: subprocess.Popen, timeout: float) -> None:
+    from caproto.sync.client import read
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the IOC exited early with code {process.returncode}")
+        try:
+            read(pv_name, timeout=0.5, repeater=False)
+            return
+        except (TimeoutError, OSError):
+            time.sleep(0.1)
+    raise TimeoutError(f"the IOC did not serve {pv_name} within {timeout} s")
