@@ -31,15 +31,13 @@ class TinyPilatus(Device):
         super().__init__(*args, **kwargs)
         self.write_dir = Path(write_dir)
         self._assets: deque = deque()
-        self._file = None
 
     def stage(self):
         self._resource_uid = str(uuid.uuid4())
         rel = f"{self._resource_uid[:8]}_frames.h5"
-        self._file = h5py.File(self.write_dir / rel, "w")
-        self._frames = self._file.create_dataset(
-            "entry/data/data", (0, 8, 8), maxshape=(None, 8, 8), dtype="i4"
-        )
+        self._path = self.write_dir / rel
+        with h5py.File(self._path, "w") as fh:
+            fh.create_dataset("entry/data/data", (0, 8, 8), maxshape=(None, 8, 8), dtype="i4")
         self._counter = itertools.count()
         self._assets.append(
             (
@@ -57,12 +55,15 @@ class TinyPilatus(Device):
         return super().stage()
 
     def trigger(self):
+        # Like an AD HDF5 plugin that completes its capture per point: the file is closed afterwards,
+        # so its checksum at the run's stop is final.
         n = int(self.num_images.get())
         point = next(self._counter)
-        old = self._frames.shape[0]
-        self._frames.resize(old + n, axis=0)
-        self._frames[old:] = np.random.default_rng(point).integers(0, 100, (n, 8, 8))
-        self._file.flush()
+        with h5py.File(self._path, "a") as fh:
+            frames = fh["entry/data/data"]
+            old = frames.shape[0]
+            frames.resize(old + n, axis=0)
+            frames[old:] = np.random.default_rng(point).integers(0, 100, (n, 8, 8))
         datum_id = f"{self._resource_uid}/{point}"
         self._assets.append(("datum", {"resource": self._resource_uid, "datum_id": datum_id,
                                        "datum_kwargs": {"point_number": point}}))  # fmt: skip
@@ -81,12 +82,6 @@ class TinyPilatus(Device):
     def collect_asset_docs(self):
         while self._assets:
             yield self._assets.popleft()
-
-    def unstage(self):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        return super().unstage()
 
 
 @pytest.fixture
@@ -110,20 +105,10 @@ def RE(beamline):
     """A contract-guarded RunEngine with a baseline (optics, cell, ring) and a UV monitor."""
     engine = RunEngine({})
     install_contract(engine)
-    sd = SupplementalData(
-        baseline=[
-            beamline[k]
-            for k in (
-                "mono_energy",
-                "mono_wavelength",
-                "detector_distance",
-                "cell_temperature",
-                "ring_current",
-            )
-        ],  # fmt: skip
-        monitors=[beamline["sec_uv280"]],
+    baseline = ["mono_energy", "mono_wavelength", "detector_distance", "cell_temperature", "ring_current"]
+    engine.preprocessors.append(
+        SupplementalData(baseline=[beamline[k] for k in baseline], monitors=[beamline["sec_uv280"]])
     )
-    engine.preprocessors.append(sd)
     docs: list[tuple[str, dict]] = []
     engine.subscribe(lambda name, doc: docs.append((name, doc)))
     engine.captured = docs
