@@ -19,6 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sibyls.startup.demo import add_demo_command
 
     add_demo_command(subparsers)
+
+    from sibyls.metadata.export import add_export_command
+
+    add_export_command(subparsers)
     return parser
 
 
