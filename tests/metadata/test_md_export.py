@@ -61,3 +61,15 @@ def test_export_unknown_project_fails_cleanly(tmp_path, capsys):
 def test_parser_requires_arguments():
     with pytest.raises(SystemExit):
         _parser().parse_args(["export-lambda-ber", "--project", "P"])
+
+
+def test_sibyls_cli_has_export_command(tmp_path, capsys):
+    from sibyls.startup.cli import main
+
+    assert (
+        main(
+            ["export-lambda-ber", "--records", str(tmp_path), "--project", "P", "--out", str(tmp_path / "o")]
+        )
+        == 1
+    )
+    assert "no run records for project 'P'" in capsys.readouterr().out
