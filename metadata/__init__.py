@@ -27,8 +27,13 @@ from sibyls.metadata.contract import (
     validate_run_metadata,
     with_run_metadata,
 )
+from sibyls.metadata.mapping import RunSummary, documents_to_dataset
+from sibyls.metadata.writer import RecordWriter
 
 __all__ = [
+    "RecordWriter",
+    "RunSummary",
+    "documents_to_dataset",
     "CELL_TEMPERATURE_MAX_C",
     "CELL_TEMPERATURE_MIN_C",
     "CODE_MAX_LENGTH",
