@@ -6,6 +6,7 @@ import atexit
 from dataclasses import dataclass, fields
 
 from ophyd import Device, EpicsSignalRO
+
 from sibyls.devices.counters import GatedCounter
 from sibyls.devices.motors import XYStage
 from sibyls.devices.pilatus import PilatusDetector

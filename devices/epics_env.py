@@ -43,7 +43,8 @@ def loopback_ca_env(server_port: int) -> dict[str, str]:
         "EPICS_CA_SERVER_PORT": str(server_port),
         "EPICS_CA_REPEATER_PORT": str(server_port + 1),
         "EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1",
-        "EPICS_CAS_BEACON_ADDR_LIST": "127.0.0.1",
+        # No repeater runs on loopback, so beacons would only bounce: send none.
+        "EPICS_CAS_BEACON_ADDR_LIST": "",
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",
         "EPICS_CA_MAX_ARRAY_BYTES": str(MAX_ARRAY_BYTES),
     }

@@ -18,6 +18,7 @@ from event_model import compose_resource
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind, Signal
 from ophyd.status import DeviceStatus
+
 from sibyls.devices.geometry import FULL_SHAPE
 
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"

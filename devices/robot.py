@@ -53,6 +53,7 @@ class HTRobot(Device):
     loaded_well = Cpt(EpicsSignalRO, "LoadedWell_RBV", string=True, kind=Kind.normal)
     loaded_sample = Cpt(EpicsSignalRO, "LoadedSample_RBV", string=True, kind=Kind.normal)
     message = Cpt(EpicsSignalRO, "Message_RBV", string=True, kind=Kind.omitted)
+    command_refused = Cpt(EpicsSignalRO, "CommandRefused_RBV", kind=Kind.omitted)
 
     def known_plate_ids(self) -> list[str]:
         """Plate ids the robot has definitions for."""
@@ -76,7 +77,7 @@ class HTRobot(Device):
                 status.set_exception(put_status.exception())
                 return
             state = self.state.get(use_monitor=False)
-            if state != expected_state:
+            if self.command_refused.get(use_monitor=False) or state != expected_state:
                 status.set_exception(
                     RobotError(f"{self.name}: {self.message.get(use_monitor=False)} (state {state})")
                 )

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from sibyls.devices.epics_env import free_ca_port_pair
 
 DEMO_SAMPLE = {
@@ -50,6 +51,7 @@ def _demo_main(args: argparse.Namespace) -> int:
         from bluesky import RunEngine
         from bluesky import plan_stubs as bps
         from bluesky import plans as bp
+
         from sibyls.devices.beamline import build_beamline
         from sibyls.devices.sim.control import build_simulation_control
 

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from sibyls.devices.epics_env import apply_loopback_ca_env, free_ca_port_pair
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -25,6 +25,7 @@ import numpy as np
 from caproto import ChannelType
 from caproto.server import PVGroup, SubGroup, pvproperty, run
 from pydantic import ValidationError
+
 from sibyls.devices.epics_env import apply_loopback_ca_env
 from sibyls.devices.geometry import DetectorGeometry, energy_to_wavelength
 from sibyls.devices.sim import physics
@@ -107,7 +108,7 @@ class SimControlGroup(PVGroup):
     cell_contents = pvproperty(
         value="empty",
         name="CellContents_RBV",
-        dtype=str,
+        dtype=ChannelType.STRING,
         read_only=True,
         doc="sample_code of what is in the cell (empty when dry)",
     )
@@ -538,6 +539,9 @@ class MotorGroup(PVGroup):
         super().__init__(*args, **kwargs)
         self.defaults = {"velocity": velocity, "limits": limits, "egu": egu, "description": description}
         self._new_target = False
+        self._target = 0.0
+        self._moving = False
+        self._stop_requested = False
 
     @motor.putter
     async def motor(self, instance, value):
@@ -547,12 +551,33 @@ class MotorGroup(PVGroup):
             await fields.limit_violation.write(1)
             raise ValueError(f"{self.prefix} target {value} outside soft limits [{low}, {high}]")
         await fields.limit_violation.write(0)
+        # The loop reads the target from here: VAL itself only changes after this putter returns.
+        self._target = float(value)
         self._new_target = True
         return value
+
+    async def _on_limit_change(self, instance, value):
+        # As in the motor record, VAL's control limits follow LLM/HLM, so clients (ophyd's
+        # check_value) see the soft limits and refuse out-of-range targets themselves.
+        fields = self.motor.field_inst
+        low = value if instance is fields.user_low_limit else fields.user_low_limit.value
+        high = value if instance is fields.user_high_limit else fields.user_high_limit.value
+        await self.motor.write_metadata(lower_ctrl_limit=low, upper_ctrl_limit=high)
+        return value
+
+    async def _on_stop(self, instance, value):
+        # Like the motor record, STOP only acts on a move in progress; the RunEngine sends STOP
+        # to every motor it touched when a plan ends, and that must not cancel the next move.
+        if value and (self._moving or self._new_target):
+            self._stop_requested = True
+        return 0
 
     @motor.startup
     async def motor(self, instance, async_lib):
         fields = instance.field_inst
+        fields.stop.putter = self._on_stop
+        fields.user_low_limit.putter = self._on_limit_change
+        fields.user_high_limit.putter = self._on_limit_change
         await fields.velocity.write(self.defaults["velocity"])
         await fields.user_low_limit.write(self.defaults["limits"][0])
         await fields.user_high_limit.write(self.defaults["limits"][1])
@@ -563,20 +588,19 @@ class MotorGroup(PVGroup):
         tick = 0.02
         while True:
             if not self._new_target:
-                if fields.stop.value:
-                    await fields.stop.write(0)
                 await asyncio.sleep(tick)
                 continue
             self._new_target = False
+            self._moving = True
             await fields.done_moving_to_value.write(0)
             await fields.motor_is_moving.write(1)
             position = fields.user_readback_value.value
             while True:
-                if fields.stop.value:
-                    await fields.stop.write(0)
+                if self._stop_requested:
+                    self._target = position
                     await instance.write(position, verify_value=False)
                     break
-                target = instance.value
+                target = self._target
                 step = max(fields.velocity.value, 1e-6) * tick * self.parent.clock.scale
                 if abs(target - position) <= step:
                     position = target
@@ -587,8 +611,9 @@ class MotorGroup(PVGroup):
                 await fields.user_readback_value.write(position)
                 await fields.dial_readback_value.write(position)
                 await asyncio.sleep(tick)
-                if self._new_target:  # retargeted while moving: keep going to the new VAL
-                    self._new_target = False
+                self._new_target = False  # retargeted while moving: the loop follows _target
+            self._moving = False
+            self._stop_requested = False
             await fields.motor_is_moving.write(0)
             await fields.done_moving_to_value.write(1)
 
@@ -634,16 +659,16 @@ class RobotGroup(PVGroup):
         string_encoding="utf-8",
         read_only=True,
     )
-    plate_id = pvproperty(value="", name="PlateId", dtype=str)
-    well = pvproperty(value="A1", name="Well", dtype=str)
+    plate_id = pvproperty(value="", name="PlateId", dtype=ChannelType.STRING)
+    well = pvproperty(value="A1", name="Well", dtype=ChannelType.STRING)
     load = pvproperty(value=0, name="Load", doc="put 1: load Well of PlateId into the cell")
     clean = pvproperty(value=0, name="Clean", doc="put 1: flush the cell")
     dry = pvproperty(value=0, name="Dry", doc="put 1: dry the cell with air")
     state = pvproperty(
         value="idle", name="State_RBV", enum_strings=ROBOT_STATES, dtype=ChannelType.ENUM, read_only=True
     )
-    loaded_well = pvproperty(value="", name="LoadedWell_RBV", dtype=str, read_only=True)
-    loaded_sample = pvproperty(value="", name="LoadedSample_RBV", dtype=str, read_only=True)
+    loaded_well = pvproperty(value="", name="LoadedWell_RBV", dtype=ChannelType.STRING, read_only=True)
+    loaded_sample = pvproperty(value="", name="LoadedSample_RBV", dtype=ChannelType.STRING, read_only=True)
     message = pvproperty(
         value="",
         name="Message_RBV",
@@ -651,6 +676,9 @@ class RobotGroup(PVGroup):
         max_length=PATH_STRING,
         string_encoding="utf-8",
         read_only=True,
+    )
+    command_refused = pvproperty(
+        value=0, name="CommandRefused_RBV", read_only=True, doc="1 when the last command was refused"
     )
 
     def __init__(self, *args, plates: list[PlateDefinition] | None = None, **kwargs) -> None:
@@ -687,12 +715,17 @@ class RobotGroup(PVGroup):
             raise ValueError(f"well {value!r} is not a 96-well position A1-H12")
         return value
 
+    async def _refuse(self, reason: str) -> None:
+        await self.message.write(reason)
+        await self.command_refused.write(1)
+
     async def _run(
         self, command: str, allowed: tuple[str, ...], busy_state: str, seconds: float, after: str
     ) -> bool:
         if self._busy or self.state.value not in allowed:
-            await self.message.write(f"{command} refused: robot is {self.state.value}")
+            await self._refuse(f"{command} refused: robot is {self.state.value}")
             return False
+        await self.command_refused.write(0)
         self._busy = True
         try:
             await self.state.write(busy_state)
@@ -711,11 +744,11 @@ class RobotGroup(PVGroup):
         plate = self.plates.get(self.plate_id.value)
         well = self.well.value
         if plate is None:
-            await self.message.write("Load refused: no plate selected (set PlateId)")
+            await self._refuse("Load refused: no plate selected (set PlateId)")
             return 0
         sample = plate.wells.get(well)
         if sample is None:
-            await self.message.write(f"Load refused: well {well} of plate {plate.plate_id} is empty")
+            await self._refuse(f"Load refused: well {well} of plate {plate.plate_id} is empty")
             return 0
         if await self._run("Load", ("idle",), "loading", ROBOT_LOAD_S, "loaded"):
             await self.loaded_well.write(well)

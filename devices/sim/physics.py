@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from sibyls.devices.geometry import MASK_BEAMSTOP, MASK_GAP, DetectorGeometry, module_gap_mask
 
 WELL_PATTERN = re.compile(r"^[A-H](?:[1-9]|1[0-2])$")

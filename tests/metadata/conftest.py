@@ -15,6 +15,7 @@ from bluesky.preprocessors import SupplementalData
 from ophyd import Component as Cpt
 from ophyd import Device, Signal
 from ophyd.status import StatusBase
+
 from sibyls.metadata import install_contract
 from sibyls.metadata.validation import RecordValidator
 

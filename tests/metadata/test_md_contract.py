@@ -8,6 +8,7 @@ import bluesky.plans as bp
 import pytest
 from bluesky import RunEngine
 from ophyd.sim import det
+
 from sibyls.metadata import (
     PLAN_TYPES,
     SEAL_KEY,

@@ -7,6 +7,7 @@ import argparse
 import bluesky.plans as bp
 import pytest
 import yaml
+
 from sibyls.metadata import RunMetadata, inject_run_metadata
 from sibyls.metadata.export import add_export_command
 from sibyls.metadata.validation import linkml_validate_cli

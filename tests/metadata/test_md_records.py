@@ -12,6 +12,7 @@ import bluesky.plans as bp
 import pytest
 import yaml
 from bluesky.utils import Msg, RunEngineInterrupted
+
 from sibyls.metadata import RunMetadata, inject_run_metadata
 from sibyls.metadata import writer as writer_module
 from sibyls.metadata.mapping import RunSummary, documents_to_dataset
