@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from sibyls.metadata.lambda_ber import (
     BlueskyDataset,
     DataFile,

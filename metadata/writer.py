@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from sibyls.metadata.mapping import RunSummary, record_relpath
 
 log = logging.getLogger(__name__)
