@@ -24,7 +24,16 @@ from sibyls.devices.geometry import FULL_SHAPE
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
-def _next_file_number(directory: str, file_name: str) -> int:
+def check_file_name(owner: str, file_name: str) -> None:
+    """Refuse file names that are unsafe on disk, naming ``owner`` (the device) in the error."""
+    if not re.match(FILE_NAME_PATTERN, file_name):
+        raise ValueError(
+            f"{owner}: file_name {file_name!r} must use only A-Z a-z 0-9 _ . - (max 64 characters)"
+        )
+
+
+def next_file_number(directory: str, file_name: str) -> int:
+    """One more than the highest ``<file_name>_<number>.h5`` already in ``directory`` (1 if none)."""
     pattern = re.compile(rf"^{re.escape(file_name)}_(\d+)\.h5(?:\.partial)?$")
     try:
         numbers = [int(m.group(1)) for name in os.listdir(directory) if (m := pattern.match(name))]
@@ -82,13 +91,10 @@ class PilatusDetector(Device):
         """
         if not os.path.isabs(directory):
             raise ValueError(f"{self.name}: file directory must be an absolute path, got {directory!r}")
-        if not re.match(FILE_NAME_PATTERN, file_name):
-            raise ValueError(
-                f"{self.name}: file_name {file_name!r} must use only A-Z a-z 0-9 _ . - (max 64 characters)"
-            )
+        check_file_name(self.name, file_name)
         self.file_path.put(directory.rstrip("/") + "/", wait=True)
         self.file_name.put(file_name, wait=True)
-        self.file_number.put(_next_file_number(directory, file_name), wait=True)
+        self.file_number.put(next_file_number(directory, file_name), wait=True)
 
     # --- bluesky flyer/readable protocol ------------------------------------------------------
     def stage(self):

@@ -36,9 +36,9 @@ class PlateIdSignal(EpicsSignal):
 
 
 class HTRobot(Device):
-    """The HT robot. ``bps.mv(ht_robot, "B3")`` loads well B3 of the current plate.
+    """The HT robot. ``bps.mv(ht_robot, "B3")`` loads well B3 of the current plate;
+    ``bps.mv(ht_robot, "clean")`` and ``bps.mv(ht_robot, "dry")`` clean and dry the cell.
 
-    ``clean()`` and ``dry()`` return statuses that finish when the cell is clean / dry.
     A command the robot refuses raises :class:`RobotError` with the robot's reason.
     """
 
@@ -87,15 +87,22 @@ class HTRobot(Device):
         signal.set(1).add_callback(finished)
         return status
 
-    def set(self, well: str, **kwargs) -> DeviceStatus:
-        """Load ``well`` of the current plate into the cell; finishes when loaded."""
-        self.well.put(well, wait=True)
+    def set(self, value: str, **kwargs) -> DeviceStatus:
+        """``"B3"``: load well B3 of the current plate; ``"clean"`` / ``"dry"``: clean or dry the cell.
+
+        The status finishes when the robot is done (loaded, or idle again).
+        """
+        if value == "clean":
+            return self._command(self.clean_cmd, "idle")
+        if value == "dry":
+            return self._command(self.dry_cmd, "idle")
+        self.well.put(value, wait=True)
         return self._command(self.load_cmd, "loaded")
 
     def clean(self) -> DeviceStatus:
         """Flush the cell; finishes when clean."""
-        return self._command(self.clean_cmd, "idle")
+        return self.set("clean")
 
     def dry(self) -> DeviceStatus:
         """Dry the cell; finishes when dry."""
-        return self._command(self.dry_cmd, "idle")
+        return self.set("dry")

@@ -6,13 +6,21 @@ import json
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
-from ophyd.status import DeviceStatus
+from ophyd.status import DeviceStatus, SubscriptionStatus
 
 SEC_FLOW_RANGE_ML_MIN = (0.0, 1.0)
 
 
 class SECError(RuntimeError):
     """The HPLC refused a command; the message is the instrument's own."""
+
+
+class RunClockSignal(EpicsSignalRO):
+    """Seconds since injection; ``bps.mv(sec.elapsed, t)`` waits until the run clock reaches ``t``."""
+
+    def set(self, value, **kwargs) -> SubscriptionStatus:
+        target = float(value)
+        return SubscriptionStatus(self, lambda value, **kw: value is not None and value >= target, run=True)
 
 
 class SECSystem(Device):
@@ -29,7 +37,7 @@ class SECSystem(Device):
     inject_cmd = Cpt(EpicsSignal, "Inject", put_complete=True, kind=Kind.omitted)
     stop_cmd = Cpt(EpicsSignal, "Stop", put_complete=True, kind=Kind.omitted)
     run_state = Cpt(EpicsSignalRO, "RunState_RBV", string=True, kind=Kind.normal)
-    elapsed = Cpt(EpicsSignalRO, "Elapsed_RBV", kind=Kind.normal)
+    elapsed = Cpt(RunClockSignal, "Elapsed_RBV", kind=Kind.normal)
     eluted_volume = Cpt(EpicsSignalRO, "ElutedVolume_RBV", kind=Kind.normal)
     uv280 = Cpt(EpicsSignalRO, "UV:A280_RBV", kind=Kind.hinted)
     mals = Cpt(EpicsSignalRO, "MALS:LS90_RBV", kind=Kind.hinted)
@@ -39,6 +47,14 @@ class SECSystem(Device):
     def load_vial(self, sample: dict) -> None:
         """Describe what the autosampler will inject (simulation: a ScatteringSample as a dict)."""
         self.inject_sample.put(json.dumps(sample), wait=True)
+
+    def set(self, command: str, **kwargs) -> DeviceStatus:
+        """``bps.mv(sec, "inject")`` starts a run; ``bps.mv(sec, "stop")`` ends it."""
+        if command == "inject":
+            return self.inject()
+        if command == "stop":
+            return self.stop_run()
+        raise ValueError(f"{self.name}: command must be 'inject' or 'stop', got {command!r}")
 
     def inject(self) -> DeviceStatus:
         """Inject the vial and start the run; fails with the HPLC's reason if it refuses."""

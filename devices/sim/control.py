@@ -17,7 +17,7 @@ class SimulationControl(Device):
 
     def put_in_cell(self, sample: dict | None) -> None:
         """Fill the cell with ``sample`` (a ScatteringSample as a dict); None empties and dries it."""
-        self.cell_sample.put(json.dumps(sample) if sample is not None else "", wait=True)
+        self.cell_sample.put(json.dumps(sample), wait=True)
         expected = sample["sample_code"] if sample is not None else "empty"
         if self.cell_contents.get(use_monitor=False) != expected:
             raise RuntimeError(f"{self.name}: the simulation did not accept the sample {expected!r}")

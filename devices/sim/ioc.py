@@ -103,7 +103,7 @@ class SimControlGroup(PVGroup):
         dtype=ChannelType.CHAR,
         max_length=LONG_STRING,
         string_encoding="utf-8",
-        doc="JSON ScatteringSample put in the cell by hand; empty string empties the cell",
+        doc="JSON ScatteringSample put in the cell by hand; null empties the cell",
     )
     cell_contents = pvproperty(
         value="empty",
@@ -125,9 +125,9 @@ class SimControlGroup(PVGroup):
     @cell_sample.putter
     async def cell_sample(self, instance, value):
         text = _json_text(value).strip()
-        if not text:
+        if text in ("", "null"):
             await self.parent.set_cell_contents(None)
-            return ""
+            return "null"  # caproto cannot store an empty char waveform
         try:
             sample = ScatteringSample.model_validate_json(text)
         except ValidationError as exc:

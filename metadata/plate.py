@@ -1,0 +1,161 @@
+"""HT-SAXS plate definitions: what a user submits for a 96-well plate, checked as a whole.
+
+The whole plate is validated before the robot moves: wells unique within A1–H12, every sample's
+buffer present and measured before it, concentrations positive, exposures and frame counts in
+range, and every well's run metadata valid under the RunStart contract.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sibyls.metadata.contract import (
+    WELL_PATTERN,
+    ContractError,
+    RunMetadata,
+    SampleRole,
+    SampleType,
+    _check_code,
+    _describe,
+)
+
+EXPOSURE_RANGE_S = (0.001, 60.0)
+FRAMES_RANGE = (1, 10000)
+
+
+class PlateWell(BaseModel):
+    """One well to measure: what is in it and how to expose it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    well: str = Field(description="A1 to H12")
+    sample_code: str
+    sample_role: SampleRole = "sample"
+    buffer_well: str | None = Field(None, description="well holding this sample's buffer (samples only)")
+    concentration_mg_ml: float | None = Field(None, gt=0, le=1000)
+    exposure_time: float = Field(0.3, ge=EXPOSURE_RANGE_S[0], le=EXPOSURE_RANGE_S[1], description="s/frame")
+    num_frames: int = Field(33, ge=FRAMES_RANGE[0], le=FRAMES_RANGE[1])
+    sample_type: SampleType | None = None
+    molecular_weight_kda: float | None = Field(None, gt=0)
+    buffer_name: str | None = None
+    description: str | None = None
+
+    @field_validator("well", "buffer_well", mode="before")
+    @classmethod
+    def _well(cls, value: Any, info) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not re.match(WELL_PATTERN, value.strip().upper()):
+            raise ValueError(f"{value!r} is not a 96-well position A1 to H12")
+        return value.strip().upper()
+
+    @field_validator("sample_code", mode="before")
+    @classmethod
+    def _code(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("sample_code must be a string")
+        return _check_code(value, "sample_code")
+
+    @model_validator(mode="after")
+    def _role_rules(self) -> PlateWell:
+        if self.sample_role == "sample":
+            if self.buffer_well is None:
+                raise ValueError("a sample needs buffer_well (the well holding its buffer)")
+            if self.concentration_mg_ml is None:
+                raise ValueError("a sample needs concentration_mg_ml (> 0)")
+        elif self.sample_role == "buffer_blank" and self.buffer_well is not None:
+            raise ValueError("a buffer_blank has no buffer_well")
+        return self
+
+
+class PlateSpec(BaseModel):
+    """A 96-well plate to measure, wells in measurement order."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    plate_id: str
+    wells: list[PlateWell] = Field(min_length=1, max_length=96)
+
+    @field_validator("plate_id", mode="before")
+    @classmethod
+    def _plate_id(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("plate_id must be a string")
+        return _check_code(value, "plate_id")
+
+    @model_validator(mode="after")
+    def _plate_rules(self) -> PlateSpec:
+        problems = []
+        position: dict[str, int] = {}
+        for index, well in enumerate(self.wells):
+            if well.well in position:
+                problems.append(
+                    f"wells[{index}].well: {well.well} is listed twice (also wells[{position[well.well]}])"
+                )
+            else:
+                position[well.well] = index
+        for index, well in enumerate(self.wells):
+            if well.buffer_well is None:
+                continue
+            where = f"wells[{index}].buffer_well"
+            buffer_index = position.get(well.buffer_well)
+            if buffer_index is None:
+                problems.append(
+                    f"{where}: buffer well {well.buffer_well} of {well.sample_code} is not on the plate"
+                )
+            elif self.wells[buffer_index].sample_role != "buffer_blank":
+                problems.append(
+                    f"{where}: {well.buffer_well} holds a {self.wells[buffer_index].sample_role}, "
+                    "not a buffer_blank"
+                )
+            elif buffer_index > index:
+                problems.append(
+                    f"{where}: buffer {well.buffer_well} must be measured before its sample "
+                    f"{well.well} (list it earlier)"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def well_metadata(
+        self, project_code: str, plan_type: str = "ht_plate", **common: Any
+    ) -> list[RunMetadata]:
+        """The RunStart contract of every well's run (``buffer_run_uid`` is added when the buffer has run)."""
+        runs, problems = [], []
+        for index, well in enumerate(self.wells):
+            fields = {
+                "sample_code": well.sample_code,
+                "project_code": project_code,
+                "plan_type": plan_type,
+                "plate_id": self.plate_id,
+                "well": well.well,
+                "sample_role": well.sample_role,
+                "concentration_mg_ml": well.concentration_mg_ml,
+                "sample_type": well.sample_type,
+                "molecular_weight_kda": well.molecular_weight_kda,
+                "buffer_name": well.buffer_name,
+                "description": well.description,
+                **common,
+            }
+            try:
+                runs.append(RunMetadata(**{k: v for k, v in fields.items() if v is not None}))
+            except ValidationError as exc:
+                problems += [f"wells[{index}] ({well.well}): {p}" for p in _describe(exc)]
+        if problems:
+            raise ContractError(problems)
+        return runs
+
+
+def validate_plate(plate: Any) -> PlateSpec:
+    """Check a submitted plate (a dict) and return it as a PlateSpec; ``ContractError`` names each problem."""
+    if isinstance(plate, PlateSpec):
+        return plate
+    try:
+        return PlateSpec.model_validate(plate)
+    except ValidationError as exc:
+        # Plate-level rules already name their field (wells[i]...); pydantic's own errors get a path.
+        problems = [p.removeprefix("metadata: ") for p in _describe(exc)]
+        raise ContractError([f"plate.{p}" for p in problems]) from None

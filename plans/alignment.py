@@ -1,0 +1,189 @@
+"""Alignment: centre the beamstop on the direct beam and the capillary in the beam; map the cell."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, Literal
+
+from apstools.callbacks import SignalStatsCallback
+from apstools.plans import lineup2
+from bluesky import plan_stubs as bps
+from bluesky import plans as bp
+from bluesky import preprocessors as bpp
+from bluesky.utils import Msg
+from bluesky_queueserver import parameter_annotation_decorator
+
+from sibyls.metadata.contract import inject_run_metadata, validate_run_metadata
+from sibyls.plans.context import plan_context
+from sibyls.plans.exposure import with_fast_shutter_open
+
+_POINTS = {"description": "points per scan (3–501)", "min": 3, "max": 501}
+_COUNT_TIME = {"description": "diode counting time per point, s (0.001–10)", "min": 0.001, "max": 10.0}
+_RANGE = {"description": "scan half-width around the current position, mm (0.01–5)", "min": 0.01, "max": 5.0}
+
+STATS_STREAM = "signal_stats"
+#: Statistics of the last alignment scan (apstools): ``alignment_stats.analysis``.
+alignment_stats = SignalStatsCallback()
+
+
+class _StatsStreamReader:
+    """Collects lineup2's ``signal_stats`` stream: whether each scan found a peak, and why not."""
+
+    def __init__(self) -> None:
+        self.descriptors: set[str] = set()
+        self.results: list[dict] = []
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "descriptor" and doc.get("name") == STATS_STREAM:
+            self.descriptors.add(doc["uid"])
+        elif name == "event" and doc.get("descriptor") in self.descriptors:
+            # lineup2 writes the statistics as signals of a device named "lineup2_signal_stats".
+            self.results.append({k.removeprefix("lineup2_signal_stats_"): v for k, v in doc["data"].items()})
+
+
+def _lineup(
+    axis_motor,
+    half_width: float,
+    points: int,
+    count_time: float,
+    feature: str,
+    peak_factor: float,
+    nscans: int,
+    metadata,
+) -> Generator[Msg, Any, dict]:
+    beamline = plan_context().beamline
+    yield from bps.mv(beamline.bs_diode.preset_time, count_time)
+    plan = lineup2(
+        [beamline.bs_diode],
+        axis_motor,
+        -half_width,
+        half_width,
+        points,
+        feature=feature,
+        peak_factor=peak_factor,
+        nscans=nscans,
+        signal_stats=alignment_stats,
+        md={"plan_name": "alignment"},
+        stats_stream=STATS_STREAM,
+    )
+    stats = _StatsStreamReader()
+    yield from with_fast_shutter_open(inject_run_metadata(bpp.subs_wrapper(plan, stats), metadata))
+    last = stats.results[-1] if stats.results else {}
+    reasons = last.get("reasons") or ([] if last else ["no statistics were recorded"])
+    return {
+        "success": bool(last.get("success", False)),
+        "position": (yield from bps.rd(axis_motor)),
+        "reasons": reasons.split("; ") if isinstance(reasons, str) else list(reasons),
+    }
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Centre the beamstop on the direct beam (apstools lineup2 on the beamstop diode).",
+        "parameters": {
+            "points": _POINTS,
+            "count_time": _COUNT_TIME,
+            "half_width": _RANGE,
+            "nscans": {"description": "scans, each narrowed to the peak (1–5)", "min": 1, "max": 5},
+        },
+    }
+)
+def align_beamstop(
+    axis: Literal["x", "y"],
+    project_code: str,
+    sample_code: str = "empty_cell",
+    half_width: float = 1.5,
+    points: int = 31,
+    count_time: float = 0.1,
+    nscans: int = 2,
+) -> Generator[Msg, Any, dict]:
+    """Scan the beamstop along ``axis`` and leave it where the diode sees the direct beam best.
+
+    Every scan is a run with ``plan_type`` ``alignment`` and the ``sample_code`` of what is in
+    the beam. Returns ``{"success", "position", "reasons"}``; if no peak is found the beamstop
+    goes back to where it started.
+    """
+    metadata = validate_run_metadata(
+        sample_code=sample_code,
+        project_code=project_code,
+        plan_type="alignment",
+        description=f"beamstop {axis} alignment",
+    )
+    motor = getattr(plan_context().beamline.beamstop, axis)
+    return (yield from _lineup(motor, half_width, points, count_time, "centroid", 1.5, nscans, metadata))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Centre the capillary in the beam: scan the sample stage, find the transmission dip.",
+        "parameters": {"points": _POINTS, "count_time": _COUNT_TIME, "half_width": _RANGE},
+    }
+)
+def align_sample_stage(
+    axis: Literal["x"],
+    project_code: str,
+    sample_code: str,
+    half_width: float = 2.0,
+    points: int = 41,
+    count_time: float = 0.1,
+) -> Generator[Msg, Any, dict]:
+    """Scan the sample stage across the capillary and move to where transmission is lowest.
+
+    The filled capillary absorbs ~30% of the beam, so the beamstop diode dips while the beam
+    crosses it. One run, ``plan_type`` ``alignment``.
+    """
+    metadata = validate_run_metadata(
+        sample_code=sample_code,
+        project_code=project_code,
+        plan_type="alignment",
+        description=f"sample stage {axis} alignment",
+    )
+    motor = getattr(plan_context().beamline.sample_stage, axis)
+    return (yield from _lineup(motor, half_width, points, count_time, "x_at_min_y", 1.2, 1, metadata))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Map the beamstop diode over a sample-stage grid (alignment grid scan).",
+        "parameters": {
+            "num_x": _POINTS,
+            "num_y": _POINTS,
+            "count_time": _COUNT_TIME,
+            "half_width_x": _RANGE,
+            "half_width_y": _RANGE,
+        },
+    }
+)
+def alignment_grid_scan(
+    project_code: str,
+    sample_code: str,
+    half_width_x: float = 1.0,
+    num_x: int = 11,
+    half_width_y: float = 1.0,
+    num_y: int = 5,
+    count_time: float = 0.1,
+) -> Generator[Msg, Any, str]:
+    """Relative grid scan of the sample stage (y slow, x fast) reading I0 and the beamstop diode."""
+    metadata = validate_run_metadata(
+        sample_code=sample_code,
+        project_code=project_code,
+        plan_type="alignment",
+        description="sample stage grid map",
+    )
+    beamline = plan_context().beamline
+    stage = beamline.sample_stage
+    yield from bps.mv(beamline.bs_diode.preset_time, count_time, beamline.i0.preset_time, count_time)
+    plan = bp.rel_grid_scan(
+        [beamline.bs_diode, beamline.i0],
+        stage.y,
+        -half_width_y,
+        half_width_y,
+        num_y,
+        stage.x,
+        -half_width_x,
+        half_width_x,
+        num_x,
+        snake_axes=True,
+        md={"plan_name": "alignment_grid_scan"},
+    )
+    return (yield from with_fast_shutter_open(inject_run_metadata(plan, metadata)))

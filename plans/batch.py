@@ -1,0 +1,204 @@
+"""Batch SAXS: one sample or buffer in the cell, and temperature series of it."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from bluesky import plan_stubs as bps
+from bluesky.utils import Msg
+from bluesky_queueserver import parameter_annotation_decorator
+
+from sibyls.metadata.contract import SampleRole, SampleType, validate_run_metadata
+from sibyls.plans.context import plan_context
+from sibyls.plans.exposure import exposure_run
+
+EXPOSURE_LIMITS = {"min": 0.001, "max": 60.0}
+FRAMES_LIMITS = {"min": 1, "max": 10000}
+TEMPERATURE_LIMITS = {"min": 4.0, "max": 60.0}
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Batch SAXS of the sample (or buffer) in the cell: N frames of t seconds.",
+        "parameters": {
+            "exposure_time": {"description": "seconds per frame (0.001–60)", **EXPOSURE_LIMITS},
+            "num_frames": {"description": "number of frames (1–10000)", **FRAMES_LIMITS},
+            "cell_temperature": {
+                "description": "°C to reach before exposing (4–60); omit to leave as is",
+                **TEMPERATURE_LIMITS,
+            },
+            "concentration_mg_ml": {"description": "mg/mL", "min": 0.0},
+        },
+    }
+)
+def saxs_exposure(
+    sample_code: str,
+    project_code: str,
+    exposure_time: float = 1.0,
+    num_frames: int = 10,
+    sample_role: SampleRole = "sample",
+    concentration_mg_ml: float | None = None,
+    sample_type: SampleType | None = None,
+    molecular_weight_kda: float | None = None,
+    buffer_name: str | None = None,
+    buffer_run_uid: str | None = None,
+    cell_temperature: float | None = None,
+    proposal_id: str | None = None,
+    operator: str | None = None,
+    description: str | None = None,
+) -> Generator[Msg, Any, str]:
+    """Expose the sample in the cell: ``num_frames`` frames of ``exposure_time`` s, one run.
+
+    Each frame is one event with the PILATUS frame (an HDF5 file ``<sample_code>_#####.h5``,
+    ``buff_<sample_code>_...`` for buffers), I0 and the beamstop diode. Shutters open for the
+    exposure and the fast shutter closes afterwards, also on error. The run carries the
+    metadata contract (``plan_type`` ``saxs_exposure``) and gets a lambda-ber record.
+
+    Parameters
+    ----------
+    sample_code : str
+        What is in the cell, e.g. ``GluRS_1``; part of the file names.
+    project_code : str
+        Project the run is filed under.
+    exposure_time : float
+        Seconds per frame.
+    num_frames : int
+        Frames to take.
+    sample_role : str
+        ``sample``, ``buffer_blank`` or ``standard``.
+    concentration_mg_ml, sample_type, molecular_weight_kda, buffer_name : optional
+        Sample description recorded with the run.
+    buffer_run_uid : str, optional
+        Run uid of the buffer to subtract from this sample.
+    cell_temperature : float, optional
+        Bring the cell to this temperature (°C) and wait before exposing.
+    proposal_id, operator, description : str, optional
+        Recorded with the run.
+    """
+    metadata = validate_run_metadata(
+        **_given(
+            sample_code=sample_code,
+            project_code=project_code,
+            plan_type="saxs_exposure",
+            sample_role=sample_role,
+            concentration_mg_ml=concentration_mg_ml,
+            sample_type=sample_type,
+            molecular_weight_kda=molecular_weight_kda,
+            buffer_name=buffer_name,
+            buffer_run_uid=buffer_run_uid,
+            cell_temperature_c=cell_temperature,
+            proposal_id=proposal_id,
+            operator=operator,
+            description=description,
+        )
+    )
+    _check_exposure(exposure_time, num_frames)
+    if cell_temperature is not None:
+        yield from bps.mv(plan_context().beamline.cell_temperature, cell_temperature)
+    plan_args = {"exposure_time": exposure_time, "num_frames": num_frames}
+    return (yield from exposure_run(metadata, exposure_time, num_frames, "saxs_exposure", plan_args))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Temperature series: at each setpoint, equilibrate and expose (one run each).",
+        "parameters": {
+            "exposure_time": {"description": "seconds per frame (0.001–60)", **EXPOSURE_LIMITS},
+            "num_frames": {"description": "frames per temperature (1–10000)", **FRAMES_LIMITS},
+            "equilibration_time": {
+                "description": "seconds to wait after reaching each setpoint",
+                "min": 0.0,
+                "max": 3600.0,
+            },
+        },
+    }
+)
+def temperature_series(
+    sample_code: str,
+    project_code: str,
+    temperatures: list[float],
+    exposure_time: float = 1.0,
+    num_frames: int = 10,
+    equilibration_time: float = 60.0,
+    sample_role: SampleRole = "sample",
+    concentration_mg_ml: float | None = None,
+    sample_type: SampleType | None = None,
+    buffer_name: str | None = None,
+    proposal_id: str | None = None,
+    operator: str | None = None,
+    description: str | None = None,
+) -> Generator[Msg, Any, list[str]]:
+    """Measure the sample in the cell at each temperature (4–60 °C): one run per setpoint.
+
+    The cell is brought to each temperature, held for ``equilibration_time`` seconds, then
+    exposed like ``saxs_exposure``. Every setpoint is checked before the first move.
+
+    Parameters
+    ----------
+    sample_code, project_code : str
+        Sample and project (see ``saxs_exposure``).
+    temperatures : list of float
+        Setpoints in °C, measured in the given order.
+    exposure_time : float
+        Seconds per frame.
+    num_frames : int
+        Frames per temperature.
+    equilibration_time : float
+        Seconds to hold each temperature before exposing.
+    """
+    if not temperatures:
+        raise ValueError("temperatures: give at least one setpoint")
+    runs = [
+        validate_run_metadata(
+            **_given(
+                sample_code=sample_code,
+                project_code=project_code,
+                plan_type="temperature_series",
+                sample_role=sample_role,
+                concentration_mg_ml=concentration_mg_ml,
+                sample_type=sample_type,
+                buffer_name=buffer_name,
+                cell_temperature_c=float(t),
+                proposal_id=proposal_id,
+                operator=operator,
+                description=description,
+            )
+        )
+        for t in temperatures
+    ]
+    _check_exposure(exposure_time, num_frames)
+    if not 0 <= equilibration_time <= 3600:
+        raise ValueError(f"equilibration_time: {equilibration_time} s is outside 0–3600 s")
+    cell = plan_context().beamline.cell_temperature
+    uids = []
+    for index, metadata in enumerate(runs):
+        yield from bps.mv(cell, metadata.cell_temperature_c)
+        if equilibration_time:
+            yield from bps.sleep(equilibration_time)
+        plan_args = {
+            "temperatures": list(temperatures),
+            "exposure_time": exposure_time,
+            "num_frames": num_frames,
+        }
+        extra = {"series_position": {"index": index + 1, "total": len(runs)}}
+        uids.append(
+            (
+                yield from exposure_run(
+                    metadata, exposure_time, num_frames, "temperature_series", plan_args, extra
+                )
+            )
+        )
+    return uids
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _check_exposure(exposure_time: float, num_frames: int) -> None:
+    """The same ranges the queue enforces, for callers that bypass the queue (consoles, scripts)."""
+    if not EXPOSURE_LIMITS["min"] <= exposure_time <= EXPOSURE_LIMITS["max"]:
+        raise ValueError(f"exposure_time: {exposure_time} s is outside 0.001–60 s")
+    if not FRAMES_LIMITS["min"] <= num_frames <= FRAMES_LIMITS["max"] or int(num_frames) != num_frames:
+        raise ValueError(f"num_frames: {num_frames} is not a whole number in 1–10000")

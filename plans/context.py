@@ -1,0 +1,126 @@
+"""Where the SIBYLS plans find the beamline, and how a RunEngine is set up to run them.
+
+The profile (or a test) calls :func:`configure_plans` once with the connected beamline and the
+data folder, and :func:`setup_run_engine` on its RunEngine: contract guard, baseline stream,
+lambda-ber record writer and progress tracking.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bluesky.preprocessors import SupplementalData
+
+from sibyls.devices.beamline import SibylsBeamline
+from sibyls.metadata import RecordWriter
+from sibyls.metadata.contract import install_contract
+
+
+@dataclass
+class PlanContext:
+    """The connected beamline and where frame files go (``<data_dir>/<project_code>/``)."""
+
+    beamline: SibylsBeamline
+    data_dir: Path
+
+
+_context: PlanContext | None = None
+
+
+def configure_plans(beamline: SibylsBeamline, data_dir: Path | str) -> PlanContext:
+    """Point the SIBYLS plans at ``beamline`` and the frame-file folder ``data_dir``."""
+    global _context
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _context = PlanContext(beamline, data_dir)
+    return _context
+
+
+def plan_context() -> PlanContext:
+    """The configured beamline; a clear error when the profile has not configured the plans."""
+    if _context is None:
+        raise RuntimeError(
+            "SIBYLS plans are not configured: load the SIBYLS profile (sibyls.startup.profile) or call "
+            "sibyls.plans.configure_plans(beamline, data_dir) first"
+        )
+    return _context
+
+
+class ProgressTracker:
+    """Document callback that knows where the running plan is and how long it has left.
+
+    A run's RunStart carries ``num_points`` (frames) and, for plates, ``plate_position``
+    ({"index": 17, "total": 96}); primary events count the frames done.
+    """
+
+    def __init__(self) -> None:
+        self._start: dict[str, Any] | None = None
+        self._done = 0
+        self._t0 = 0.0
+        self._last: dict[str, Any] = {"state": "idle"}
+        self._primary: set[str] = set()
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "start":
+            self._start, self._done, self._t0 = doc, 0, time.time()
+            self._primary.clear()
+        elif name == "descriptor" and doc.get("name") == "primary":
+            self._primary.add(doc["uid"])
+        elif name == "event" and doc.get("descriptor") in self._primary:
+            self._done += 1
+        elif name == "event_page" and doc.get("descriptor") in self._primary:
+            self._done += len(doc.get("seq_num", []))
+        elif name == "stop":
+            self._last = {**self.snapshot(), "state": "finished", "exit_status": doc.get("exit_status")}
+            self._start = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Plain dict: plan, sample, frame i/N, well i/N, elapsed and estimated seconds remaining."""
+        if self._start is None:
+            return dict(self._last)
+        start = self._start
+        total = start.get("num_points")
+        elapsed = time.time() - self._t0
+        remaining = None
+        if total and self._done:
+            remaining = elapsed / self._done * (total - self._done)
+        report = {
+            "state": "running",
+            "plan_name": start.get("plan_name"),
+            "plan_type": start.get("plan_type"),
+            "sample_code": start.get("sample_code"),
+            "scan_id": start.get("scan_id"),
+            "frame": self._done,
+            "frames": total,
+            "elapsed_s": round(elapsed, 3),
+            "run_remaining_s": None if remaining is None else round(remaining, 3),
+        }
+        position = start.get("plate_position")
+        if position:
+            report["well"] = f"{position['index']}/{position['total']}"
+            report["well_id"] = start.get("well")
+        return report
+
+
+progress = ProgressTracker()
+
+
+def plan_progress() -> dict[str, Any]:
+    """Where the current plan is (frame i/N, well i/N, time left): for queue clients and consoles."""
+    return progress.snapshot()
+
+
+def setup_run_engine(
+    run_engine: Any, beamline: SibylsBeamline, records_dir: Path | str, spool_dir: Path | str | None = None
+) -> RecordWriter:
+    """Make ``run_engine`` SIBYLS-ready: contract guard, baseline of ``beamline``, records, progress."""
+    install_contract(run_engine)
+    supplemental = SupplementalData(baseline=beamline.baseline())
+    run_engine.preprocessors.append(supplemental)
+    writer = RecordWriter(records_dir, spool_dir=spool_dir)
+    run_engine.subscribe(writer)
+    run_engine.subscribe(progress)
+    return writer

@@ -1,0 +1,87 @@
+"""The exposure every SIBYLS measurement is built from: N frames × t seconds, I0 and diode per frame."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from bluesky import plan_stubs as bps
+from bluesky import plans as bp
+from bluesky import preprocessors as bpp
+from bluesky.utils import Msg
+
+from sibyls.devices.pilatus import check_file_name, next_file_number
+from sibyls.metadata.contract import RunMetadata, inject_run_metadata
+from sibyls.plans.context import plan_context
+
+
+def frame_file_prefix(metadata: RunMetadata) -> str:
+    """SIBYLS file naming: buffers as ``buff_<code>``, samples as ``<code>`` (then ``_00001.h5``)."""
+    prefix = "buff_" if metadata.sample_role == "buffer_blank" else ""
+    return prefix + metadata.sample_code
+
+
+def configure_exposure(
+    exposure_time: float, file_prefix: str, project_code: str
+) -> Generator[Msg, Any, None]:
+    """Detector and counters for one frame per trigger of ``exposure_time``; files under the project."""
+    context = plan_context()
+    beamline = context.beamline
+    directory = context.data_dir / project_code
+    directory.mkdir(parents=True, exist_ok=True)
+    check_file_name(beamline.pilatus.name, file_prefix)
+    yield from bps.mv(
+        beamline.pilatus.file_path,
+        f"{directory}/",
+        beamline.pilatus.file_name,
+        file_prefix,
+        beamline.pilatus.file_number,
+        next_file_number(str(directory), file_prefix),
+        beamline.pilatus.acquire_time,
+        exposure_time,
+        beamline.pilatus.acquire_period,
+        exposure_time,
+        beamline.pilatus.num_images,
+        1,
+        beamline.i0.preset_time,
+        exposure_time,
+        beamline.bs_diode.preset_time,
+        exposure_time,
+    )
+
+
+def with_fast_shutter_open(plan) -> Generator[Msg, Any, Any]:
+    """Open the photon and fast shutters around ``plan``; the fast shutter closes whatever happens."""
+    beamline = plan_context().beamline
+
+    def inner():
+        yield from bps.mv(beamline.photon_shutter, "open", beamline.fast_shutter, "open")
+        return (yield from plan)
+
+    return (yield from bpp.finalize_wrapper(inner(), bps.mv(beamline.fast_shutter, "close")))
+
+
+def exposure_run(
+    metadata: RunMetadata,
+    exposure_time: float,
+    num_frames: int,
+    plan_name: str,
+    plan_args: dict[str, Any],
+    extra_md: dict[str, Any] | None = None,
+) -> Generator[Msg, Any, str]:
+    """One run of ``num_frames`` frames of ``exposure_time`` with the contract injected; returns its uid."""
+    beamline = plan_context().beamline
+    yield from configure_exposure(exposure_time, frame_file_prefix(metadata), metadata.project_code)
+    detectors = [beamline.pilatus, beamline.i0, beamline.bs_diode]
+    md = {
+        "plan_name": plan_name,
+        "plan_args": plan_args,
+        "exposure_time_s": exposure_time,
+        "num_frames": num_frames,
+        **(extra_md or {}),
+    }
+    uids: list[str] = []
+    count = bp.count(detectors, num=num_frames, md=md)
+    capture = bpp.subs_wrapper(count, {"start": [lambda name, doc: uids.append(doc["uid"])]})
+    yield from with_fast_shutter_open(inject_run_metadata(capture, metadata))
+    return uids[0]

@@ -1,0 +1,121 @@
+"""HT-SAXS: a whole 96-well plate as one queue item, one run per well."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from typing import Any
+
+from bluesky import plan_stubs as bps
+from bluesky.utils import Msg
+from bluesky_queueserver import parameter_annotation_decorator
+
+from sibyls.metadata.plate import validate_plate
+from sibyls.plans.context import plan_context
+from sibyls.plans.exposure import exposure_run
+
+
+class PlateNotOnRobotError(ValueError):
+    """The plate id is not one the robot has a definition for."""
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "HT-SAXS of a 96-well plate: for each well load, expose, clean and dry.",
+        "parameters": {
+            "plate": {
+                "description": "plate definition: {'plate_id': ..., 'wells': [{'well': 'A1', "
+                "'sample_code': ..., 'sample_role': 'buffer_blank' | 'sample', 'buffer_well': ..., "
+                "'concentration_mg_ml': ..., 'exposure_time': ..., 'num_frames': ...}, ...]}"
+            },
+            "cell_temperature": {
+                "description": "°C for the whole plate (4–60); omit to leave as is",
+                "min": 4.0,
+                "max": 60.0,
+            },
+        },
+    }
+)
+def ht_plate(
+    plate: dict,
+    project_code: str,
+    cell_temperature: float | None = None,
+    dry_between_wells: bool = True,
+    proposal_id: str | None = None,
+    operator: str | None = None,
+) -> Generator[Msg, Any, dict[str, str]]:
+    """Measure a 96-well plate in the listed order: one run per well, buffers before their samples.
+
+    The whole plate is checked before the robot moves: wells unique within A1–H12, each sample's
+    buffer well on the plate and listed before it, concentrations positive, exposures 0.001–60 s,
+    frames 1–10000, every well's metadata valid, and the plate known to the robot. Each sample's
+    run records the uid of its buffer's run (``buffer_run_uid``) for subtraction.
+
+    Parameters
+    ----------
+    plate : dict
+        ``plate_id`` and ``wells`` (in measurement order); see the item description.
+    project_code : str
+        Project all the plate's runs are filed under.
+    cell_temperature : float, optional
+        Bring the cell to this temperature (°C) first.
+    dry_between_wells : bool
+        Dry the cell after cleaning it, before the next well.
+    proposal_id, operator : str, optional
+        Recorded with every run.
+
+    Returns
+    -------
+    dict
+        Well → run uid.
+    """
+    spec = validate_plate(plate)
+    common = {
+        k: v
+        for k, v in {
+            "proposal_id": proposal_id,
+            "operator": operator,
+            "cell_temperature_c": cell_temperature,
+        }.items()
+        if v is not None
+    }
+    wells_md = spec.well_metadata(project_code, **common)
+    robot = plan_context().beamline.ht_robot
+    known = json.loads((yield from bps.rd(robot.known_plates)) or "[]")
+    if spec.plate_id not in known:
+        raise PlateNotOnRobotError(
+            f"plate.plate_id: the robot has no plate {spec.plate_id!r} (known plates: {known}); "
+            "nothing was moved"
+        )
+
+    if cell_temperature is not None:
+        yield from bps.mv(plan_context().beamline.cell_temperature, cell_temperature)
+    yield from bps.mv(robot.plate_id, spec.plate_id)
+    if (yield from bps.rd(robot.state)) == "loaded":
+        yield from bps.mv(robot, "clean")
+
+    run_uids: dict[str, str] = {}
+    total = len(spec.wells)
+    for index, (well, metadata) in enumerate(zip(spec.wells, wells_md, strict=True), start=1):
+        if well.buffer_well is not None:
+            metadata = metadata.model_copy(update={"buffer_run_uid": run_uids[well.buffer_well]})
+        yield from bps.mv(robot, well.well)
+        plan_args = {
+            "plate_id": spec.plate_id,
+            "well": well.well,
+            "exposure_time": well.exposure_time,
+            "num_frames": well.num_frames,
+        }
+        extra = {"plate_position": {"index": index, "total": total}, "buffer_well": well.buffer_well}
+        run_uids[well.well] = yield from exposure_run(
+            metadata,
+            well.exposure_time,
+            well.num_frames,
+            "ht_plate",
+            plan_args,
+            {k: v for k, v in extra.items() if v is not None},
+        )
+        yield from bps.mv(robot, "clean")
+        if dry_between_wells:
+            yield from bps.mv(robot, "dry")
+    return run_uids

@@ -1,0 +1,177 @@
+"""SEC-SAXS-MALS: an elution measured frame by frame, with UV/MALS/RI monitored throughout."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
+from bluesky.utils import Msg
+from bluesky_queueserver import parameter_annotation_decorator
+from ophyd import Kind, Signal
+
+from sibyls.metadata.contract import SampleType, inject_run_metadata, validate_run_metadata
+from sibyls.plans.context import plan_context
+from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fast_shutter_open
+
+#: Per-frame label in the primary stream: "buffer" until the UV peak starts, then "sample".
+frame_role = Signal(name="sec_frame_role", value="buffer", kind=Kind.normal)
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "SEC-SAXS-MALS: inject, then frames at a fixed period for the whole elution.",
+        "parameters": {
+            "flow_rate": {
+                "description": "mL/min (0.01–1; KW-803 is run at 0.45–0.55)",
+                "min": 0.01,
+                "max": 1.0,
+            },
+            "frame_period": {"description": "seconds between frames (0.1–60)", "min": 0.1, "max": 60.0},
+            "exposure_time": {
+                "description": "seconds per frame, at most frame_period (0.001–60)",
+                "min": 0.001,
+                "max": 60.0,
+            },
+            "duration": {
+                "description": "elution time to record, minutes (0.1–600)",
+                "min": 0.1,
+                "max": 600.0,
+            },
+            "buffer_threshold_mau": {
+                "description": "UV rise (mAU) over the injection baseline that ends the buffer frames",
+                "min": 0.01,
+                "max": 1000.0,
+            },
+        },
+    }
+)
+def sec_saxs(
+    sample_code: str,
+    project_code: str,
+    flow_rate: float = 0.5,
+    frame_period: float = 3.0,
+    exposure_time: float = 2.5,
+    duration: float = 30.0,
+    buffer_threshold_mau: float = 5.0,
+    concentration_mg_ml: float | None = None,
+    sample_type: SampleType | None = None,
+    molecular_weight_kda: float | None = None,
+    buffer_name: str | None = None,
+    proposal_id: str | None = None,
+    operator: str | None = None,
+    description: str | None = None,
+) -> Generator[Msg, Any, str]:
+    """Run an elution of the vial in the autosampler and take SAXS frames throughout (one run).
+
+    Sets the flow, injects, and takes ``duration * 60 / frame_period`` frames timed by the HPLC
+    run clock. UV 280 nm, MALS and RI are recorded in monitor streams and with every frame.
+    Frames before the UV peak starts (UV below the injection baseline + ``buffer_threshold_mau``)
+    are marked ``buffer`` in ``sec_frame_role``, the rest ``sample``. The HPLC run is stopped and
+    the fast shutter closed at the end, also on error.
+
+    Parameters
+    ----------
+    sample_code, project_code : str
+        Sample and project.
+    flow_rate : float
+        mL/min.
+    frame_period : float
+        Seconds between frame starts.
+    exposure_time : float
+        Seconds per frame (at most ``frame_period``).
+    duration : float
+        Minutes of elution to record.
+    buffer_threshold_mau : float
+        UV rise that marks the end of the buffer frames.
+    """
+    metadata = validate_run_metadata(
+        **{
+            k: v
+            for k, v in dict(
+                sample_code=sample_code,
+                project_code=project_code,
+                plan_type="sec_saxs",
+                collection_mode="sec_saxs",
+                sample_role="sample",
+                concentration_mg_ml=concentration_mg_ml,
+                sample_type=sample_type,
+                molecular_weight_kda=molecular_weight_kda,
+                buffer_name=buffer_name,
+                proposal_id=proposal_id,
+                operator=operator,
+                description=description,
+            ).items()
+            if v is not None
+        }
+    )
+    _check_ranges(flow_rate, frame_period, exposure_time, duration, buffer_threshold_mau)
+    num_frames = int(round(duration * 60.0 / frame_period))
+    beamline = plan_context().beamline
+    sec = beamline.sec
+    detectors = [beamline.pilatus, beamline.i0, beamline.bs_diode, sec, frame_role]
+    monitored = [sec.uv280, sec.mals, sec.refractive_index]
+    md = {
+        "plan_name": "sec_saxs",
+        "plan_args": {
+            "flow_rate": flow_rate,
+            "frame_period": frame_period,
+            "exposure_time": exposure_time,
+            "duration": duration,
+            "buffer_threshold_mau": buffer_threshold_mau,
+        },
+        "num_points": num_frames,
+        "num_frames": num_frames,
+        "frame_period_s": frame_period,
+        "exposure_time_s": exposure_time,
+        "flow_rate_ml_min": flow_rate,
+        "detectors": [d.name for d in detectors],
+    }
+
+    def elution() -> Generator[Msg, Any, str]:
+        uid = yield from bps.open_run(md)
+        for signal in monitored:
+            yield from bps.monitor(signal, name=f"{signal.name}_monitor")
+        yield from bps.mv(frame_role, "buffer")
+        yield from bps.mv(sec, "inject")
+        uv_baseline = yield from bps.rd(sec.uv280)
+        peak_started = False
+        for index in range(num_frames):
+            yield from bps.mv(sec.elapsed, index * frame_period)  # wait for the run clock
+            if not peak_started and (yield from bps.rd(sec.uv280)) > uv_baseline + buffer_threshold_mau:
+                peak_started = True
+                yield from bps.mv(frame_role, "sample")
+            yield from bps.trigger_and_read(detectors)
+        for signal in monitored:
+            yield from bps.unmonitor(signal)
+        yield from bps.close_run()
+        return uid
+
+    def stop_hplc() -> Generator[Msg, Any, None]:
+        if (yield from bps.rd(sec.run_state)) == "Running":
+            yield from bps.mv(sec, "stop")
+
+    yield from configure_exposure(exposure_time, frame_file_prefix(metadata), project_code)
+    yield from bps.mv(sec.flow_rate, flow_rate, sec.run_time, duration + 1.0)
+    staged = bpp.stage_wrapper(elution(), [beamline.pilatus, beamline.i0, beamline.bs_diode])
+    plan = inject_run_metadata(bpp.finalize_wrapper(staged, stop_hplc()), metadata)
+    return (yield from with_fast_shutter_open(plan))
+
+
+def _check_ranges(
+    flow_rate: float, frame_period: float, exposure_time: float, duration: float, threshold: float
+) -> None:
+    """The ranges the queue enforces, for callers that bypass the queue (consoles, scripts)."""
+    checks = [
+        ("flow_rate", flow_rate, 0.01, 1.0, "mL/min"),
+        ("frame_period", frame_period, 0.1, 60.0, "s"),
+        ("exposure_time", exposure_time, 0.001, 60.0, "s"),
+        ("duration", duration, 0.1, 600.0, "min"),
+        ("buffer_threshold_mau", threshold, 0.01, 1000.0, "mAU"),
+    ]
+    for name, value, low, high, unit in checks:
+        if not low <= value <= high:
+            raise ValueError(f"{name}: {value} {unit} is outside {low:g}–{high:g} {unit}")
+    if exposure_time > frame_period:
+        raise ValueError(f"exposure_time: {exposure_time} s is longer than frame_period {frame_period} s")

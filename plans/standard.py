@@ -1,0 +1,146 @@
+"""Standard bluesky plans offered through the queue, each demanding the metadata contract.
+
+Same arguments as bluesky's own ``count``, ``scan``, ``rel_scan``, ``list_scan`` and
+``grid_scan`` plus ``sample_code`` and ``project_code``; ``plan_type`` is the plan's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from bluesky import plans as bp
+from bluesky.utils import Msg
+from bluesky_queueserver import parameter_annotation_decorator
+
+from sibyls.metadata.contract import inject_run_metadata, validate_run_metadata
+
+_DETECTORS = {"description": "detectors to read at each point", "annotation": "typing.List[__READABLE__]"}
+_MOTOR = {"description": "motor to move", "annotation": "__MOVABLE__"}
+_NUM = {"description": "number of points (1–10000)", "min": 1, "max": 10000}
+
+
+def _contract(plan_type: str, sample_code: str, project_code: str, **optional: Any):
+    return validate_run_metadata(
+        sample_code=sample_code,
+        project_code=project_code,
+        plan_type=plan_type,
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Read detectors N times (bluesky count), with the SIBYLS metadata contract.",
+        "parameters": {
+            "detectors": _DETECTORS,
+            "num": _NUM,
+            "delay": {"description": "s between readings", "min": 0.0, "max": 3600.0},
+        },
+    }
+)
+def count(
+    detectors: list,
+    sample_code: str,
+    project_code: str,
+    num: int = 1,
+    delay: float = 0.0,
+    description: str | None = None,
+) -> Generator[Msg, Any, Any]:
+    """Take ``num`` readings of ``detectors`` (bluesky ``count``), filed under sample and project."""
+    metadata = _contract("count", sample_code, project_code, description=description)
+    return (yield from inject_run_metadata(bp.count(detectors, num=num, delay=delay or None), metadata))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Step scan of one motor (bluesky scan), with the SIBYLS metadata contract.",
+        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": _NUM},
+    }
+)
+def scan(
+    detectors: list,
+    motor: Any,
+    start: float,
+    stop: float,
+    num: int,
+    sample_code: str,
+    project_code: str,
+    description: str | None = None,
+) -> Generator[Msg, Any, Any]:
+    """Scan ``motor`` from ``start`` to ``stop`` in ``num`` points, reading ``detectors`` at each."""
+    metadata = _contract("scan", sample_code, project_code, description=description)
+    return (yield from inject_run_metadata(bp.scan(detectors, motor, start, stop, num), metadata))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Step scan relative to the motor's position (bluesky rel_scan), with the contract.",
+        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": _NUM},
+    }
+)
+def rel_scan(
+    detectors: list,
+    motor: Any,
+    start: float,
+    stop: float,
+    num: int,
+    sample_code: str,
+    project_code: str,
+    description: str | None = None,
+) -> Generator[Msg, Any, Any]:
+    """Scan ``motor`` from ``start`` to ``stop`` relative to where it is; it returns there."""
+    metadata = _contract("rel_scan", sample_code, project_code, description=description)
+    return (yield from inject_run_metadata(bp.rel_scan(detectors, motor, start, stop, num), metadata))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Scan one motor through a list of positions (bluesky list_scan), with the contract.",
+        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR},
+    }
+)
+def list_scan(
+    detectors: list,
+    motor: Any,
+    positions: list[float],
+    sample_code: str,
+    project_code: str,
+    description: str | None = None,
+) -> Generator[Msg, Any, Any]:
+    """Move ``motor`` to each of ``positions`` and read ``detectors`` there."""
+    metadata = _contract("list_scan", sample_code, project_code, description=description)
+    return (yield from inject_run_metadata(bp.list_scan(detectors, motor, positions), metadata))
+
+
+@parameter_annotation_decorator(
+    {
+        "description": "Two-motor grid scan (bluesky grid_scan), with the SIBYLS metadata contract.",
+        "parameters": {
+            "detectors": _DETECTORS,
+            "motor1": _MOTOR,
+            "motor2": _MOTOR,
+            "num1": _NUM,
+            "num2": _NUM,
+        },
+    }
+)
+def grid_scan(
+    detectors: list,
+    motor1: Any,
+    start1: float,
+    stop1: float,
+    num1: int,
+    motor2: Any,
+    start2: float,
+    stop2: float,
+    num2: int,
+    sample_code: str,
+    project_code: str,
+    snake: bool = False,
+    description: str | None = None,
+) -> Generator[Msg, Any, Any]:
+    """Scan ``motor1`` (slow) × ``motor2`` (fast) on a grid, reading ``detectors`` at each point."""
+    metadata = _contract("grid_scan", sample_code, project_code, description=description)
+    plan = bp.grid_scan(detectors, motor1, start1, stop1, num1, motor2, start2, stop2, num2, snake_axes=snake)
+    return (yield from inject_run_metadata(plan, metadata))
