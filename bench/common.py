@@ -1,0 +1,60 @@
+"""What every benchmark reports, and how the runner prints it."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Figure:
+    """One benchmark figure: our value, the baseline measured in the same run, and the target ratio.
+
+    ``lower_is_better`` decides how the ratio ours/baseline is judged against ``target_ratio``
+    (a ratio ≤ target passes for times; ≥ target for throughputs).
+    """
+
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    target_ratio: float | None
+    baseline_name: str
+    lower_is_better: bool = True
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.baseline if self.baseline else float("inf")
+
+    @property
+    def meets_target(self) -> bool | None:
+        if self.target_ratio is None:
+            return None
+        return self.ratio <= self.target_ratio if self.lower_is_better else self.ratio >= self.target_ratio
+
+
+def median_seconds(action: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``repeat`` calls of ``action``."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def format_table(figures: list[Figure]) -> str:
+    """A plain-text table: figure, ours, baseline, ratio, target, verdict."""
+    header = f"{'figure':<46} {'ours':>12} {'baseline':>12} {'ratio':>8} {'target':>10}  verdict  baseline is"
+    lines = [header, "-" * len(header)]
+    for f in figures:
+        target = "—" if f.target_ratio is None else ("≤ " if f.lower_is_better else "≥ ") + f"{f.target_ratio:g}"
+        verdict = {None: "info", True: "ok", False: "MISSED"}[f.meets_target]
+        lines.append(
+            f"{f.name:<46} {f.ours:>10.4g}{f.unit:>2} {f.baseline:>10.4g}{f.unit:>2} {f.ratio:>8.3f} {target:>10}"
+            f"  {verdict:<7}  {f.baseline_name}" + (f"  ({f.note})" if f.note else "")
+        )
+    return "\n".join(lines)
