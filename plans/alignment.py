@@ -1,7 +1,5 @@
 """Alignment: centre the beamstop on the direct beam and the capillary in the beam; map the cell."""
 
-from __future__ import annotations
-
 from collections.abc import Generator
 from typing import Any, Literal
 
@@ -13,7 +11,8 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import inject_run_metadata, validate_run_metadata
+from sibyls.metadata.contract import RunMetadata, inject_run_metadata
+from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import with_fast_shutter_open
 
@@ -24,6 +23,25 @@ _RANGE = {"description": "scan half-width around the current position, mm (0.01â
 STATS_STREAM = "signal_stats"
 #: Statistics of the last alignment scan (apstools): ``alignment_stats.analysis``.
 alignment_stats = SignalStatsCallback()
+
+
+def _check_alignment(arguments: dict[str, Any]) -> RunMetadata:
+    for name, (low, high) in {
+        "points": (3, 501),
+        "num_x": (3, 501),
+        "num_y": (3, 501),
+        "count_time": (0.001, 10.0),
+        "half_width": (0.01, 5.0),
+        "half_width_x": (0.01, 5.0),
+        "half_width_y": (0.01, 5.0),
+        "nscans": (1, 5),
+    }.items():
+        if name in arguments:
+            check_range(name, arguments[name], low, high)
+    if "axis" in arguments and arguments["axis"] not in ("x", "y"):
+        raise ValueError(f"axis: {arguments['axis']!r} must be 'x' or 'y'")
+    what = f"{arguments['axis']} alignment" if "axis" in arguments else "grid map"
+    return contract_from_arguments(arguments, "alignment", description=what)
 
 
 class _StatsStreamReader:
@@ -88,6 +106,7 @@ def _lineup(
         },
     }
 )
+@checked_by(_check_alignment)
 def align_beamstop(
     axis: Literal["x", "y"],
     project_code: str,
@@ -103,12 +122,7 @@ def align_beamstop(
     the beam. Returns ``{"success", "position", "reasons"}``; if no peak is found the beamstop
     goes back to where it started.
     """
-    metadata = validate_run_metadata(
-        sample_code=sample_code,
-        project_code=project_code,
-        plan_type="alignment",
-        description=f"beamstop {axis} alignment",
-    )
+    metadata = _check_alignment(locals())
     motor = getattr(plan_context().beamline.beamstop, axis)
     return (yield from _lineup(motor, half_width, points, count_time, "centroid", 1.5, nscans, metadata))
 
@@ -119,6 +133,7 @@ def align_beamstop(
         "parameters": {"points": _POINTS, "count_time": _COUNT_TIME, "half_width": _RANGE},
     }
 )
+@checked_by(_check_alignment)
 def align_sample_stage(
     axis: Literal["x"],
     project_code: str,
@@ -132,12 +147,7 @@ def align_sample_stage(
     The filled capillary absorbs ~30% of the beam, so the beamstop diode dips while the beam
     crosses it. One run, ``plan_type`` ``alignment``.
     """
-    metadata = validate_run_metadata(
-        sample_code=sample_code,
-        project_code=project_code,
-        plan_type="alignment",
-        description=f"sample stage {axis} alignment",
-    )
+    metadata = _check_alignment(locals())
     motor = getattr(plan_context().beamline.sample_stage, axis)
     return (yield from _lineup(motor, half_width, points, count_time, "x_at_min_y", 1.2, 1, metadata))
 
@@ -154,6 +164,7 @@ def align_sample_stage(
         },
     }
 )
+@checked_by(_check_alignment)
 def alignment_grid_scan(
     project_code: str,
     sample_code: str,
@@ -164,12 +175,7 @@ def alignment_grid_scan(
     count_time: float = 0.1,
 ) -> Generator[Msg, Any, str]:
     """Relative grid scan of the sample stage (y slow, x fast) reading I0 and the beamstop diode."""
-    metadata = validate_run_metadata(
-        sample_code=sample_code,
-        project_code=project_code,
-        plan_type="alignment",
-        description="sample stage grid map",
-    )
+    metadata = _check_alignment(locals())
     beamline = plan_context().beamline
     stage = beamline.sample_stage
     yield from bps.mv(beamline.bs_diode.preset_time, count_time, beamline.i0.preset_time, count_time)

@@ -1,7 +1,5 @@
 """Batch SAXS: one sample or buffer in the cell, and temperature series of it."""
 
-from __future__ import annotations
-
 from collections.abc import Generator
 from typing import Any
 
@@ -9,13 +7,40 @@ from bluesky import plan_stubs as bps
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import SampleRole, SampleType, validate_run_metadata
+from sibyls.metadata.contract import RunMetadata, SampleRole, SampleType
+from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import exposure_run
 
 EXPOSURE_LIMITS = {"min": 0.001, "max": 60.0}
 FRAMES_LIMITS = {"min": 1, "max": 10000}
 TEMPERATURE_LIMITS = {"min": 4.0, "max": 60.0}
+
+
+def _check_saxs_exposure(arguments: dict[str, Any]) -> RunMetadata:
+    metadata = contract_from_arguments(arguments, "saxs_exposure")
+    _check_exposure(arguments["exposure_time"], arguments["num_frames"])
+    return metadata
+
+
+def _check_temperature_series(arguments: dict[str, Any]) -> list[RunMetadata]:
+    temperatures = arguments["temperatures"]
+    if not temperatures:
+        raise ValueError("temperatures: give at least one setpoint")
+    runs = [
+        contract_from_arguments(arguments, "temperature_series", cell_temperature_c=float(t))
+        for t in temperatures
+    ]
+    _check_exposure(arguments["exposure_time"], arguments["num_frames"])
+    check_range("equilibration_time", arguments["equilibration_time"], 0.0, 3600.0, "s")
+    return runs
+
+
+def _check_exposure(exposure_time: float, num_frames: int) -> None:
+    """The same ranges the queue enforces, for callers that bypass the queue (consoles, scripts)."""
+    check_range("exposure_time", exposure_time, EXPOSURE_LIMITS["min"], EXPOSURE_LIMITS["max"], "s")
+    if not FRAMES_LIMITS["min"] <= num_frames <= FRAMES_LIMITS["max"] or int(num_frames) != num_frames:
+        raise ValueError(f"num_frames: {num_frames} is not a whole number in 1–10000")
 
 
 @parameter_annotation_decorator(
@@ -32,6 +57,7 @@ TEMPERATURE_LIMITS = {"min": 4.0, "max": 60.0}
         },
     }
 )
+@checked_by(_check_saxs_exposure)
 def saxs_exposure(
     sample_code: str,
     project_code: str,
@@ -76,24 +102,7 @@ def saxs_exposure(
     proposal_id, operator, description : str, optional
         Recorded with the run.
     """
-    metadata = validate_run_metadata(
-        **_given(
-            sample_code=sample_code,
-            project_code=project_code,
-            plan_type="saxs_exposure",
-            sample_role=sample_role,
-            concentration_mg_ml=concentration_mg_ml,
-            sample_type=sample_type,
-            molecular_weight_kda=molecular_weight_kda,
-            buffer_name=buffer_name,
-            buffer_run_uid=buffer_run_uid,
-            cell_temperature_c=cell_temperature,
-            proposal_id=proposal_id,
-            operator=operator,
-            description=description,
-        )
-    )
-    _check_exposure(exposure_time, num_frames)
+    metadata = _check_saxs_exposure(locals())
     if cell_temperature is not None:
         yield from bps.mv(plan_context().beamline.cell_temperature, cell_temperature)
     plan_args = {"exposure_time": exposure_time, "num_frames": num_frames}
@@ -114,6 +123,7 @@ def saxs_exposure(
         },
     }
 )
+@checked_by(_check_temperature_series)
 def temperature_series(
     sample_code: str,
     project_code: str,
@@ -147,29 +157,7 @@ def temperature_series(
     equilibration_time : float
         Seconds to hold each temperature before exposing.
     """
-    if not temperatures:
-        raise ValueError("temperatures: give at least one setpoint")
-    runs = [
-        validate_run_metadata(
-            **_given(
-                sample_code=sample_code,
-                project_code=project_code,
-                plan_type="temperature_series",
-                sample_role=sample_role,
-                concentration_mg_ml=concentration_mg_ml,
-                sample_type=sample_type,
-                buffer_name=buffer_name,
-                cell_temperature_c=float(t),
-                proposal_id=proposal_id,
-                operator=operator,
-                description=description,
-            )
-        )
-        for t in temperatures
-    ]
-    _check_exposure(exposure_time, num_frames)
-    if not 0 <= equilibration_time <= 3600:
-        raise ValueError(f"equilibration_time: {equilibration_time} s is outside 0–3600 s")
+    runs = _check_temperature_series(locals())
     cell = plan_context().beamline.cell_temperature
     uids = []
     for index, metadata in enumerate(runs):
@@ -190,15 +178,3 @@ def temperature_series(
             )
         )
     return uids
-
-
-def _given(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
-
-
-def _check_exposure(exposure_time: float, num_frames: int) -> None:
-    """The same ranges the queue enforces, for callers that bypass the queue (consoles, scripts)."""
-    if not EXPOSURE_LIMITS["min"] <= exposure_time <= EXPOSURE_LIMITS["max"]:
-        raise ValueError(f"exposure_time: {exposure_time} s is outside 0.001–60 s")
-    if not FRAMES_LIMITS["min"] <= num_frames <= FRAMES_LIMITS["max"] or int(num_frames) != num_frames:
-        raise ValueError(f"num_frames: {num_frames} is not a whole number in 1–10000")

@@ -1,7 +1,5 @@
 """HT-SAXS: a whole 96-well plate as one queue item, one run per well."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Generator
 from typing import Any
@@ -10,13 +8,30 @@ from bluesky import plan_stubs as bps
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.plate import validate_plate
+from sibyls.metadata.contract import RunMetadata
+from sibyls.metadata.plate import PlateSpec, validate_plate
+from sibyls.plans.checks import check_range, checked_by
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import exposure_run
 
 
 class PlateNotOnRobotError(ValueError):
     """The plate id is not one the robot has a definition for."""
+
+
+def _check_ht_plate(arguments: dict[str, Any]) -> tuple[PlateSpec, list[RunMetadata]]:
+    spec = validate_plate(arguments["plate"])
+    if arguments["cell_temperature"] is not None:
+        check_range("cell_temperature", arguments["cell_temperature"], 4.0, 60.0, "°C")
+    common = {
+        "proposal_id": arguments["proposal_id"],
+        "operator": arguments["operator"],
+        "cell_temperature_c": arguments["cell_temperature"],
+    }
+    wells_md = spec.well_metadata(
+        arguments["project_code"], **{k: v for k, v in common.items() if v is not None}
+    )
+    return spec, wells_md
 
 
 @parameter_annotation_decorator(
@@ -36,6 +51,7 @@ class PlateNotOnRobotError(ValueError):
         },
     }
 )
+@checked_by(_check_ht_plate)
 def ht_plate(
     plate: dict,
     project_code: str,
@@ -69,17 +85,7 @@ def ht_plate(
     dict
         Well → run uid.
     """
-    spec = validate_plate(plate)
-    common = {
-        k: v
-        for k, v in {
-            "proposal_id": proposal_id,
-            "operator": operator,
-            "cell_temperature_c": cell_temperature,
-        }.items()
-        if v is not None
-    }
-    wells_md = spec.well_metadata(project_code, **common)
+    spec, wells_md = _check_ht_plate(locals())
     robot = plan_context().beamline.ht_robot
     known = json.loads((yield from bps.rd(robot.known_plates)) or "[]")
     if spec.plate_id not in known:

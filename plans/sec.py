@@ -1,7 +1,5 @@
 """SEC-SAXS-MALS: an elution measured frame by frame, with UV/MALS/RI monitored throughout."""
 
-from __future__ import annotations
-
 from collections.abc import Generator
 from typing import Any
 
@@ -11,12 +9,31 @@ from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 from ophyd import Kind, Signal
 
-from sibyls.metadata.contract import SampleType, inject_run_metadata, validate_run_metadata
+from sibyls.metadata.contract import RunMetadata, SampleType, inject_run_metadata
+from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fast_shutter_open
 
 #: Per-frame label in the primary stream: "buffer" until the UV peak starts, then "sample".
 frame_role = Signal(name="sec_frame_role", value="buffer", kind=Kind.normal)
+
+
+def _check_sec_saxs(arguments: dict[str, Any]) -> RunMetadata:
+    metadata = contract_from_arguments(
+        arguments, "sec_saxs", collection_mode="sec_saxs", sample_role="sample"
+    )
+    for name, low, high, unit in (
+        ("flow_rate", 0.01, 1.0, "mL/min"),
+        ("frame_period", 0.1, 60.0, "s"),
+        ("exposure_time", 0.001, 60.0, "s"),
+        ("duration", 0.1, 600.0, "min"),
+        ("buffer_threshold_mau", 0.01, 1000.0, "mAU"),
+    ):
+        check_range(name, arguments[name], low, high, unit)
+    if arguments["exposure_time"] > arguments["frame_period"]:
+        exposure, period = arguments["exposure_time"], arguments["frame_period"]
+        raise ValueError(f"exposure_time: {exposure} s is longer than frame_period {period} s")
+    return metadata
 
 
 @parameter_annotation_decorator(
@@ -47,6 +64,7 @@ frame_role = Signal(name="sec_frame_role", value="buffer", kind=Kind.normal)
         },
     }
 )
+@checked_by(_check_sec_saxs)
 def sec_saxs(
     sample_code: str,
     project_code: str,
@@ -86,27 +104,7 @@ def sec_saxs(
     buffer_threshold_mau : float
         UV rise that marks the end of the buffer frames.
     """
-    metadata = validate_run_metadata(
-        **{
-            k: v
-            for k, v in dict(
-                sample_code=sample_code,
-                project_code=project_code,
-                plan_type="sec_saxs",
-                collection_mode="sec_saxs",
-                sample_role="sample",
-                concentration_mg_ml=concentration_mg_ml,
-                sample_type=sample_type,
-                molecular_weight_kda=molecular_weight_kda,
-                buffer_name=buffer_name,
-                proposal_id=proposal_id,
-                operator=operator,
-                description=description,
-            ).items()
-            if v is not None
-        }
-    )
-    _check_ranges(flow_rate, frame_period, exposure_time, duration, buffer_threshold_mau)
+    metadata = _check_sec_saxs(locals())
     num_frames = int(round(duration * 60.0 / frame_period))
     beamline = plan_context().beamline
     sec = beamline.sec
@@ -157,21 +155,3 @@ def sec_saxs(
     staged = bpp.stage_wrapper(elution(), [beamline.pilatus, beamline.i0, beamline.bs_diode])
     plan = inject_run_metadata(bpp.finalize_wrapper(staged, stop_hplc()), metadata)
     return (yield from with_fast_shutter_open(plan))
-
-
-def _check_ranges(
-    flow_rate: float, frame_period: float, exposure_time: float, duration: float, threshold: float
-) -> None:
-    """The ranges the queue enforces, for callers that bypass the queue (consoles, scripts)."""
-    checks = [
-        ("flow_rate", flow_rate, 0.01, 1.0, "mL/min"),
-        ("frame_period", frame_period, 0.1, 60.0, "s"),
-        ("exposure_time", exposure_time, 0.001, 60.0, "s"),
-        ("duration", duration, 0.1, 600.0, "min"),
-        ("buffer_threshold_mau", threshold, 0.01, 1000.0, "mAU"),
-    ]
-    for name, value, low, high, unit in checks:
-        if not low <= value <= high:
-            raise ValueError(f"{name}: {value} {unit} is outside {low:g}–{high:g} {unit}")
-    if exposure_time > frame_period:
-        raise ValueError(f"exposure_time: {exposure_time} s is longer than frame_period {frame_period} s")

@@ -4,8 +4,6 @@ Same arguments as bluesky's own ``count``, ``scan``, ``rel_scan``, ``list_scan``
 ``grid_scan`` plus ``sample_code`` and ``project_code``; ``plan_type`` is the plan's name.
 """
 
-from __future__ import annotations
-
 from collections.abc import Generator
 from typing import Any
 
@@ -13,20 +11,24 @@ from bluesky import plans as bp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import inject_run_metadata, validate_run_metadata
+from sibyls.metadata.contract import inject_run_metadata
+from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 
 _DETECTORS = {"description": "detectors to read at each point", "annotation": "typing.List[__READABLE__]"}
 _MOTOR = {"description": "motor to move", "annotation": "__MOVABLE__"}
 _NUM = {"description": "number of points (1–10000)", "min": 1, "max": 10000}
 
 
-def _contract(plan_type: str, sample_code: str, project_code: str, **optional: Any):
-    return validate_run_metadata(
-        sample_code=sample_code,
-        project_code=project_code,
-        plan_type=plan_type,
-        **{k: v for k, v in optional.items() if v is not None},
-    )
+def _contract_check(plan_type: str):
+    def check(arguments: dict[str, Any]):
+        if "num" in arguments:
+            check_range("num", arguments["num"], 1, 10000)
+        return contract_from_arguments(arguments, plan_type)
+
+    return check
+
+
+_CHECKS = {name: _contract_check(name) for name in ("count", "scan", "rel_scan", "list_scan", "grid_scan")}
 
 
 @parameter_annotation_decorator(
@@ -39,6 +41,7 @@ def _contract(plan_type: str, sample_code: str, project_code: str, **optional: A
         },
     }
 )
+@checked_by(_CHECKS["count"])
 def count(
     detectors: list,
     sample_code: str,
@@ -48,7 +51,7 @@ def count(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Take ``num`` readings of ``detectors`` (bluesky ``count``), filed under sample and project."""
-    metadata = _contract("count", sample_code, project_code, description=description)
+    metadata = _CHECKS["count"](locals())
     return (yield from inject_run_metadata(bp.count(detectors, num=num, delay=delay or None), metadata))
 
 
@@ -58,6 +61,7 @@ def count(
         "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": _NUM},
     }
 )
+@checked_by(_CHECKS["scan"])
 def scan(
     detectors: list,
     motor: Any,
@@ -69,7 +73,7 @@ def scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor`` from ``start`` to ``stop`` in ``num`` points, reading ``detectors`` at each."""
-    metadata = _contract("scan", sample_code, project_code, description=description)
+    metadata = _CHECKS["scan"](locals())
     return (yield from inject_run_metadata(bp.scan(detectors, motor, start, stop, num), metadata))
 
 
@@ -79,6 +83,7 @@ def scan(
         "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": _NUM},
     }
 )
+@checked_by(_CHECKS["rel_scan"])
 def rel_scan(
     detectors: list,
     motor: Any,
@@ -90,7 +95,7 @@ def rel_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor`` from ``start`` to ``stop`` relative to where it is; it returns there."""
-    metadata = _contract("rel_scan", sample_code, project_code, description=description)
+    metadata = _CHECKS["rel_scan"](locals())
     return (yield from inject_run_metadata(bp.rel_scan(detectors, motor, start, stop, num), metadata))
 
 
@@ -100,6 +105,7 @@ def rel_scan(
         "parameters": {"detectors": _DETECTORS, "motor": _MOTOR},
     }
 )
+@checked_by(_CHECKS["list_scan"])
 def list_scan(
     detectors: list,
     motor: Any,
@@ -109,7 +115,7 @@ def list_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Move ``motor`` to each of ``positions`` and read ``detectors`` there."""
-    metadata = _contract("list_scan", sample_code, project_code, description=description)
+    metadata = _CHECKS["list_scan"](locals())
     return (yield from inject_run_metadata(bp.list_scan(detectors, motor, positions), metadata))
 
 
@@ -125,6 +131,7 @@ def list_scan(
         },
     }
 )
+@checked_by(_CHECKS["grid_scan"])
 def grid_scan(
     detectors: list,
     motor1: Any,
@@ -141,6 +148,6 @@ def grid_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor1`` (slow) × ``motor2`` (fast) on a grid, reading ``detectors`` at each point."""
-    metadata = _contract("grid_scan", sample_code, project_code, description=description)
+    metadata = _CHECKS["grid_scan"](locals())
     plan = bp.grid_scan(detectors, motor1, start1, stop1, num1, motor2, start2, stop2, num2, snake_axes=snake)
     return (yield from inject_run_metadata(plan, metadata))

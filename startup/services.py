@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -10,6 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sibyls.devices.epics_env import apply_loopback_ca_env
+
+
+def console_script(name: str) -> str:
+    """Path of an installed console script (``start-re-manager``...) of this Python environment."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed in this environment ({sys.executable})")
+    return found
 
 
 @dataclass

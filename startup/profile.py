@@ -1,0 +1,51 @@
+"""The SIBYLS queueserver profile: what the RE worker (or an IPython session) loads.
+
+``start-re-manager --startup-module sibyls.startup.profile`` or, interactively,
+``from sibyls.startup.profile import *``. Gives: the SIBYLS devices connected to the IOC named
+by ``SIBYLS_IOC_PREFIX``, a RunEngine that refuses runs without the metadata contract, keeps
+``scan_id`` counting across restarts, records a baseline and writes a lambda-ber record per
+run, and the SIBYLS plans (the bare bluesky plans are not offered).
+"""
+
+from bluesky import RunEngine
+from bluesky.plan_stubs import mv, mvr  # raw moves: beamline staff (admin group) only
+from bluesky.utils import PersistentDict
+from bluesky_queueserver import is_re_worker_active
+
+from sibyls.devices.beamline import build_beamline
+from sibyls.plans import QUEUE_PLANS, configure_plans, plan_progress, setup_run_engine
+from sibyls.plans.validation import validate_queue_item
+from sibyls.startup.config import ProfileConfig
+
+config = ProfileConfig.from_env()
+for _folder in (config.data_dir, config.records_dir, config.spool_dir, config.state_dir):
+    _folder.mkdir(parents=True, exist_ok=True)
+
+beamline = build_beamline(config.ioc_prefix, timeout=config.connect_timeout)
+globals().update(beamline.devices())
+
+# scan_id (and only that: the contract guard refuses contract keys in RE.md) survives restarts.
+RE = RunEngine(PersistentDict(str(config.state_dir / "runengine-md")))
+record_writer = setup_run_engine(RE, beamline, config.records_dir, spool_dir=config.spool_dir)
+configure_plans(beamline, config.data_dir)
+globals().update(QUEUE_PLANS)
+
+if not is_re_worker_active():
+    from bluesky.callbacks.best_effort import BestEffortCallback
+
+    bec = BestEffortCallback()
+    bec.disable_plots()
+    RE.subscribe(bec)
+
+__all__ = [
+    "RE",
+    "beamline",
+    "config",
+    "mv",
+    "mvr",
+    "plan_progress",
+    "record_writer",
+    "validate_queue_item",
+    *beamline.devices(),
+    *QUEUE_PLANS,
+]

@@ -1,0 +1,80 @@
+"""Queue-item validation without hardware: the plans' own checks, run as a dry run."""
+
+from __future__ import annotations
+
+import pytest
+
+from sibyls.plans.validation import validate_plan_call, validate_queue_item
+
+GOOD_PLATE = {
+    "plate_id": "P1",
+    "wells": [
+        {"well": "A1", "sample_code": "buf", "sample_role": "buffer_blank"},
+        {"well": "A2", "sample_code": "lys", "buffer_well": "A1", "concentration_mg_ml": 2.0},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [
+        ({"name": "saxs_exposure", "kwargs": {"sample_code": "", "project_code": "P"}}, "sample_code: "),
+        (
+            {"name": "saxs_exposure", "kwargs": {"sample_code": "ok", "project_code": "P", "num_frames": 0}},
+            "num_frames: 0 is outside",
+        ),
+        (
+            {
+                "name": "saxs_exposure",
+                "kwargs": {"sample_code": "ok", "project_code": "P", "sample_role": "x"},
+            },
+            "sample_role: Input should be",
+        ),
+        (
+            {"name": "saxs_exposure", "kwargs": {"sample_code": "ok"}},
+            "missing a required argument: 'project_code'",
+        ),
+        (
+            {"name": "saxs_exposure", "kwargs": {"sample_code": "ok", "project_code": "P", "bogus": 1}},
+            "unexpected keyword argument 'bogus'",
+        ),
+        ({"name": "mv", "args": ["sample_stage_x", 1]}, "name: 'mv' is not a SIBYLS plan"),
+        (
+            {
+                "name": "ht_plate",
+                "kwargs": {"plate": {**GOOD_PLATE, "wells": GOOD_PLATE["wells"][1:]}, "project_code": "P"},
+            },
+            "buffer well A1 of lys is not on the plate",
+        ),
+        (
+            {"name": "sec_saxs", "kwargs": {"sample_code": "s", "project_code": "P", "flow_rate": 2.0}},
+            "flow_rate: 2.0 is outside",
+        ),
+        (
+            {
+                "name": "temperature_series",
+                "kwargs": {"sample_code": "s", "project_code": "P", "temperatures": [20.0, 80.0]},
+            },
+            "cell_temperature_c",
+        ),
+        (
+            {
+                "name": "saxs_exposure",
+                "kwargs": {"sample_code": "ok", "project_code": "P"},
+                "meta": {"sample_code": "other"},
+            },
+            "meta.sample_code: reserved",
+        ),
+    ],
+)
+def test_bad_items_are_refused_with_the_field_named(item, expected):
+    result = validate_queue_item(item)
+    assert result["success"] is False
+    assert any(expected in problem for problem in result["problems"]), result["problems"]
+
+
+def test_good_items_pass():
+    assert validate_plan_call("ht_plate", kwargs={"plate": GOOD_PLATE, "project_code": "P"}) == []
+    assert validate_queue_item(
+        {"name": "count", "kwargs": {"detectors": ["ring"], "sample_code": "s", "project_code": "P"}}
+    )["success"]
