@@ -1,0 +1,65 @@
+"""Bluesky ⇄ Tiled for SIBYLS: the TiledWriter callback the profile subscribes, and runs read back.
+
+A user gets every run (primary, baseline and monitor streams, and the PILATUS HDF5 frames registered
+in place, not copied) in Tiled, readable as tables and arrays with the tiled client.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FRAME_DATASET = "/entry/data/data"
+SPEC_TO_MIMETYPE = {"AD_HDF5": "application/x-hdf5"}
+
+
+def _frame_dataset_patch(resource: dict) -> dict:
+    """Name the frame dataset inside the detector's HDF5 files (AD_HDF5 Resources do not say it)."""
+    resource = copy.deepcopy(resource)
+    kwargs = resource.setdefault("resource_kwargs", {})
+    if resource.get("spec") == "AD_HDF5" and not (kwargs.get("path") or kwargs.get("dataset")):
+        kwargs["dataset"] = FRAME_DATASET
+        kwargs.setdefault("swmr", False)
+    return resource
+
+
+def make_tiled_writer(
+    url: str, api_key: str | None = None, *, backup_directory: str | None = None, **kwargs: Any
+):
+    """A ready ``RE.subscribe`` callback writing each run into the Tiled server at ``url``.
+
+    Frame files are registered from their Resource documents (the frames stay where the detector
+    wrote them; the server must be allowed to read that folder). Events are written at each run's
+    stop (``batch_size`` events at a time); ``backup_directory`` keeps a JSONL copy of any run Tiled
+    could not take.
+    """
+    from bluesky.callbacks.tiled_writer import TiledWriter
+    from tiled.client import from_uri
+
+    client = from_uri(url, api_key=api_key)
+    writer = TiledWriter(
+        client,
+        patches={"resource": _frame_dataset_patch},
+        spec_to_mimetype=SPEC_TO_MIMETYPE,
+        backup_directory=backup_directory,
+        **kwargs,
+    )
+    return SafeCallback(writer, "Tiled writer")
+
+
+class SafeCallback:
+    """Wrap a document callback so its failures are logged, never raised into the RunEngine."""
+
+    def __init__(self, callback: Any, label: str) -> None:
+        self.callback, self.label = callback, label
+        self.failures = 0
+
+    def __call__(self, name: str, doc: dict) -> None:
+        try:
+            self.callback(name, doc)
+        except Exception:
+            self.failures += 1
+            log.exception("%s failed on a %r document; the run goes on", self.label, name)
