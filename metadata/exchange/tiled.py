@@ -27,14 +27,20 @@ def _frame_dataset_patch(resource: dict) -> dict:
 
 
 def make_tiled_writer(
-    url: str, api_key: str | None = None, *, backup_directory: str | None = None, **kwargs: Any
+    url: str,
+    api_key: str | None = None,
+    *,
+    backup_directory: str | None = None,
+    raise_errors: bool = False,
+    **kwargs: Any,
 ):
     """A ready ``RE.subscribe`` callback writing each run into the Tiled server at ``url``.
 
     Frame files are registered from their Resource documents (the frames stay where the detector
     wrote them; the server must be allowed to read that folder). Events are written at each run's
     stop (``batch_size`` events at a time); ``backup_directory`` keeps a JSONL copy of any run Tiled
-    could not take.
+    could not take. Failures are logged and never stop the RunEngine (``raise_errors=True`` for
+    tools that must know, like a replay).
     """
     from bluesky.callbacks.tiled_writer import TiledWriter
     from tiled.client import from_uri
@@ -47,7 +53,7 @@ def make_tiled_writer(
         backup_directory=backup_directory,
         **kwargs,
     )
-    return SafeCallback(writer, "Tiled writer")
+    return writer if raise_errors else SafeCallback(writer, "Tiled writer")
 
 
 class SafeCallback:
