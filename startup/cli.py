@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     from sibyls.metadata.export import add_export_command
 
     add_export_command(subparsers)
+    from sibyls.metadata.exchange import add_exchange_commands
+    add_exchange_commands(subparsers)
     return parser
 
 
