@@ -338,14 +338,15 @@ class TiledRunSource:
             desc = dict(stream_node.metadata)
             desc["name"] = name
             columns: dict[str, np.ndarray] = {}
-            if "internal" in stream_node:
-                table = stream_node["internal"].read()
+            base = getattr(stream_node, "base", stream_node)  # composite streams hide their table
+            if "internal" in base:
+                table = base["internal"].read()
                 for col in table.columns:
                     if not col.startswith("ts_"):
                         columns[col] = table[col].to_numpy()
             streams[name] = StreamData(name, desc, columns)
-            if name == "primary" and KEY_IMAGE in stream_node:
-                frame_node = stream_node[KEY_IMAGE]
+            if name == "primary" and KEY_IMAGE in base:
+                frame_node = base[KEY_IMAGE]
                 for source in frame_node.data_sources():
                     for asset in source.assets:
                         frame_files.append(Path(urlparse(asset.data_uri).path))

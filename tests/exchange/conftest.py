@@ -1,0 +1,96 @@
+"""Fixtures of the exchange tests: one real Tiled server and two real runs (buffer, protein)."""
+
+from __future__ import annotations
+
+import pytest
+
+PROJECT = "XCHG_TEST"
+RG_A = 28.0
+PROTEIN = {"kind": "sample", "rg_a": RG_A, "concentration_mg_ml": 5.0, "mw_kda": 60.0}
+
+
+class Recorder:
+    """Every document of every run, in order."""
+
+    def __init__(self):
+        self.docs: list[tuple[str, dict]] = []
+
+    def __call__(self, name, doc):
+        self.docs.append((name, doc))
+
+    def of_run(self, uid):
+        out, descriptors, resources = [], set(), set()
+        for name, doc in self.docs:
+            if (name == "start" and doc["uid"] == uid) or doc.get("run_start") == uid:
+                out.append((name, doc))
+                if name == "descriptor":
+                    descriptors.add(doc["uid"])
+                if name == "resource":
+                    resources.add(doc["uid"])
+            elif doc.get("descriptor") in descriptors or doc.get("resource") in resources:
+                out.append((name, doc))
+        return out
+
+
+@pytest.fixture(scope="session")
+def xchg_dirs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("xchg")
+    dirs = {k: base / k for k in ("data", "tiled", "records", "runs", "spool")}
+    dirs["data"].mkdir()
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiled_server(xchg_dirs):
+    """A real ``tiled serve catalog`` (SQLite) on a free loopback port, stopped after the session."""
+    from sibyls.startup.tiled_service import free_port, start_tiled
+
+    service = start_tiled(
+        free_port(), xchg_dirs["tiled"], xchg_dirs["tiled"] / "tiled.log", readable=[xchg_dirs["data"]]
+    )
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def xchg_runs(beamline, sim_ioc, tiled_server, xchg_dirs):
+    """A buffer and a protein ``saxs_exposure`` run with records, document logs and Tiled subscribed."""
+    from bluesky import RunEngine
+
+    from sibyls.devices.sim.control import build_simulation_control
+    from sibyls.metadata.exchange import DocumentLog, make_tiled_writer
+    from sibyls.plans import configure_plans, saxs_exposure, setup_run_engine
+
+    control = build_simulation_control(sim_ioc.prefix)
+    control.time_scale.put(50.0, wait=True)
+    configure_plans(beamline, xchg_dirs["data"])
+    RE = RunEngine({}, call_returns_result=True)
+    writer = setup_run_engine(RE, beamline, xchg_dirs["records"], spool_dir=xchg_dirs["spool"])
+    recorder = Recorder()
+    RE.subscribe(recorder)
+    RE.subscribe(DocumentLog(xchg_dirs["runs"]))
+    RE.subscribe(make_tiled_writer(tiled_server.url, tiled_server.api_key, raise_errors=True))
+    uids = {}
+    try:
+        for code, contents, role in (
+            ("HEPES_x", {"kind": "buffer"}, "buffer_blank"),
+            ("Prot_x", PROTEIN, "sample"),
+        ):
+            control.put_in_cell({"sample_code": code, **contents})
+            (uids[code],) = RE(
+                saxs_exposure(
+                    code,
+                    PROJECT,
+                    exposure_time=2.0,
+                    num_frames=3,
+                    sample_role=role,
+                    sample_type=None if role == "buffer_blank" else "protein",
+                    concentration_mg_ml=PROTEIN["concentration_mg_ml"] if role == "sample" else None,
+                )
+            ).run_start_uids
+    finally:
+        control.put_in_cell(None)
+        control.time_scale.put(20.0, wait=True)
+    return {"uids": uids, "recorder": recorder, "writer": writer, "dirs": xchg_dirs}
