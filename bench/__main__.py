@@ -8,19 +8,20 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from bench.common import format_table
+from bench.common import ca_port, format_table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help="benchmark modules to run (bench_<name>.py); default all")
     args = parser.parse_args(argv)
-    available = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent))
-                       if m.name.startswith("bench_"))
+    modules = pkgutil.iter_modules([str(Path(__file__).parent)])
+    available = sorted(m.name for m in modules if m.name.startswith("bench_"))
     chosen = [f"bench_{n.removeprefix('bench_')}" for n in args.names] or available
     unknown = sorted(set(chosen) - set(available))
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; available: {available}")
+    ca_port()  # Channel Access on loopback, before any benchmark imports ophyd
     figures = []
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")

@@ -7,6 +7,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+_ca_port: int | None = None
+
+
+def ca_port() -> int:
+    """This benchmark run's loopback Channel Access port; set up once, before ophyd is imported."""
+    global _ca_port
+    if _ca_port is None:
+        from sibyls.devices.epics_env import apply_loopback_ca_env, free_ca_port_pair
+
+        _ca_port = free_ca_port_pair()
+        apply_loopback_ca_env(_ca_port)
+    return _ca_port
+
 
 @dataclass
 class Figure:
@@ -51,10 +64,11 @@ def format_table(figures: list[Figure]) -> str:
     header = f"{'figure':<46} {'ours':>12} {'baseline':>12} {'ratio':>8} {'target':>10}  verdict  baseline is"
     lines = [header, "-" * len(header)]
     for f in figures:
-        target = "—" if f.target_ratio is None else ("≤ " if f.lower_is_better else "≥ ") + f"{f.target_ratio:g}"
-        verdict = {None: "info", True: "ok", False: "MISSED"}[f.meets_target]
-        lines.append(
-            f"{f.name:<46} {f.ours:>10.4g}{f.unit:>2} {f.baseline:>10.4g}{f.unit:>2} {f.ratio:>8.3f} {target:>10}"
-            f"  {verdict:<7}  {f.baseline_name}" + (f"  ({f.note})" if f.note else "")
+        target = (
+            "—" if f.target_ratio is None else ("≤ " if f.lower_is_better else "≥ ") + f"{f.target_ratio:g}"
         )
+        verdict = {None: "info", True: "ok", False: "MISSED"}[f.meets_target]
+        values = f"{f.ours:>10.4g}{f.unit:>2} {f.baseline:>10.4g}{f.unit:>2} {f.ratio:>8.3f} {target:>10}"
+        note = f"  ({f.note})" if f.note else ""
+        lines.append(f"{f.name:<46} {values}  {verdict:<7}  {f.baseline_name}{note}")
     return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Plan overhead against the simulated beamline over real Channel Access.
+
+* ``saxs_exposure`` of 1000 frames vs a raw ``bp.count`` of the same detectors and frames
+  (target ≤ 1.03× wall time);
+* ``ht_plate`` wall time vs the sum of the simulated robot and exposure time it had to wait for
+  (target ≤ 1.02×).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.common import Figure
+
+FRAMES = int(os.environ.get("SIBYLS_BENCH_FRAMES", "1000"))
+EXPOSURE_S = 0.005
+PLATE_WELLS = 4
+PLATE_TIME_SCALE = 4.0
+
+
+def run() -> list[Figure]:
+    from bench.common import ca_port
+    from sibyls.startup.services import start_ioc
+
+    workdir = Path(tempfile.mkdtemp(prefix="sibyls-bench-plans-"))
+    prefix = f"BP{uuid.uuid4().hex[:4]}:"
+    ioc = start_ioc(prefix, ca_port(), workdir / "ioc.log", binning=8, time_scale=1.0)
+    try:
+        return _measure(prefix, workdir)
+    finally:
+        ioc.stop()
+
+
+def _measure(prefix: str, workdir: Path) -> list[Figure]:
+    from bluesky import RunEngine
+    from bluesky import plans as bp
+
+    from sibyls.devices.beamline import build_beamline
+    from sibyls.devices.sim.control import build_simulation_control
+    from sibyls.devices.sim.ioc import ROBOT_CLEAN_S, ROBOT_DRY_S, ROBOT_LOAD_S
+    from sibyls.metadata.contract import RunMetadata, inject_run_metadata
+    from sibyls.plans import configure_plans, ht_plate, saxs_exposure, setup_run_engine
+    from sibyls.plans.exposure import configure_exposure, with_fast_shutter_open
+
+    beamline = build_beamline(prefix)
+    simulation = build_simulation_control(prefix)
+    simulation.put_in_cell(
+        {"sample_code": "lys", "kind": "sample", "rg_a": 14.0, "concentration_mg_ml": 5.0, "mw_kda": 14.3}
+    )
+    configure_plans(beamline, workdir / "data")
+    RE = RunEngine({})
+    setup_run_engine(RE, beamline, workdir / "records", spool_dir=workdir / "spool")
+
+    metadata = RunMetadata(sample_code="lys_raw", project_code="BENCH", plan_type="count")
+
+    def raw_count():
+        # The same devices, shutters and file settings, but a plain bluesky count.
+        yield from configure_exposure(EXPOSURE_S, "lys_raw", "BENCH")
+        plan = bp.count([beamline.pilatus, beamline.i0, beamline.bs_diode], num=FRAMES)
+        yield from with_fast_shutter_open(inject_run_metadata(plan, metadata))
+
+    def timed(plan_factory) -> float:
+        start = time.perf_counter()
+        RE(plan_factory())
+        return time.perf_counter() - start
+
+    timed(raw_count)  # warm-up: connections, first files
+    raw, ours = [], []
+    for _ in range(2):  # interleaved, so drifts hit both equally
+        raw.append(timed(raw_count))
+        ours.append(timed(lambda: saxs_exposure("lys", "BENCH", exposure_time=EXPOSURE_S, num_frames=FRAMES)))
+
+    # ht_plate: buffer + sample pairs; the simulated time is what the robot and detector must take.
+    simulation.time_scale.put(PLATE_TIME_SCALE, wait=True)
+    wells, robot_wells = [], {}
+    for i in range(PLATE_WELLS // 2):
+        buffer_well, sample_well = f"B{2 * i + 1}", f"B{2 * i + 2}"
+        wells += [
+            {
+                "well": buffer_well,
+                "sample_code": f"buf{i}",
+                "sample_role": "buffer_blank",
+                "exposure_time": 0.3,
+                "num_frames": 10,
+            },
+            {
+                "well": sample_well,
+                "sample_code": f"lys{i}",
+                "buffer_well": buffer_well,
+                "concentration_mg_ml": 5.0,
+                "exposure_time": 0.3,
+                "num_frames": 10,
+            },
+        ]
+        robot_wells[buffer_well] = {"sample_code": f"buf{i}", "kind": "buffer"}
+        robot_wells[sample_well] = {
+            "sample_code": f"lys{i}",
+            "kind": "sample",
+            "rg_a": 14.0,
+            "concentration_mg_ml": 5.0,
+            "mw_kda": 14.3,
+        }
+    beamline.ht_robot.define_plate({"plate_id": "BENCH_PLATE", "wells": robot_wells})
+    plate = {"plate_id": "BENCH_PLATE", "wells": wells}
+    plate_wall = timed(lambda: ht_plate(plate, "BENCH", dry_between_wells=True))
+    per_well_s = ROBOT_LOAD_S + ROBOT_CLEAN_S + ROBOT_DRY_S + 10 * 0.3
+    simulated_wall = PLATE_WELLS * per_well_s / PLATE_TIME_SCALE
+
+    return [
+        Figure(
+            f"saxs_exposure {FRAMES} frames (wall)",
+            min(ours),
+            min(raw),
+            "s",
+            1.03,
+            "raw bp.count, same devices",
+        ),
+        Figure(
+            f"ht_plate {PLATE_WELLS} wells at {PLATE_TIME_SCALE:g}x (wall)",
+            plate_wall,
+            simulated_wall,
+            "s",
+            1.02,
+            "simulated robot + exposure time",
+        ),
+    ]
