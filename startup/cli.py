@@ -17,13 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_ioc_command(subparsers)
 
     from sibyls.startup.demo import add_demo_command
+    from sibyls.startup.stack_cli import add_stack_commands
 
     add_demo_command(subparsers)
+    add_stack_commands(subparsers)
 
     from sibyls.metadata.export import add_export_command
 
     add_export_command(subparsers)
     from sibyls.metadata.exchange import add_exchange_commands
+
     add_exchange_commands(subparsers)
     return parser
 

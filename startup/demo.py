@@ -1,105 +1,171 @@
-"""``sibyls demo``: bring the simulated SIBYLS beamline up, show it live, and take a test exposure."""
+"""``sibyls demo``: the whole stack up, a SAXS sample and an 8-well plate queued and run, records shown."""
 
 from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from pathlib import Path
 
-import h5py
-import numpy as np
-
-from sibyls.devices.epics_env import free_ca_port_pair
-
+DEMO_PROJECT = "DEMO_2026"
 DEMO_SAMPLE = {
     "sample_code": "GluRS_1",
     "kind": "sample",
     "rg_a": 31.0,
     "concentration_mg_ml": 3.0,
     "mw_kda": 54.0,
-    "buffer": "25 mM HEPES pH 7.5, 150 mM NaCl",
 }
+
+
+def demo_plate() -> tuple[dict, dict]:
+    """The 8-well plate as submitted (four buffer/sample pairs) and as the simulated robot holds it."""
+    wells, robot_wells = [], {}
+    proteins = [
+        ("lysozyme", 14.3, 14.0),
+        ("GluRS", 54.0, 31.0),
+        ("BSA", 66.5, 28.0),
+        ("apoferritin", 450.0, 53.0),
+    ]
+    for index, (name, mw, rg) in enumerate(proteins):
+        buffer_well, sample_well = f"A{2 * index + 1}", f"A{2 * index + 2}"
+        wells.append(
+            {
+                "well": buffer_well,
+                "sample_code": f"{name}_buf",
+                "sample_role": "buffer_blank",
+                "exposure_time": 0.3,
+                "num_frames": 10,
+            }
+        )
+        wells.append(
+            {
+                "well": sample_well,
+                "sample_code": name,
+                "buffer_well": buffer_well,
+                "concentration_mg_ml": 2.0,
+                "sample_type": "protein",
+                "molecular_weight_kda": mw,
+                "exposure_time": 0.3,
+                "num_frames": 10,
+            }
+        )
+        robot_wells[buffer_well] = {"sample_code": f"{name}_buf", "kind": "buffer"}
+        robot_wells[sample_well] = {
+            "sample_code": name,
+            "kind": "sample",
+            "rg_a": rg,
+            "concentration_mg_ml": 2.0,
+            "mw_kda": mw,
+        }
+    return {"plate_id": "DEMO_PLATE_1", "wells": wells}, {"plate_id": "DEMO_PLATE_1", "wells": robot_wells}
 
 
 def add_demo_command(subparsers) -> None:
     """Register ``sibyls demo``."""
     parser = subparsers.add_parser(
-        "demo", help="start the simulated beamline, print live readings and take a test exposure"
+        "demo",
+        help="bring the whole stack up, queue a SAXS sample and an 8-well plate, run them, show records",
     )
     parser.add_argument(
-        "--data-dir",
+        "--var-dir",
         type=Path,
         default=Path("var/demo"),
-        help="where frames and logs go (default %(default)s)",
+        help="where the stack keeps data, records, logs and state (default %(default)s)",
     )
-    parser.add_argument("--seconds", type=float, default=3.0, help="how long to print live readings")
+    parser.add_argument("--time-scale", type=float, default=20.0, help="simulation speed-up (default 20x)")
+    parser.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     parser.set_defaults(func=_demo_main)
 
 
 def _demo_main(args: argparse.Namespace) -> int:
-    from sibyls.startup.services import start_ioc
+    from sibyls.startup.stack import describe, down, manager_api, up
 
-    data_dir = args.data_dir.resolve()
-    port = free_ca_port_pair()
-    prefix = f"DEMO{uuid.uuid4().hex[:4]}:"
-    print(f"Starting the simulated SIBYLS beamline (prefix {prefix}, CA port {port} on 127.0.0.1)...")
-    ioc = start_ioc(prefix, port, data_dir / "logs" / "ioc.log", binning=2, time_scale=10.0)
+    var_dir = args.var_dir.resolve()
+    print(
+        f"Starting the SIBYLS stack in {var_dir} (Redis, simulated beamline, RE Manager, HTTP server)...",
+        flush=True,
+    )
+    state = up(var_dir, ioc_prefix="DEMO:", time_scale=args.time_scale, binning=4)
     try:
-        # Imported only now: ophyd starts its Channel Access context on import, and that
-        # context must see the loopback environment start_ioc has just set.
-        from bluesky import RunEngine
-        from bluesky import plan_stubs as bps
-        from bluesky import plans as bp
+        print(describe(state), flush=True)
+        _prepare_simulated_beamline(state)
+        api = manager_api(state, timeout=10)
+        plate, _ = demo_plate()
+        from bluesky_queueserver_api import BPlan
 
-        from sibyls.devices.beamline import build_beamline
-        from sibyls.devices.sim.control import build_simulation_control
-
-        beamline = build_beamline(prefix)
-        simulation = build_simulation_control(prefix)
-        print(f"Connected {len(beamline.devices())} devices. Live readings:")
-        deadline = time.monotonic() + args.seconds
-        while time.monotonic() < deadline:
-            print(
-                f"  ring {beamline.ring.current.get():7.2f} mA | "
-                f"E {beamline.mono.energy.get():.3f} keV (λ {beamline.mono.wavelength.get():.4f} Å) | "
-                f"cell {beamline.cell_temperature.readback.get():6.2f} °C | "
-                f"shutters {beamline.photon_shutter.status.get()}/{beamline.fast_shutter.status.get()} | "
-                f"robot {beamline.ht_robot.state.get()} | I0 rate {beamline.i0.rate.get():.3g}/s",
-                flush=True,
-            )
-            time.sleep(0.5)
-
-        beamline.pilatus.set_file_destination(str(data_dir / "frames"), DEMO_SAMPLE["sample_code"])
-        beamline.pilatus.acquire_time.put(1.0, wait=True)
-        beamline.pilatus.num_images.put(2, wait=True)
-        for counter in (beamline.i0, beamline.bs_diode):
-            counter.preset_time.put(2.0, wait=True)
-        simulation.put_in_cell(DEMO_SAMPLE)
-        run_engine = RunEngine({})
-        print(f"Exposing {DEMO_SAMPLE['sample_code']} (2 x 1 s, simulated 10x faster)...")
-        run_engine(bps.mv(beamline.photon_shutter, "open", beamline.fast_shutter, "open"))
-        readings = {}
-        run_engine(
-            bp.count([beamline.pilatus, beamline.i0, beamline.bs_diode]),
-            lambda name, doc: readings.update(doc["data"]) if name == "event" else None,
-        )
-        run_engine(bps.mv(beamline.fast_shutter, "close", beamline.photon_shutter, "close"))
-        path = beamline.pilatus.full_file_name.get()
-        with h5py.File(path) as frames:
-            data = frames["entry/data/data"]
-            valid = data[0][data[0] >= 0]
-            print(
-                f"Wrote {path}: {data.shape[0]} frames of {data.shape[1]}x{data.shape[2]} {data.dtype}, "
-                f"{int(np.sum(valid))} counts in frame 1"
-            )
-        print(
-            f"I0 {readings['i0_counts']:.4g} counts, beamstop diode {readings['bs_diode_counts']:.4g} counts"
-        )
+        items = [
+            BPlan(
+                "saxs_exposure",
+                DEMO_SAMPLE["sample_code"],
+                DEMO_PROJECT,
+                exposure_time=0.5,
+                num_frames=10,
+                concentration_mg_ml=3.0,
+                sample_type="protein",
+                operator="demo",
+            ),
+            BPlan("ht_plate", plate, DEMO_PROJECT, operator="demo"),
+        ]
+        result = api.item_add_batch(items)
+        if not result["success"]:
+            problems = [r["msg"] for r in result["results"] if not r["success"]]
+            raise RuntimeError(f"the queue refused the demo items: {problems}")
+        print("Queued: saxs_exposure of GluRS_1, ht_plate of 8 wells. Running...", flush=True)
+        api.queue_start()
+        _follow(api)
+        history = api.history_get()["items"][-len(items) :]
+        for item in history:
+            result = item["result"]
+            print(f"  {item['name']:<14} {result['exit_status']:<10} runs {len(result['run_uids'])}")
+        api.close()
+        failed = [i for i in history if i["result"]["exit_status"] != "completed"]
+        records = sorted((var_dir / "records").rglob("*.yaml"))
+        frames = sorted((var_dir / "data").rglob("*.h5"))
+        print(f"lambda-ber records: {len(records)} in {var_dir / 'records' / DEMO_PROJECT}")
+        for record in records[-3:]:
+            print(f"  {record}")
+        print(f"frame files: {len(frames)} in {var_dir / 'data' / DEMO_PROJECT}")
+        if failed or not records:
+            print(f"Demo FAILED; see {var_dir / 'logs'}")
+            return 1
+        return 0
     finally:
-        from sibyls.devices.beamline import release_channel_access
+        if args.keep_up:
+            print(f"Stack left running; stop it with: sibyls down --var-dir {var_dir}")
+        else:
+            stopped = down(var_dir)
+            print(f"Stack stopped ({len(stopped)} processes).")
 
-        release_channel_access()
-        ioc.stop()
-        print("Simulated beamline stopped.")
-    return 0
+
+def _prepare_simulated_beamline(state) -> None:
+    """Simulation only: what a person would do by hand — fill the cell, put the plate on the robot."""
+    import os
+
+    os.environ.update(state.ca_env())  # before ophyd starts its Channel Access context
+    from sibyls.devices.robot import HTRobot
+    from sibyls.devices.sim.control import build_simulation_control
+
+    simulation = build_simulation_control(state.ioc_prefix)
+    simulation.put_in_cell(DEMO_SAMPLE)
+    robot = HTRobot(f"{state.ioc_prefix}Robot:", name="ht_robot")
+    robot.wait_for_connection(timeout=10)
+    _, robot_plate = demo_plate()
+    robot.define_plate(robot_plate)
+
+
+def _follow(api, timeout: float = 600.0) -> None:
+    """Print progress until the queue is done."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        status = api.status()
+        line = (
+            f"  queue {status['items_in_queue']} left, history {status['items_in_history']}, "
+            f"manager {status['manager_state']}"
+        )
+        if line != last:
+            print(line, flush=True)
+            last = line
+        if status["manager_state"] == "idle" and status["items_in_queue"] == 0:
+            return
+        time.sleep(0.5)
+    raise TimeoutError("the demo queue did not finish in time")

@@ -13,17 +13,16 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sibyls.startup.redacted import redacted_command
 from sibyls.startup.services import ManagedProcess
 
 API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 API_KEY_FILE = "tiled_api_key"
-REDACTED = "<redacted-api-key>"
 
 
 @dataclass
@@ -63,10 +62,9 @@ def tiled_command(
     """The ``tiled serve catalog`` command line (no secret in it) for the given storage."""
     data_dir = Path(data_dir).resolve()
     catalog = catalog_uri or f"sqlite:///{data_dir / 'catalog.db'}"
-    command = [
-        sys.executable,
-        "-m",
-        "sibyls.startup.tiled_service",
+    command = redacted_command(
+        API_KEY_ENV,
+        "tiled.commandline.main:main",
         "serve",
         "catalog",
         catalog,
@@ -79,7 +77,7 @@ def tiled_command(
         str(data_dir / "files"),
         "--write",
         f"sqlite:///{data_dir / 'tables.db'}",
-    ]
+    )
     for folder in readable:
         command += ["--read", str(Path(folder).resolve())]
     return command
@@ -148,33 +146,3 @@ def _wait_healthy(service: TiledService, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"the Tiled server did not answer at {service.url} within {timeout} s")
-
-
-class _Redacting:
-    """A text stream wrapper replacing ``secret`` by a placeholder (for the server's own output)."""
-
-    def __init__(self, stream, secret: str) -> None:
-        self._stream, self._secret = stream, secret
-
-    def write(self, text: str) -> int:
-        if self._secret:
-            text = text.replace(self._secret, REDACTED)
-        return self._stream.write(text)
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-
-def _serve(argv: list[str]) -> int:
-    """Run tiled's own command line with the API key redacted from everything it prints."""
-    secret = os.environ.get(API_KEY_ENV, "")
-    sys.stdout = _Redacting(sys.stdout, secret)
-    sys.stderr = _Redacting(sys.stderr, secret)
-    from tiled.commandline.main import main as tiled_main
-
-    sys.argv = ["tiled", *argv]
-    return tiled_main()
-
-
-if __name__ == "__main__":
-    sys.exit(_serve(sys.argv[1:]))

