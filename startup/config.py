@@ -13,15 +13,25 @@ class ProfileConfig:
 
     ``SIBYLS_IOC_PREFIX`` (default ``SIBYLS:``), ``SIBYLS_VAR_DIR`` (default ``./var``) and, to
     override single folders, ``SIBYLS_DATA_DIR``, ``SIBYLS_RECORDS_DIR``, ``SIBYLS_SPOOL_DIR``,
-    ``SIBYLS_STATE_DIR``; ``SIBYLS_CONNECT_TIMEOUT`` (s).
+    ``SIBYLS_STATE_DIR``; ``SIBYLS_CONNECT_TIMEOUT`` (s). Optional services:
+    ``SIBYLS_TILED_URL`` with ``SIBYLS_TILED_API_KEY_FILE`` (runs are written to Tiled) and
+    ``SIBYLS_ZMQ_CONTROL_ADDR`` (the RE Manager, asked for the running queue item).
     """
 
     ioc_prefix: str
+    var_dir: Path
     data_dir: Path
     records_dir: Path
     spool_dir: Path
     state_dir: Path
     connect_timeout: float
+    tiled_url: str = ""
+    tiled_api_key_file: str = ""
+    zmq_control_addr: str = ""
+
+    def tiled_api_key(self) -> str | None:
+        """The Tiled API key, read from its file (never from the environment or a command line)."""
+        return Path(self.tiled_api_key_file).read_text().strip() if self.tiled_api_key_file else None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ProfileConfig:
@@ -34,20 +44,29 @@ class ProfileConfig:
 
         return cls(
             ioc_prefix=env.get("SIBYLS_IOC_PREFIX", "SIBYLS:"),
+            var_dir=var,
             data_dir=folder("SIBYLS_DATA_DIR", "data"),
             records_dir=folder("SIBYLS_RECORDS_DIR", "records"),
             spool_dir=folder("SIBYLS_SPOOL_DIR", "spool"),
             state_dir=folder("SIBYLS_STATE_DIR", "state"),
             connect_timeout=float(env.get("SIBYLS_CONNECT_TIMEOUT", "10")),
+            tiled_url=env.get("SIBYLS_TILED_URL", ""),
+            tiled_api_key_file=env.get("SIBYLS_TILED_API_KEY_FILE", ""),
+            zmq_control_addr=env.get("SIBYLS_ZMQ_CONTROL_ADDR", ""),
         )
 
     def as_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in another process."""
-        return {
+        env = {
             "SIBYLS_IOC_PREFIX": self.ioc_prefix,
+            "SIBYLS_VAR_DIR": str(self.var_dir),
             "SIBYLS_DATA_DIR": str(self.data_dir),
             "SIBYLS_RECORDS_DIR": str(self.records_dir),
             "SIBYLS_SPOOL_DIR": str(self.spool_dir),
             "SIBYLS_STATE_DIR": str(self.state_dir),
             "SIBYLS_CONNECT_TIMEOUT": str(self.connect_timeout),
+            "SIBYLS_TILED_URL": self.tiled_url,
+            "SIBYLS_TILED_API_KEY_FILE": self.tiled_api_key_file,
+            "SIBYLS_ZMQ_CONTROL_ADDR": self.zmq_control_addr,
         }
+        return {k: v for k, v in env.items() if v}

@@ -13,9 +13,11 @@ from bluesky.utils import PersistentDict
 from bluesky_queueserver import is_re_worker_active
 
 from sibyls.devices.beamline import build_beamline
+from sibyls.metadata.exchange import DocumentLog, make_tiled_writer
 from sibyls.plans import QUEUE_PLANS, configure_plans, plan_progress, setup_run_engine
 from sibyls.plans.validation import validate_queue_item
 from sibyls.startup.config import ProfileConfig
+from sibyls.startup.queue_metadata import QueueItemMetadata
 
 config = ProfileConfig.from_env()
 for _folder in (config.data_dir, config.records_dir, config.spool_dir, config.state_dir):
@@ -29,6 +31,17 @@ RE = RunEngine(PersistentDict(str(config.state_dir / "runengine-md")))
 record_writer = setup_run_engine(RE, beamline, config.records_dir, spool_dir=config.spool_dir)
 configure_plans(beamline, config.data_dir)
 globals().update(QUEUE_PLANS)
+
+runs_log = DocumentLog(config.var_dir / "runs")  # every run's documents, for `sibyls export --runs-dir`
+RE.subscribe(runs_log)
+if config.tiled_url:
+    RE.subscribe(
+        make_tiled_writer(
+            config.tiled_url, config.tiled_api_key(), backup_directory=str(config.var_dir / "tiled-backup")
+        )
+    )
+if is_re_worker_active() and config.zmq_control_addr:
+    RE.preprocessors.append(QueueItemMetadata(config.zmq_control_addr))
 
 if not is_re_worker_active():
     from bluesky.callbacks.best_effort import BestEffortCallback

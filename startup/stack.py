@@ -23,7 +23,7 @@ from sibyls.startup.redacted import redacted_command
 from sibyls.startup.services import console_script, start_ioc
 
 HOST = "127.0.0.1"
-SERVICES = ("redis", "ioc", "manager", "http")
+SERVICES = ("redis", "ioc", "tiled", "manager", "http")
 
 
 class StackError(RuntimeError):
@@ -39,6 +39,7 @@ class StackState:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     api_key_file: str = ""
+    tiled_api_key_file: str = ""
     started_at: float = 0.0
 
     @property
@@ -52,6 +53,10 @@ class StackState:
     @property
     def http_url(self) -> str:
         return f"http://{HOST}:{self.ports['http']}"
+
+    @property
+    def tiled_url(self) -> str:
+        return f"http://{HOST}:{self.ports['tiled']}"
 
     @property
     def redis_addr(self) -> str:
@@ -198,8 +203,11 @@ def up(
         "zmq_control": wanted.get("zmq_control") or free_tcp_port(),
         "zmq_info": wanted.get("zmq_info") or free_tcp_port(),
         "http": wanted.get("http") or free_tcp_port(),
+        "tiled": wanted.get("tiled") or free_tcp_port(),
     }
-    state = StackState(str(var_dir), ioc_prefix, chosen, {}, str(_api_key_file(var_dir)), time.time())
+    state = StackState(
+        str(var_dir), ioc_prefix, chosen, {}, str(_api_key_file(var_dir)), started_at=time.time()
+    )
     try:
         _start_redis(state)
         _save_state(state)
@@ -212,6 +220,8 @@ def up(
             timeout=timeout,
         )
         state.pids["ioc"] = ioc.pid
+        _save_state(state)
+        _start_tiled(state, timeout)
         _save_state(state)
         _start_manager(state)
         _save_state(state)
@@ -255,10 +265,39 @@ def _start_redis(state: StackState) -> None:
     _wait("Redis", ping, process, 20, var_dir / "logs" / "redis.log")
 
 
+def profile_config(state: StackState) -> ProfileConfig:
+    """The SIBYLS profile settings for this stack (folders under its var dir, its services)."""
+    return ProfileConfig.from_env(
+        {
+            "SIBYLS_VAR_DIR": state.var_dir,
+            "SIBYLS_IOC_PREFIX": state.ioc_prefix,
+            "SIBYLS_TILED_URL": state.tiled_url,
+            "SIBYLS_TILED_API_KEY_FILE": state.tiled_api_key_file,
+            "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
+        }
+    )
+
+
 def profile_env(state: StackState) -> dict[str, str]:
     """Environment of the RE worker: SIBYLS settings and the IOC's EPICS environment."""
-    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": state.var_dir, "SIBYLS_IOC_PREFIX": state.ioc_prefix})
-    return {**os.environ, **config.as_env(), **state.ca_env()}
+    return {**os.environ, **profile_config(state).as_env(), **state.ca_env()}
+
+
+def _start_tiled(state: StackState, timeout: float) -> None:
+    from sibyls.startup.tiled_service import start_tiled
+
+    var_dir = Path(state.var_dir)
+    data_dir = profile_config(state).data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    service = start_tiled(
+        state.ports["tiled"],
+        var_dir / "tiled",
+        var_dir / "logs" / "tiled.log",
+        readable=[data_dir],
+        timeout=timeout,
+    )
+    state.pids["tiled"] = service.pid
+    state.tiled_api_key_file = str(service.api_key_file)
 
 
 def _start_manager(state: StackState) -> None:
@@ -396,7 +435,7 @@ def down(var_dir: Path, timeout: float = 15.0) -> list[int]:
         except Exception:  # fall back to signals below
             pass
     stopped = []
-    for name in ("http", "manager", "ioc", "redis"):
+    for name in ("http", "manager", "tiled", "ioc", "redis"):
         pid = state.pids.get(name)
         if pid is None:
             continue
@@ -416,6 +455,7 @@ def describe(state: StackState | None) -> str:
     addresses = {
         "redis": state.redis_addr,
         "ioc": f"CA port {state.ports['ca']} on {HOST}",
+        "tiled": state.tiled_url if "tiled" in state.ports else "-",
         "manager": state.zmq_control_addr,
         "http": state.http_url,
     }
