@@ -1,0 +1,323 @@
+"""The whole stack, the way beamline staff run it: real Redis, IOC, Tiled, RE Manager and HTTP server.
+
+Three ways in: the ``qserver`` CLI, the HTTP API (bluesky-httpserver, API key) and the Python API
+(bluesky-queueserver-api). Every process is started on free loopback ports by ``sibyls up`` and
+ended by ``sibyls down``; the last test checks that none is left.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from bluesky_queueserver_api import BPlan
+from bluesky_queueserver_api.comm_base import RequestFailedError
+
+from sibyls.metadata.exchange import read_document_log
+from sibyls.metadata.validation import RecordValidator
+from sibyls.startup.services import console_script
+from sibyls.startup.stack import StackState, _children, down, load_state, manager_api, pid_alive, up
+
+PROJECT = "STACK_TEST"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("stack")
+    state = up(var_dir, ioc_prefix="STK:", time_scale=50.0, binning=8)
+    try:
+        yield state
+    finally:
+        down(var_dir)
+
+
+@pytest.fixture
+def api(stack):
+    client = manager_api(stack, timeout=10)
+    client.queue_clear()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def validator(upstream_schema_dir):
+    return RecordValidator(upstream_schema_dir, with_extension=True)
+
+
+def wait_until_idle(api, timeout: float = 120.0) -> None:
+    """Until the manager has stopped running the queue (it stops on a failed item, too)."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.3)
+    while time.monotonic() < deadline:
+        status = api.status()
+        if status["manager_state"] == "idle" and status["running_item_uid"] is None:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the queue did not finish")
+
+
+def records(stack: StackState) -> dict[str, Path]:
+    """Run uid → record file."""
+    found = {}
+    for path in (Path(stack.var_dir) / "records").rglob("*.yaml"):
+        record = yaml.safe_load(path.read_text())
+        found[record["experiment_runs"][0]["bluesky_uid"]] = path
+    return found
+
+
+def last_history(api, n: int = 1) -> list[dict]:
+    return api.history_get()["items"][-n:]
+
+
+def qserver(stack: StackState, *args: str) -> subprocess.CompletedProcess:
+    command = [console_script("qserver"), "--zmq-control-addr", stack.zmq_control_addr, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def http(stack: StackState, method: str, path: str, key: str | None = "default", **kwargs) -> httpx.Response:
+    headers = {}
+    if key == "default":
+        key = stack.api_key()
+    if key:
+        headers["Authorization"] = f"ApiKey {key}"
+    return httpx.request(method, f"{stack.http_url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def test_cli_item_completes_and_its_record_validates(stack, api, validator):
+    item = {
+        "name": "saxs_exposure",
+        "kwargs": {
+            "sample_code": "GluRS_cli",
+            "project_code": PROJECT,
+            "exposure_time": 0.1,
+            "num_frames": 3,
+        },
+    }
+    added = qserver(stack, "queue", "add", "plan", json.dumps(item))
+    assert added.returncode == 0, added.stdout + added.stderr
+    started = qserver(stack, "queue", "start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    wait_until_idle(api)
+    (entry,) = last_history(api)
+    assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
+    (uid,) = entry["result"]["run_uids"]
+    path = records(stack)[uid]
+    assert not validator.validate_files([path])[path]
+    name, start = next(read_document_log(next((Path(stack.var_dir) / "runs").rglob(f"*{uid[:8]}.jsonl"))))
+    assert name == "start" and start["uid"] == uid
+    assert start["queue_item_uid"] == entry["item_uid"]
+    assert start["submitted_by"] == "qserver-cli"
+
+
+def test_http_needs_the_key_and_runs_items(stack, api):
+    assert http(stack, "GET", "/api/status", key=None).status_code == 401
+    assert http(stack, "GET", "/api/status", key="wrong0key").status_code == 401
+    item = {
+        "name": "saxs_exposure",
+        "item_type": "plan",
+        "kwargs": {
+            "sample_code": "GluRS_http",
+            "project_code": PROJECT,
+            "exposure_time": 0.1,
+            "num_frames": 2,
+        },
+    }
+    response = http(stack, "POST", "/api/queue/item/add", json={"item": item})
+    assert response.status_code == 200 and response.json()["success"], response.text
+    assert http(stack, "POST", "/api/queue/start").json()["success"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = http(stack, "GET", "/api/status").json()
+        if status["items_in_queue"] == 0 and status["manager_state"] == "idle":
+            break
+        time.sleep(0.3)
+    history = http(stack, "GET", "/api/history/get").json()["items"]
+    assert history[-1]["item_uid"] == response.json()["item"]["item_uid"]
+    assert history[-1]["result"]["exit_status"] == "completed"
+
+
+def test_http_invalid_item_is_refused_naming_the_field(stack, api):
+    before = api.status()["items_in_queue"]
+    bad = {
+        "name": "saxs_exposure",
+        "item_type": "plan",
+        "kwargs": {"sample_code": "ok", "project_code": PROJECT, "num_frames": 0},
+    }
+    body = http(stack, "POST", "/api/queue/item/add", json={"item": bad}).json()
+    assert body["success"] is False and "num_frames" in body["msg"]
+    empty_code = {**bad, "kwargs": {"sample_code": "", "project_code": PROJECT}}
+    checked = http(stack, "POST", "/api/sibyls/validate", json=empty_code).json()
+    assert checked["success"] is False
+    assert any(p.startswith("sample_code:") for p in checked["problems"])
+    assert api.status()["items_in_queue"] == before
+
+
+def plate_sheet(rows: list[dict]) -> bytes:
+    columns = [
+        "plate_id",
+        "project_code",
+        "well",
+        "sample_code",
+        "sample_role",
+        "buffer_well",
+        "concentration_mg_ml",
+        "exposure_time",
+        "num_frames",
+    ]
+    lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in rows]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def eight_well_rows() -> list[dict]:
+    rows = []
+    for i in range(4):
+        buffer_well, sample_well = f"C{2 * i + 1}", f"C{2 * i + 2}"
+        common = {"plate_id": "SHEET_PLATE", "project_code": PROJECT, "exposure_time": 0.2, "num_frames": 2}
+        rows.append({**common, "well": buffer_well, "sample_code": f"buf{i}", "sample_role": "buffer_blank"})
+        rows.append(
+            {
+                **common,
+                "well": sample_well,
+                "sample_code": f"prot{i}",
+                "sample_role": "sample",
+                "buffer_well": buffer_well,
+                "concentration_mg_ml": 1.5,
+            }
+        )
+    return rows
+
+
+def upload(stack, name: str, content: bytes) -> dict:
+    files = {"spreadsheet": (name, io.BytesIO(content), "application/octet-stream")}
+    return http(stack, "POST", "/api/queue/upload/spreadsheet", files=files).json()
+
+
+def test_valid_plate_sheet_becomes_exactly_one_item(stack, api):
+    before = api.status()["items_in_queue"]
+    body = upload(stack, "plate.csv", plate_sheet(eight_well_rows()))
+    assert body["success"], body
+    queue = api.queue_get()["items"]
+    assert len(queue) == before + 1
+    assert queue[-1]["name"] == "ht_plate"
+    assert len(queue[-1]["kwargs"]["plate"]["wells"]) == 8
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    rows = eight_well_rows()
+    columns = list(rows[1])
+    sheet.append(columns)
+    for row in rows:
+        sheet.append([row.get(c) for c in columns])
+    data = io.BytesIO()
+    book.save(data)
+    assert upload(stack, "plate.xlsx", data.getvalue())["success"]
+    assert len(api.queue_get()["items"]) == before + 2
+    api.queue_clear()
+
+
+def test_invalid_plate_sheet_queues_nothing_and_lists_rows(stack, api):
+    rows = eight_well_rows()
+    rows[3]["concentration_mg_ml"] = -2  # row 5
+    rows[5]["buffer_well"] = "H12"  # row 7: buffer not on the plate
+    rows[6]["well"] = "Z99"  # row 8
+    before = api.status()["items_in_queue"]
+    body = upload(stack, "plate.csv", plate_sheet(rows))
+    assert body["success"] is False
+    assert "row 5, column concentration_mg_ml" in body["msg"]
+    assert "row 8, column well" in body["msg"]
+    assert api.status()["items_in_queue"] == before
+
+
+def test_python_api_batch_runs_and_history_uids_match_records(stack, api, validator):
+    plans = [BPlan("saxs_exposure", f"batch{i}", PROJECT, exposure_time=0.1, num_frames=2) for i in range(2)]
+    result = api.item_add_batch(plans)
+    assert result["success"], result
+    api.queue_start()
+    wait_until_idle(api)
+    entries = last_history(api, 2)
+    assert [e["result"]["exit_status"] for e in entries] == ["completed", "completed"]
+    found = records(stack)
+    for entry in entries:
+        (uid,) = entry["result"]["run_uids"]
+        assert uid in found
+        record = yaml.safe_load(found[uid].read_text())
+        assert record["experiment_runs"][0]["sample_code"] == entry["args"][0]
+
+
+def test_primary_users_cannot_move_motors_or_override_the_contract(stack, api):
+    with pytest.raises(RequestFailedError, match="Plan 'mv' is not in the list of allowed plans"):
+        api.item_add(BPlan("mv", "sample_stage_x", 1.0))
+    # Beamline staff (admin) may.
+    assert api.item_add(BPlan("mv", "sample_stage_x", 0.0), user_group="admin")["success"]
+    api.queue_clear()
+
+    runs_before = set(records(stack))
+    override = BPlan("saxs_exposure", "honest", PROJECT, exposure_time=0.1, num_frames=1)
+    override.meta = {"sample_code": "forged", "plan_type": "count"}
+    assert api.item_add(override)["success"]  # the manager only checks that meta is a dict
+    api.queue_start()
+    wait_until_idle(api)
+    (entry,) = last_history(api)
+    assert entry["result"]["exit_status"] == "failed"
+    assert "sample_code" in entry["result"]["msg"] and "reserved" in entry["result"]["msg"]
+    assert entry["result"]["run_uids"] == []  # refused before the run opened: no RunStart at all
+    assert set(records(stack)) == runs_before
+    problems = http(
+        stack,
+        "POST",
+        "/api/sibyls/validate",
+        json={
+            "name": "saxs_exposure",
+            "kwargs": {"sample_code": "honest", "project_code": PROJECT},
+            "meta": {"uid": "x"},
+        },
+    ).json()["problems"]
+    assert problems == ["meta.uid: reserved RunStart key; it comes from the plan, not the item"]
+
+
+def test_restart_keeps_the_queue_and_scan_ids_keep_counting(stack, api):
+    last_scan_id = max(
+        yaml.safe_load(p.read_text())["studies"][0]["scan_id"] for p in records(stack).values()
+    )
+    added = api.item_add(BPlan("saxs_exposure", "after_restart", PROJECT, exposure_time=0.1, num_frames=1))
+    assert added["success"]
+    item_uid = added["item"]["item_uid"]
+    api.close()
+    var_dir = Path(stack.var_dir)
+    old_pids = set(stack.pids.values())
+    down(var_dir)
+    assert not any(pid_alive(pid) for pid in old_pids)
+    restarted = up(var_dir, ioc_prefix="STK:", time_scale=50.0, binning=8)
+    stack.__dict__.update(restarted.__dict__)  # the module fixture follows the restarted stack
+    client = manager_api(restarted, timeout=10)
+    try:
+        assert [i["item_uid"] for i in client.queue_get()["items"]] == [item_uid]
+        client.queue_start()
+        wait_until_idle(client)
+        (entry,) = last_history(client)
+        assert entry["result"]["exit_status"] == "completed"
+        (uid,) = entry["result"]["run_uids"]
+        scan_id = yaml.safe_load(records(restarted)[uid].read_text())["studies"][0]["scan_id"]
+        assert scan_id > last_scan_id
+    finally:
+        client.close()
+
+
+def test_down_leaves_no_process_behind(tmp_path):
+    state = up(tmp_path / "stack", ioc_prefix="DWN:", time_scale=50.0, binning=8, open_environment=True)
+    family = set()
+    for pid in state.pids.values():
+        family |= {pid, *_children(pid)}
+    assert len(family) > len(state.pids)  # the RE worker and server helpers are children
+    stopped = set(down(tmp_path / "stack"))
+    assert family <= stopped
+    assert not [pid for pid in family if pid_alive(pid)]
+    assert load_state(tmp_path / "stack") is None
