@@ -22,13 +22,15 @@ def frame_file_prefix(metadata: RunMetadata) -> str:
 
 
 def configure_exposure(
-    exposure_time: float, file_prefix: str, project_code: str
+    exposure_time: float, file_prefix: str, project_code: str, frames_per_trigger: int = 1
 ) -> Generator[Msg, Any, None]:
-    """Detector and counters for one frame per trigger of ``exposure_time``; files under the project."""
+    """Detector and counters for ``frames_per_trigger`` frames of ``exposure_time`` per trigger.
+
+    Files go to ``<data_dir>/<project_code>/`` (the detector creates the folder).
+    """
     context = plan_context()
     beamline = context.beamline
     directory = context.data_dir / project_code
-    directory.mkdir(parents=True, exist_ok=True)
     check_file_name(beamline.pilatus.name, file_prefix)
     yield from bps.mv(
         beamline.pilatus.file_path,
@@ -42,11 +44,11 @@ def configure_exposure(
         beamline.pilatus.acquire_period,
         exposure_time,
         beamline.pilatus.num_images,
-        1,
+        frames_per_trigger,
         beamline.i0.preset_time,
-        exposure_time,
+        exposure_time * frames_per_trigger,
         beamline.bs_diode.preset_time,
-        exposure_time,
+        exposure_time * frames_per_trigger,
     )
 
 
@@ -68,10 +70,19 @@ def exposure_run(
     plan_name: str,
     plan_args: dict[str, Any],
     extra_md: dict[str, Any] | None = None,
+    one_file: bool = False,
 ) -> Generator[Msg, Any, str]:
-    """One run of ``num_frames`` frames of ``exposure_time`` with the contract injected; returns its uid."""
+    """One run of ``num_frames`` frames of ``exposure_time`` with the contract injected; returns its uid.
+
+    By default every frame is an event (its own file, I0 and diode); ``one_file`` takes all
+    frames in one acquisition (one event, one file of ``num_frames`` slices, I0 and diode over
+    the whole exposure), as HT-SAXS does.
+    """
     beamline = plan_context().beamline
-    yield from configure_exposure(exposure_time, frame_file_prefix(metadata), metadata.project_code)
+    per_trigger = num_frames if one_file else 1
+    yield from configure_exposure(
+        exposure_time, frame_file_prefix(metadata), metadata.project_code, per_trigger
+    )
     detectors = [beamline.pilatus, beamline.i0, beamline.bs_diode]
     md = {
         "plan_name": plan_name,
@@ -81,7 +92,7 @@ def exposure_run(
         **(extra_md or {}),
     }
     uids: list[str] = []
-    count = bp.count(detectors, num=num_frames, md=md)
+    count = bp.count(detectors, num=num_frames // per_trigger, md=md)
     capture = bpp.subs_wrapper(count, {"start": [lambda name, doc: uids.append(doc["uid"])]})
     yield from with_fast_shutter_open(inject_run_metadata(capture, metadata))
     return uids[0]

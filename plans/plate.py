@@ -65,7 +65,9 @@ def ht_plate(
     The whole plate is checked before the robot moves: wells unique within A1–H12, each sample's
     buffer well on the plate and listed before it, concentrations positive, exposures 0.001–60 s,
     frames 1–10000, every well's metadata valid, and the plate known to the robot. Each sample's
-    run records the uid of its buffer's run (``buffer_run_uid``) for subtraction.
+    run records the uid of its buffer's run (``buffer_run_uid``) for subtraction. A well's
+    ``num_frames`` slices are one acquisition: one HDF5 file per well, I0 and the beamstop
+    diode integrated over it.
 
     Parameters
     ----------
@@ -120,6 +122,7 @@ def ht_plate(
             "ht_plate",
             plan_args,
             {k: v for k, v in extra.items() if v is not None},
+            one_file=True,
         )
         yield from bps.mv(robot, "clean")
         if dry_between_wells:
