@@ -6,6 +6,7 @@ import atexit
 from dataclasses import dataclass, fields
 
 from ophyd import Device, EpicsSignalRO
+from ophyd.signal import EpicsSignalBase
 
 from sibyls.devices.counters import GatedCounter
 from sibyls.devices.motors import XYStage
@@ -59,8 +60,16 @@ class SibylsBeamline:
 
 
 def build_beamline(prefix: str = "SIBYLS:", connect: bool = True, timeout: float = 10.0) -> SibylsBeamline:
-    """All SIBYLS devices under ``prefix`` (the simulated IOC's, or the real beamline's PVs)."""
+    """All SIBYLS devices under ``prefix`` (the simulated IOC's, or the real beamline's PVs).
+
+    EPICS signals created from here on keep a monitor on their PVs (``auto_monitor``), so reading
+    a device costs no network round trip: the usual setting of beamline profiles. Opting out:
+    long-string char waveforms (a monitor would pin them to the length they had when connected)
+    and the readbacks a command or trigger just changed (the monitor update may arrive after the
+    put-completion that ends the command, so they are read fresh).
+    """
     _finalize_ca_at_exit()
+    EpicsSignalBase.set_defaults(auto_monitor=True)
     beamline = SibylsBeamline(
         ring=StorageRing(f"{prefix}Ring:", name="ring"),
         mono=Monochromator(f"{prefix}Mono:", name="mono"),

@@ -13,9 +13,10 @@ class GatedCounter(Device):
     transmission) and zero while a shutter is closed.
     """
 
-    counts = Cpt(EpicsSignalRO, "Counts_RBV", kind=Kind.hinted)
+    # Read fresh after each trigger: a monitor update may arrive after the put-completion.
+    counts = Cpt(EpicsSignalRO, "Counts_RBV", kind=Kind.hinted, auto_monitor=False)
     rate = Cpt(EpicsSignalRO, "Rate_RBV", kind=Kind.omitted)
-    preset_time = Cpt(EpicsSignal, "PresetTime", limits=True, kind=Kind.config)
+    preset_time = Cpt(EpicsSignal, "PresetTime", put_complete=True, limits=True, kind=Kind.config)
     count = Cpt(EpicsSignal, "Count", put_complete=True, kind=Kind.omitted)
 
     def trigger(self):

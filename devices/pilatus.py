@@ -54,10 +54,10 @@ class PilatusDetector(Device):
     and geometry go to the run's configuration.
     """
 
-    acquire_time = Cpt(EpicsSignal, "AcquireTime", limits=True, kind=Kind.config)
-    acquire_period = Cpt(EpicsSignal, "AcquirePeriod", limits=True, kind=Kind.config)
-    num_images = Cpt(EpicsSignal, "NumImages", limits=True, kind=Kind.config)
-    binning = Cpt(EpicsSignal, "Binning", limits=True, kind=Kind.config)
+    acquire_time = Cpt(EpicsSignal, "AcquireTime", put_complete=True, limits=True, kind=Kind.config)
+    acquire_period = Cpt(EpicsSignal, "AcquirePeriod", put_complete=True, limits=True, kind=Kind.config)
+    num_images = Cpt(EpicsSignal, "NumImages", put_complete=True, limits=True, kind=Kind.config)
+    binning = Cpt(EpicsSignal, "Binning", put_complete=True, limits=True, kind=Kind.config)
     beam_center_x = Cpt(EpicsSignal, "BeamX", kind=Kind.config)
     beam_center_y = Cpt(EpicsSignal, "BeamY", kind=Kind.config)
     distance = Cpt(EpicsSignalRO, "Distance_RBV", kind=Kind.config)
@@ -66,15 +66,26 @@ class PilatusDetector(Device):
 
     acquire = Cpt(EpicsSignal, "Acquire", put_complete=True, kind=Kind.omitted)
     detector_state = Cpt(EpicsSignalRO, "DetectorState_RBV", string=True, kind=Kind.omitted)
-    status_message = Cpt(EpicsSignalRO, "StatusMessage_RBV", string=True, kind=Kind.omitted)
+    status_message = Cpt(
+        EpicsSignalRO, "StatusMessage_RBV", string=True, auto_monitor=False, kind=Kind.omitted
+    )
     array_counter = Cpt(EpicsSignal, "ArrayCounter_RBV", write_pv="ArrayCounter", kind=Kind.omitted)
-    file_path = Cpt(EpicsSignal, "FilePath", string=True, kind=Kind.omitted)
-    file_name = Cpt(EpicsSignal, "FileName", string=True, kind=Kind.omitted)
-    file_number = Cpt(EpicsSignal, "FileNumber", limits=True, kind=Kind.omitted)
-    file_template = Cpt(EpicsSignal, "FileTemplate", string=True, kind=Kind.omitted)
-    full_file_name = Cpt(EpicsSignalRO, "FullFileName_RBV", string=True, kind=Kind.omitted)
+    file_path = Cpt(
+        EpicsSignal, "FilePath", put_complete=True, string=True, auto_monitor=False, kind=Kind.omitted
+    )
+    file_name = Cpt(
+        EpicsSignal, "FileName", put_complete=True, string=True, auto_monitor=False, kind=Kind.omitted
+    )
+    file_number = Cpt(EpicsSignal, "FileNumber", put_complete=True, limits=True, kind=Kind.omitted)
+    file_template = Cpt(
+        EpicsSignal, "FileTemplate", put_complete=True, string=True, auto_monitor=False, kind=Kind.omitted
+    )
+    full_file_name = Cpt(
+        EpicsSignalRO, "FullFileName_RBV", string=True, auto_monitor=False, kind=Kind.omitted
+    )
 
-    total_counts = Cpt(EpicsSignalRO, "TotalCounts_RBV", kind=Kind.hinted)
+    # Read fresh after each trigger: a monitor update may arrive after the put-completion.
+    total_counts = Cpt(EpicsSignalRO, "TotalCounts_RBV", kind=Kind.hinted, auto_monitor=False)
     image = Cpt(Signal, value="", kind=Kind.normal)
 
     def __init__(self, prefix: str = "", *, name: str, **kwargs) -> None:

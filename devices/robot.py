@@ -42,18 +42,18 @@ class HTRobot(Device):
     A command the robot refuses raises :class:`RobotError` with the robot's reason.
     """
 
-    plate_definition = Cpt(EpicsSignal, "PlateDefinition", string=True, kind=Kind.omitted)
-    known_plates = Cpt(EpicsSignalRO, "KnownPlates_RBV", string=True, kind=Kind.omitted)
-    plate_id = Cpt(PlateIdSignal, "PlateId", string=True, kind=Kind.config)
-    well = Cpt(WellSignal, "Well", string=True, kind=Kind.omitted)
+    plate_definition = Cpt(EpicsSignal, "PlateDefinition", string=True, auto_monitor=False, kind=Kind.omitted)
+    known_plates = Cpt(EpicsSignalRO, "KnownPlates_RBV", string=True, auto_monitor=False, kind=Kind.omitted)
+    plate_id = Cpt(PlateIdSignal, "PlateId", put_complete=True, string=True, kind=Kind.config)
+    well = Cpt(WellSignal, "Well", put_complete=True, string=True, kind=Kind.omitted)
     load_cmd = Cpt(EpicsSignal, "Load", put_complete=True, kind=Kind.omitted)
     clean_cmd = Cpt(EpicsSignal, "Clean", put_complete=True, kind=Kind.omitted)
     dry_cmd = Cpt(EpicsSignal, "Dry", put_complete=True, kind=Kind.omitted)
-    state = Cpt(EpicsSignalRO, "State_RBV", string=True, kind=Kind.normal)
-    loaded_well = Cpt(EpicsSignalRO, "LoadedWell_RBV", string=True, kind=Kind.normal)
-    loaded_sample = Cpt(EpicsSignalRO, "LoadedSample_RBV", string=True, kind=Kind.normal)
-    message = Cpt(EpicsSignalRO, "Message_RBV", string=True, kind=Kind.omitted)
-    command_refused = Cpt(EpicsSignalRO, "CommandRefused_RBV", kind=Kind.omitted)
+    state = Cpt(EpicsSignalRO, "State_RBV", string=True, kind=Kind.normal, auto_monitor=False)
+    loaded_well = Cpt(EpicsSignalRO, "LoadedWell_RBV", string=True, kind=Kind.normal, auto_monitor=False)
+    loaded_sample = Cpt(EpicsSignalRO, "LoadedSample_RBV", string=True, kind=Kind.normal, auto_monitor=False)
+    message = Cpt(EpicsSignalRO, "Message_RBV", string=True, auto_monitor=False, kind=Kind.omitted)
+    command_refused = Cpt(EpicsSignalRO, "CommandRefused_RBV", kind=Kind.omitted, auto_monitor=False)
 
     def known_plate_ids(self) -> list[str]:
         """Plate ids the robot has definitions for."""

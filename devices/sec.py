@@ -30,19 +30,26 @@ class SECSystem(Device):
     an elution; ``eluted_volume`` and ``elapsed`` say where the run is.
     """
 
-    flow_rate = Cpt(EpicsSignal, "Pump:FlowRate_RBV", write_pv="Pump:FlowRate", limits=True, kind=Kind.config)
+    flow_rate = Cpt(
+        EpicsSignal,
+        "Pump:FlowRate_RBV",
+        put_complete=True,
+        write_pv="Pump:FlowRate",
+        limits=True,
+        kind=Kind.config,
+    )
     pressure = Cpt(EpicsSignalRO, "Pump:Pressure_RBV", kind=Kind.normal)
-    run_time = Cpt(EpicsSignal, "RunTime", limits=True, kind=Kind.config)
-    inject_sample = Cpt(EpicsSignal, "InjectSample", string=True, kind=Kind.omitted)
+    run_time = Cpt(EpicsSignal, "RunTime", put_complete=True, limits=True, kind=Kind.config)
+    inject_sample = Cpt(EpicsSignal, "InjectSample", string=True, auto_monitor=False, kind=Kind.omitted)
     inject_cmd = Cpt(EpicsSignal, "Inject", put_complete=True, kind=Kind.omitted)
     stop_cmd = Cpt(EpicsSignal, "Stop", put_complete=True, kind=Kind.omitted)
-    run_state = Cpt(EpicsSignalRO, "RunState_RBV", string=True, kind=Kind.normal)
+    run_state = Cpt(EpicsSignalRO, "RunState_RBV", string=True, kind=Kind.normal, auto_monitor=False)
     elapsed = Cpt(RunClockSignal, "Elapsed_RBV", kind=Kind.normal)
     eluted_volume = Cpt(EpicsSignalRO, "ElutedVolume_RBV", kind=Kind.normal)
     uv280 = Cpt(EpicsSignalRO, "UV:A280_RBV", kind=Kind.hinted)
     mals = Cpt(EpicsSignalRO, "MALS:LS90_RBV", kind=Kind.hinted)
     refractive_index = Cpt(EpicsSignalRO, "RI:dRI_RBV", kind=Kind.hinted)
-    message = Cpt(EpicsSignalRO, "Message_RBV", string=True, kind=Kind.omitted)
+    message = Cpt(EpicsSignalRO, "Message_RBV", string=True, auto_monitor=False, kind=Kind.omitted)
 
     def load_vial(self, sample: dict) -> None:
         """Describe what the autosampler will inject (simulation: a ScatteringSample as a dict)."""

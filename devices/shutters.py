@@ -10,7 +10,7 @@ class Shutter(Device):
     """A shutter with an Open/Close command and a Closed/Open/Moving status."""
 
     command = Cpt(EpicsSignal, "Open", put_complete=True, string=True, kind=Kind.omitted)
-    status = Cpt(EpicsSignalRO, "Status_RBV", string=True, kind=Kind.normal)
+    status = Cpt(EpicsSignalRO, "Status_RBV", string=True, kind=Kind.normal, auto_monitor=False)
 
     _commands = {"open": "Open", "close": "Close", "closed": "Close", 1: "Open", 0: "Close"}
 

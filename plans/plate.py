@@ -107,7 +107,10 @@ def ht_plate(
     for index, (well, metadata) in enumerate(zip(spec.wells, wells_md, strict=True), start=1):
         if well.buffer_well is not None:
             metadata = metadata.model_copy(update={"buffer_run_uid": run_uids[well.buffer_well]})
-        yield from bps.mv(robot, well.well)
+        if index == 1:  # open the photon shutter while the robot loads the first well
+            yield from bps.mv(robot, well.well, plan_context().beamline.photon_shutter, "open")
+        else:
+            yield from bps.mv(robot, well.well)
         plan_args = {
             "plate_id": spec.plate_id,
             "well": well.well,

@@ -12,8 +12,8 @@ class SimulationControl(Device):
     """``time_scale`` speeds the simulated beamline up; ``put_in_cell`` loads a sample by hand."""
 
     time_scale = Cpt(EpicsSignal, "TimeScale", limits=True, kind=Kind.config)
-    cell_sample = Cpt(EpicsSignal, "CellSample", string=True, kind=Kind.omitted)
-    cell_contents = Cpt(EpicsSignalRO, "CellContents_RBV", string=True, kind=Kind.normal)
+    cell_sample = Cpt(EpicsSignal, "CellSample", string=True, auto_monitor=False, kind=Kind.omitted)
+    cell_contents = Cpt(EpicsSignalRO, "CellContents_RBV", string=True, kind=Kind.normal, auto_monitor=False)
 
     def put_in_cell(self, sample: dict | None) -> None:
         """Fill the cell with ``sample`` (a ScatteringSample as a dict); None empties and dries it."""
