@@ -3,8 +3,6 @@
 from collections.abc import Generator
 from typing import Any, Literal
 
-from apstools.callbacks import SignalStatsCallback
-from apstools.plans import lineup2
 from bluesky import plan_stubs as bps
 from bluesky import plans as bp
 from bluesky import preprocessors as bpp
@@ -21,8 +19,6 @@ _COUNT_TIME = {"description": "diode counting time per point, s (0.001–10)", "
 _RANGE = {"description": "scan half-width around the current position, mm (0.01–5)", "min": 0.01, "max": 5.0}
 
 STATS_STREAM = "signal_stats"
-#: Statistics of the last alignment scan (apstools): ``alignment_stats.analysis``.
-alignment_stats = SignalStatsCallback()
 
 
 def _check_alignment(arguments: dict[str, Any]) -> RunMetadata:
@@ -69,6 +65,11 @@ def _lineup(
     nscans: int,
     metadata,
 ) -> Generator[Msg, Any, dict]:
+    # apstools is imported here, not at module import: it takes ~2 s, and every RE environment
+    # open would pay for it.
+    from apstools.callbacks import SignalStatsCallback
+    from apstools.plans import lineup2
+
     beamline = plan_context().beamline
     yield from bps.mv(beamline.bs_diode.preset_time, count_time)
     plan = lineup2(
@@ -80,7 +81,7 @@ def _lineup(
         feature=feature,
         peak_factor=peak_factor,
         nscans=nscans,
-        signal_stats=alignment_stats,
+        signal_stats=SignalStatsCallback(),
         md={"plan_name": "alignment"},
         stats_stream=STATS_STREAM,
     )

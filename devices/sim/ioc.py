@@ -62,6 +62,18 @@ def _json_text(value) -> str:
     return str(value)
 
 
+def text_pv(name: str, value: str = "", max_length: int = PATH_STRING, **kwargs) -> pvproperty:
+    """A UTF-8 text PV as a char waveform (paths, JSON, messages longer than 40 characters)."""
+    return pvproperty(
+        value=value,
+        name=name,
+        dtype=ChannelType.CHAR,
+        max_length=max_length,
+        string_encoding="utf-8",
+        **kwargs,
+    )
+
+
 class SimulationClock:
     """Simulated time that runs ``scale`` times faster than the wall clock."""
 
@@ -100,12 +112,9 @@ class SimControlGroup(PVGroup):
         upper_ctrl_limit=10000.0,
         doc="simulated seconds per wall-clock second",
     )
-    cell_sample = pvproperty(
-        value="",
-        name="CellSample",
-        dtype=ChannelType.CHAR,
+    cell_sample = text_pv(
+        "CellSample",
         max_length=LONG_STRING,
-        string_encoding="utf-8",
         doc="JSON ScatteringSample put in the cell by hand; null empties the cell",
     )
     cell_contents = pvproperty(
@@ -240,8 +249,10 @@ class CounterGroup(PVGroup):
     @rate.startup
     async def rate(self, instance, async_lib):
         while True:
-            await instance.write(self._counts(self.parent.beam_state(), 1.0))
-            await asyncio.sleep(0.2)
+            rate = self._counts(self.parent.beam_state(), 1.0)
+            if rate or instance.value:  # no monitor traffic while the beam is off
+                await instance.write(rate)
+            await asyncio.sleep(0.5)
 
 
 class PilatusGroup(PVGroup):
@@ -265,46 +276,14 @@ class PilatusGroup(PVGroup):
         dtype=ChannelType.ENUM,
         read_only=True,
     )
-    status_message = pvproperty(
-        value="",
-        name="StatusMessage_RBV",
-        dtype=ChannelType.CHAR,
-        max_length=PATH_STRING,
-        string_encoding="utf-8",
-        read_only=True,
-    )
-    file_path = pvproperty(
-        value="/tmp/sibyls/",
-        name="FilePath",
-        dtype=ChannelType.CHAR,
-        max_length=PATH_STRING,
-        string_encoding="utf-8",
-    )
+    status_message = text_pv("StatusMessage_RBV", read_only=True)
+    file_path = text_pv("FilePath", value="/tmp/sibyls/")
     file_path_exists = pvproperty(value=0, name="FilePathExists_RBV", read_only=True)
-    file_name = pvproperty(
-        value="frames",
-        name="FileName",
-        dtype=ChannelType.CHAR,
-        max_length=256,
-        string_encoding="utf-8",
-    )
+    file_name = text_pv("FileName", value="frames", max_length=256)
     file_number = pvproperty(value=1, name="FileNumber", lower_ctrl_limit=0, upper_ctrl_limit=2**31 - 2)
-    file_template = pvproperty(
-        value="%s%s_%5.5d.h5",
-        name="FileTemplate",
-        dtype=ChannelType.CHAR,
-        max_length=256,
-        string_encoding="utf-8",
-    )
+    file_template = text_pv("FileTemplate", value="%s%s_%5.5d.h5", max_length=256)
     auto_increment = pvproperty(value=1, name="AutoIncrement", lower_ctrl_limit=0, upper_ctrl_limit=1)
-    full_file_name = pvproperty(
-        value="",
-        name="FullFileName_RBV",
-        dtype=ChannelType.CHAR,
-        max_length=PATH_STRING,
-        string_encoding="utf-8",
-        read_only=True,
-    )
+    full_file_name = text_pv("FullFileName_RBV", read_only=True)
     binning = pvproperty(value=1, name="Binning", lower_ctrl_limit=1, upper_ctrl_limit=8)
     size_x = pvproperty(value=0, name="ArraySizeX_RBV", read_only=True)
     size_y = pvproperty(value=0, name="ArraySizeY_RBV", read_only=True)
@@ -655,7 +634,7 @@ class TemperatureGroup(PVGroup):
         temperature = float(instance.value)
         last = self.parent.clock.now()
         while True:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
             now = self.parent.clock.now()
             dt, last = now - last, now
             target = float(self.setpoint.value)
@@ -666,22 +645,10 @@ class TemperatureGroup(PVGroup):
 class RobotGroup(PVGroup):
     """HT-SAXS robot: loads a well of a known plate into the cell, cleans and dries the cell."""
 
-    plate_definition = pvproperty(
-        value="",
-        name="PlateDefinition",
-        dtype=ChannelType.CHAR,
-        max_length=LONG_STRING,
-        string_encoding="utf-8",
-        doc="put a JSON PlateDefinition to register a plate",
+    plate_definition = text_pv(
+        "PlateDefinition", max_length=LONG_STRING, doc="put a JSON PlateDefinition to register a plate"
     )
-    known_plates = pvproperty(
-        value="[]",
-        name="KnownPlates_RBV",
-        dtype=ChannelType.CHAR,
-        max_length=LONG_STRING,
-        string_encoding="utf-8",
-        read_only=True,
-    )
+    known_plates = text_pv("KnownPlates_RBV", value="[]", max_length=LONG_STRING, read_only=True)
     plate_id = pvproperty(value="", name="PlateId", dtype=ChannelType.STRING)
     well = pvproperty(value="A1", name="Well", dtype=ChannelType.STRING)
     load = pvproperty(value=0, name="Load", doc="put 1: load Well of PlateId into the cell")
@@ -692,14 +659,7 @@ class RobotGroup(PVGroup):
     )
     loaded_well = pvproperty(value="", name="LoadedWell_RBV", dtype=ChannelType.STRING, read_only=True)
     loaded_sample = pvproperty(value="", name="LoadedSample_RBV", dtype=ChannelType.STRING, read_only=True)
-    message = pvproperty(
-        value="",
-        name="Message_RBV",
-        dtype=ChannelType.CHAR,
-        max_length=PATH_STRING,
-        string_encoding="utf-8",
-        read_only=True,
-    )
+    message = text_pv("Message_RBV", read_only=True)
     command_refused = pvproperty(
         value=0, name="CommandRefused_RBV", read_only=True, doc="1 when the last command was refused"
     )
@@ -809,13 +769,8 @@ class SECGroup(PVGroup):
         value=0.0, name="Pump:FlowRate_RBV", read_only=True, units="mL/min", precision=3
     )
     pressure = pvproperty(value=0.0, name="Pump:Pressure_RBV", read_only=True, units="MPa", precision=2)
-    inject_sample = pvproperty(
-        value="",
-        name="InjectSample",
-        dtype=ChannelType.CHAR,
-        max_length=LONG_STRING,
-        string_encoding="utf-8",
-        doc="JSON ScatteringSample in the autosampler vial",
+    inject_sample = text_pv(
+        "InjectSample", max_length=LONG_STRING, doc="JSON ScatteringSample in the autosampler vial"
     )
     inject = pvproperty(value=0, name="Inject", doc="put 1: inject InjectSample and start the run")
     stop = pvproperty(value=0, name="Stop", doc="put 1: end the run")
@@ -836,14 +791,7 @@ class SECGroup(PVGroup):
     )
     mals = pvproperty(value=0.01, name="MALS:LS90_RBV", read_only=True, units="V", precision=5)
     refractive_index = pvproperty(value=0.0, name="RI:dRI_RBV", read_only=True, units="RIU", precision=8)
-    message = pvproperty(
-        value="",
-        name="Message_RBV",
-        dtype=ChannelType.CHAR,
-        max_length=PATH_STRING,
-        string_encoding="utf-8",
-        read_only=True,
-    )
+    message = text_pv("Message_RBV", read_only=True)
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -904,7 +852,8 @@ class SECGroup(PVGroup):
     async def elapsed(self, instance, async_lib):
         last = self.parent.clock.now()
         while True:
-            await asyncio.sleep(0.02)
+            # Fast while eluting (the peak must be resolved at 100x); idle, nothing changes.
+            await asyncio.sleep(0.02 if self.running else 0.2)
             now = self.parent.clock.now()
             dt, last = now - last, now
             if self.running:
@@ -919,9 +868,13 @@ class SECGroup(PVGroup):
                 sample = self.sample
             else:
                 volume, sample = 0.0, None
-            await self.uv280.write(physics.uv280_mau(sample, volume))
-            await self.mals.write(physics.mals_volts(sample, volume))
-            await self.refractive_index.write(physics.refractive_index_riu(sample, volume))
+            for pv, value in (
+                (self.uv280, physics.uv280_mau(sample, volume)),
+                (self.mals, physics.mals_volts(sample, volume)),
+                (self.refractive_index, physics.refractive_index_riu(sample, volume)),
+            ):
+                if value != pv.value:
+                    await pv.write(value)
 
 
 class SibylsIOC(PVGroup):
