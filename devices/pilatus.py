@@ -159,6 +159,15 @@ class PilatusDetector(Device):
             self._asset_docs.append(("datum", datum))
         self.image.put(datum["datum_id"])
 
+    def stop(self, *, success: bool = False) -> None:
+        """Abort an acquisition in progress (the RunEngine calls this when a plan ends or fails).
+
+        The detector discards the unfinished file: no partial file is left behind.
+        """
+        if self.detector_state.get(use_monitor=False) not in ("Idle", "Error"):
+            self.acquire.put(0, use_complete=False)
+        super().stop(success=success)
+
     def collect_asset_docs(self):
         """Yield the Resource and Datum documents of the files written since the last call."""
         with self._lock:

@@ -40,7 +40,8 @@ SAMPLE_ROLES: tuple[str, ...] = get_args(SampleRole)
 CollectionMode = Literal["batch", "sec_saxs"]
 COLLECTION_MODES: tuple[str, ...] = get_args(CollectionMode)
 
-CODE_MAX_LENGTH = 64
+# 40: codes are shown in EPICS string PVs (40 characters) and, with a "buff_" prefix, in file names.
+CODE_MAX_LENGTH = 40
 #: Codes end up in file names: a letter or digit first, then letters, digits, ``.``, ``_``, ``-``.
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 WELL_ROWS = "ABCDEFGH"
@@ -157,7 +158,7 @@ class RunMetadata(BaseModel):
     def run_start_md(self) -> dict[str, Any]:
         """The metadata to put into ``open_run`` (set fields only) plus the contract seal."""
         md = self.model_dump(exclude_none=True)
-        md[SEAL_KEY] = {k: md[k] for k in CONTRACT_KEYS}
+        md[SEAL_KEY] = dict(md)  # every contract field the plan set, so none can be changed later
         return md
 
     @classmethod
@@ -220,10 +221,10 @@ def contract_md_validator(md: dict) -> None:
         if not isinstance(seal, Mapping):
             problems.append(f"{SEAL_KEY}: reserved for the plan's sealed contract")
         else:
-            for key in CONTRACT_KEYS:
-                if key in seal and md.get(key) != seal[key]:
+            for key in RunMetadata.model_fields:
+                if md.get(key) != seal.get(key):
                     problems.append(
-                        f"{key}: reserved; the plan set {seal[key]!r} but the run metadata says "
+                        f"{key}: reserved; the plan set {seal.get(key)!r} but the run metadata says "
                         f"{md.get(key)!r} (overridden by the queue item's meta or RE(...) keywords)"
                     )
     if problems:

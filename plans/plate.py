@@ -5,6 +5,7 @@ from collections.abc import Generator
 from typing import Any
 
 from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
@@ -104,30 +105,39 @@ def ht_plate(
 
     run_uids: dict[str, str] = {}
     total = len(spec.wells)
-    for index, (well, metadata) in enumerate(zip(spec.wells, wells_md, strict=True), start=1):
-        if well.buffer_well is not None:
-            metadata = metadata.model_copy(update={"buffer_run_uid": run_uids[well.buffer_well]})
-        if index == 1:  # open the photon shutter while the robot loads the first well
-            yield from bps.mv(robot, well.well, plan_context().beamline.photon_shutter, "open")
-        else:
-            yield from bps.mv(robot, well.well)
-        plan_args = {
-            "plate_id": spec.plate_id,
-            "well": well.well,
-            "exposure_time": well.exposure_time,
-            "num_frames": well.num_frames,
-        }
-        extra = {"plate_position": {"index": index, "total": total}, "buffer_well": well.buffer_well}
-        run_uids[well.well] = yield from exposure_run(
-            metadata,
-            well.exposure_time,
-            well.num_frames,
-            "ht_plate",
-            plan_args,
-            {k: v for k, v in extra.items() if v is not None},
-            one_file=True,
-        )
-        yield from bps.mv(robot, "clean")
-        if dry_between_wells:
-            yield from bps.mv(robot, "dry")
+
+    def measure_wells() -> Generator[Msg, Any, None]:
+        for index, (well, metadata) in enumerate(zip(spec.wells, wells_md, strict=True), start=1):
+            if well.buffer_well is not None:
+                metadata = metadata.model_copy(update={"buffer_run_uid": run_uids[well.buffer_well]})
+            if index == 1:  # open the photon shutter while the robot loads the first well
+                yield from bps.mv(robot, well.well, plan_context().beamline.photon_shutter, "open")
+            else:
+                yield from bps.mv(robot, well.well)
+            plan_args = {
+                "plate_id": spec.plate_id,
+                "well": well.well,
+                "exposure_time": well.exposure_time,
+                "num_frames": well.num_frames,
+            }
+            extra = {"plate_position": {"index": index, "total": total}, "buffer_well": well.buffer_well}
+            run_uids[well.well] = yield from exposure_run(
+                metadata,
+                well.exposure_time,
+                well.num_frames,
+                "ht_plate",
+                plan_args,
+                {k: v for k, v in extra.items() if v is not None},
+                one_file=True,
+            )
+            yield from bps.mv(robot, "clean")
+            if dry_between_wells:
+                yield from bps.mv(robot, "dry")
+
+    def leave_cell_clean() -> Generator[Msg, Any, None]:
+        # A well that failed mid-way must not stay in the cell for the next user.
+        if (yield from bps.rd(robot.state)) == "loaded":
+            yield from bps.mv(robot, "clean")
+
+    yield from bpp.finalize_wrapper(measure_wells(), leave_cell_clean())
     return run_uids

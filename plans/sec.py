@@ -9,6 +9,7 @@ from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 from ophyd import Kind, Signal
 
+from sibyls.devices.sec import SECError
 from sibyls.metadata.contract import RunMetadata, SampleType, inject_run_metadata
 from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 from sibyls.plans.context import plan_context
@@ -128,6 +129,8 @@ def sec_saxs(
     }
 
     def elution() -> Generator[Msg, Any, str]:
+        if (yield from bps.rd(sec.run_state)) == "Running":
+            raise SECError(f"{sec.name}: an HPLC run is already in progress; stop it before injecting")
         uid = yield from bps.open_run(md)
         for signal in monitored:
             yield from bps.monitor(signal, name=f"{signal.name}_monitor")
@@ -151,7 +154,8 @@ def sec_saxs(
             yield from bps.mv(sec, "stop")
 
     yield from configure_exposure(exposure_time, frame_file_prefix(metadata), project_code)
-    yield from bps.mv(sec.flow_rate, flow_rate, sec.run_time, duration + 1.0)
+    # The HPLC method runs a minute longer than we record (its RunTime is at most 600 min).
+    yield from bps.mv(sec.flow_rate, flow_rate, sec.run_time, min(duration + 1.0, 600.0))
     staged = bpp.stage_wrapper(elution(), [beamline.pilatus, beamline.i0, beamline.bs_diode])
     plan = inject_run_metadata(bpp.finalize_wrapper(staged, stop_hplc()), metadata)
     return (yield from with_fast_shutter_open(plan))

@@ -12,7 +12,17 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from sibyls.metadata.contract import RESERVED_KEYS, SEAL_KEY, ContractError
+from sibyls.metadata.contract import RESERVED_KEYS, SEAL_KEY, ContractError, RunMetadata
+
+#: RunStart keys a queue item's ``meta`` may not set: the contract, and who/what queued the run.
+PROTECTED_META_KEYS = {
+    *RESERVED_KEYS,
+    SEAL_KEY,
+    *RunMetadata.model_fields,
+    "queue_item_uid",
+    "submitted_by",
+    "user_group",
+}
 
 _TYPE_ADAPTERS: dict[Any, TypeAdapter] = {}
 
@@ -100,7 +110,7 @@ def validate_queue_item(item: dict) -> dict[str, Any]:
         if not isinstance(entry, dict):
             problems.append("meta: must be a dict")
             continue
-        for key in sorted(set(entry) & {*RESERVED_KEYS, SEAL_KEY}):
+        for key in sorted(set(entry) & PROTECTED_META_KEYS):
             problems.append(f"meta.{key}: reserved RunStart key; it comes from the plan, not the item")
     problems += validate_plan_call(
         str(item.get("name", "")), item.get("args") or [], item.get("kwargs") or {}

@@ -51,18 +51,28 @@ class SheetError(ValueError):
         super().__init__("plate sheet refused, nothing was queued:\n" + "\n".join(problems))
 
 
-def read_sheet_rows(spreadsheet_file, file_name: str) -> list[dict[str, Any]]:
-    """Rows of a CSV or XLSX plate sheet as dicts keyed by the header row (blank cells dropped)."""
+def read_sheet_rows(spreadsheet_file, file_name: str) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, row) of each non-blank row of a CSV or XLSX plate sheet, keyed by the header row.
+
+    Row numbers are the sheet's own (the header is row 1), blank rows and cells are dropped, and
+    cells are text except the numeric columns.
+    """
     name = (file_name or "").lower()
     if name.endswith(".csv"):
         text = spreadsheet_file.read()
-        text = text.decode("utf-8-sig") if isinstance(text, bytes) else text
+        try:
+            text = text.decode("utf-8-sig") if isinstance(text, bytes) else text
+        except UnicodeDecodeError:
+            raise SheetError(["file: a CSV sheet must be UTF-8 text"]) from None
         rows = list(csv.DictReader(io.StringIO(text)))
     elif name.endswith((".xlsx", ".xlsm")):
         import openpyxl
 
         book = openpyxl.load_workbook(spreadsheet_file, read_only=True, data_only=True)
-        values = list(book.worksheets[0].iter_rows(values_only=True))
+        try:
+            values = list(book.worksheets[0].iter_rows(values_only=True))
+        finally:
+            book.close()
         if not values:
             raise SheetError(["sheet: it is empty"])
         header = [str(h).strip() if h is not None else "" for h in values[0]]
@@ -70,19 +80,33 @@ def read_sheet_rows(spreadsheet_file, file_name: str) -> list[dict[str, Any]]:
     else:
         raise SheetError([f"file: {file_name!r} is neither .csv nor .xlsx"])
     cleaned = []
-    for row in rows:
-        entry = {str(k).strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+    for number, row in enumerate(rows, start=2):
+        entry = {str(k).strip(): _cell_text(k, v) for k, v in row.items() if k}
         entry = {k: v for k, v in entry.items() if v not in (None, "")}
         if entry:
-            cleaned.append(entry)
+            cleaned.append((number, entry))
     return cleaned
 
 
-def sheet_to_plate_item(rows: list[dict[str, Any]], user: str | None = None) -> dict[str, Any]:
+def _cell_text(column: Any, value: Any) -> Any:
+    """Text cells stay text; a spreadsheet's 12.0 in a text column becomes "12"."""
+    if isinstance(value, str):
+        return value.strip()
+    if value is None or str(column).strip() in NUMERIC_COLUMNS:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def sheet_to_plate_item(
+    numbered_rows: list[tuple[int, dict[str, Any]]], user: str | None = None
+) -> dict[str, Any]:
     """One ``ht_plate`` queue item from sheet rows, or ``SheetError`` listing every bad row/column."""
     problems: list[str] = []
-    if not rows:
+    if not numbered_rows:
         raise SheetError(["sheet: no rows below the header"])
+    rows = [row for _, row in numbered_rows]
     known = set(WELL_COLUMNS) | set(PLATE_COLUMNS)
     for column in sorted({c for row in rows for c in row} - known):
         problems.append(f"column {column}: unknown column (known: {', '.join(sorted(known))})")
@@ -97,9 +121,10 @@ def sheet_to_plate_item(rows: list[dict[str, Any]], user: str | None = None) -> 
             )
         else:
             plate_values[column] = values.pop()
-    wells = []
-    for number, row in enumerate(rows, start=2):  # row 1 is the header
+    wells, valid = [], []  # valid: (row number, well) of the rows that pass on their own
+    for number, row in numbered_rows:
         well = {k: v for k, v in row.items() if k in WELL_COLUMNS}
+        row_ok = True
         for column, kind in NUMERIC_COLUMNS.items():
             if column in well:
                 try:
@@ -107,24 +132,33 @@ def sheet_to_plate_item(rows: list[dict[str, Any]], user: str | None = None) -> 
                     well[column] = int(value) if kind is int and value == int(value) else value
                 except (TypeError, ValueError):
                     problems.append(f"row {number}, column {column}: {well[column]!r} is not a number")
+                    row_ok = False
         wells.append(well)
         try:
             PlateWell.model_validate(well)
         except ValidationError as exc:
+            row_ok = False
             for err in exc.errors():
                 column = ".".join(str(p) for p in err["loc"]) or "row"
                 problems.append(f"row {number}, column {column}: {err['msg'].removeprefix('Value error, ')}")
-    if not problems:
+        if row_ok:
+            valid.append((number, well))
+    if valid and "plate_id" in plate_values:
+        # Plate rules (unique wells, buffers present and first) over the rows that are valid alone.
         try:
-            validate_plate({"plate_id": plate_values["plate_id"], "wells": wells})
+            validate_plate({"plate_id": plate_values["plate_id"], "wells": [w for _, w in valid]})
         except ContractError as exc:
             for problem in exc.problems:
-                match = re.match(r"plate\.wells\[(\d+)\]\.?(\w*)\s*:\s*(.*)", problem)
-                if match:
-                    column = match.group(2) or "well"
-                    problems.append(f"row {int(match.group(1)) + 2}, column {column}: {match.group(3)}")
-                else:
-                    problems.append(problem.removeprefix("plate."))
+                for part in problem.removeprefix("plate.").split("; "):
+                    match = re.match(r"(?:plate\.)?wells\[(\d+)\]\.?(\w*)\s*:\s*(.*)", part)
+                    if match:
+                        row_number = valid[int(match.group(1))][0]
+                        text = re.sub(
+                            r"wells\[(\d+)\]", lambda m: f"row {valid[int(m.group(1))][0]}", match.group(3)
+                        )
+                        problems.append(f"row {row_number}, column {match.group(2) or 'well'}: {text}")
+                    else:
+                        problems.append(part)
     if problems:
         raise SheetError(problems)
     item = {

@@ -13,7 +13,7 @@ from bluesky.utils import PersistentDict
 from bluesky_queueserver import is_re_worker_active
 
 from sibyls.devices.beamline import build_beamline
-from sibyls.metadata.exchange import DocumentLog, make_tiled_writer
+from sibyls.metadata.exchange import DocumentLog, LazyTiledWriter
 from sibyls.plans import QUEUE_PLANS, configure_plans, plan_progress, setup_run_engine
 from sibyls.plans.validation import validate_queue_item
 from sibyls.startup.config import ProfileConfig
@@ -35,8 +35,8 @@ globals().update(QUEUE_PLANS)
 runs_log = DocumentLog(config.var_dir / "runs")  # every run's documents, for `sibyls export --runs-dir`
 RE.subscribe(runs_log)
 if config.tiled_url:
-    RE.subscribe(
-        make_tiled_writer(
+    RE.subscribe(  # connects at the first run: a Tiled outage never blocks the environment
+        LazyTiledWriter(
             config.tiled_url, config.tiled_api_key(), backup_directory=str(config.var_dir / "tiled-backup")
         )
     )

@@ -95,9 +95,16 @@ def start_ioc(
         command += ["--plate", str(plate)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **apply_loopback_ca_env(port)}
-    with open(log_path, "wb") as log:
+    # Own session: a Ctrl-C meant for the command that started it does not reach it; it is
+    # stopped by PID like every other service.
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     service = IOCService("ioc", process, log_path, prefix=prefix, port=port)
     try:

@@ -41,6 +41,8 @@ class StackState:
     api_key_file: str = ""
     tiled_api_key_file: str = ""
     started_at: float = 0.0
+    #: Kernel start time (clock ticks) of each PID: a PID reused by another process is never signalled.
+    starts: dict[str, int] = field(default_factory=dict)
 
     @property
     def zmq_control_addr(self) -> str:
@@ -90,13 +92,44 @@ def _save_state(state: StackState) -> None:
     os.replace(tmp, path)
 
 
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` is a live (not zombie) process."""
+def _stat_fields(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is a live (not zombie) process."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] != "Z"
+
+
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), to tell it from a later process with its PID."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def _ours(state: StackState, name: str) -> int | None:
+    """The PID of service ``name`` if that very process is still alive (not a reused PID)."""
+    pid = state.pids.get(name)
+    if pid is None or not pid_alive(pid):
+        return None
+    recorded = state.starts.get(name)
+    if recorded is not None and start_ticks(pid) != recorded:
+        return None
+    return pid
+
+
+def _record(state: StackState, name: str, pid: int) -> None:
+    """Note a started service in the state file at once, before waiting for it to be healthy."""
+    state.pids[name] = pid
+    ticks = start_ticks(pid)
+    if ticks is not None:
+        state.starts[name] = ticks
+    _save_state(state)
 
 
 def _children(pid: int) -> list[int]:
@@ -192,10 +225,10 @@ def up(
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     existing = load_state(var_dir)
-    if existing and all(pid_alive(existing.pids.get(name, -1)) for name in SERVICES):
+    if existing and all(_ours(existing, name) for name in SERVICES):
         return existing
-    if existing and any(pid_alive(pid) for pid in existing.pids.values()):
-        down(var_dir)  # a partial stack: start clean
+    if existing:
+        down(var_dir)  # a partial or stale stack: start clean
     wanted = dict(ports or {})
     chosen = {
         "redis": wanted.get("redis") or free_tcp_port(),
@@ -209,8 +242,7 @@ def up(
         str(var_dir), ioc_prefix, chosen, {}, str(_api_key_file(var_dir)), started_at=time.time()
     )
     try:
-        _start_redis(state)
-        _save_state(state)
+        _start_redis(state, timeout)
         ioc = start_ioc(
             ioc_prefix,
             chosen["ca"],
@@ -219,23 +251,20 @@ def up(
             time_scale=time_scale,
             timeout=timeout,
         )
-        state.pids["ioc"] = ioc.pid
-        _save_state(state)
+        _record(state, "ioc", ioc.pid)
         _start_tiled(state, timeout)
-        _save_state(state)
-        _start_manager(state)
-        _save_state(state)
-        _start_http(state)
-        _save_state(state)
+        _start_manager(state, timeout)
+        _start_http(state, timeout)
         if open_environment:
             open_re_environment(state, timeout=timeout)
     except BaseException:
-        down(var_dir)
+        _stop_services(state)  # what this call started, from memory (the state file may lag)
+        state_path(var_dir).unlink(missing_ok=True)
         raise
     return state
 
 
-def _start_redis(state: StackState) -> None:
+def _start_redis(state: StackState, timeout: float) -> None:
     var_dir = Path(state.var_dir)
     data = var_dir / "redis"
     data.mkdir(exist_ok=True)
@@ -254,15 +283,19 @@ def _start_redis(state: StackState) -> None:
         "--protected-mode",
         "yes",
     ]
-    process = _spawn("redis", command, var_dir, dict(os.environ))
-    state.pids["redis"] = process.pid
+    process = _spawn("redis", command, var_dir, _child_env())
+    _record(state, "redis", process.pid)
 
     def ping() -> bool:
         import redis
 
-        return bool(redis.Redis(host=HOST, port=state.ports["redis"], socket_timeout=1).ping())
+        client = redis.Redis(host=HOST, port=state.ports["redis"], socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
 
-    _wait("Redis", ping, process, 20, var_dir / "logs" / "redis.log")
+    _wait("Redis", ping, process, timeout, var_dir / "logs" / "redis.log")
 
 
 def profile_config(state: StackState) -> ProfileConfig:
@@ -280,7 +313,12 @@ def profile_config(state: StackState) -> ProfileConfig:
 
 def profile_env(state: StackState) -> dict[str, str]:
     """Environment of the RE worker: SIBYLS settings and the IOC's EPICS environment."""
-    return {**os.environ, **profile_config(state).as_env(), **state.ca_env()}
+    return {**_child_env(), **profile_config(state).as_env(), **state.ca_env()}
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment for a service, without secrets it does not need."""
+    return {k: v for k, v in os.environ.items() if k != "SIBYLS_HTTP_API_KEY"}
 
 
 def _start_tiled(state: StackState, timeout: float) -> None:
@@ -296,11 +334,11 @@ def _start_tiled(state: StackState, timeout: float) -> None:
         readable=[data_dir],
         timeout=timeout,
     )
-    state.pids["tiled"] = service.pid
     state.tiled_api_key_file = str(service.api_key_file)
+    _record(state, "tiled", service.pid)
 
 
-def _start_manager(state: StackState) -> None:
+def _start_manager(state: StackState, timeout: float) -> None:
     var_dir = Path(state.var_dir)
     startup = resources.files("sibyls.startup")
     command = [
@@ -323,20 +361,28 @@ def _start_manager(state: StackState) -> None:
         "ON",
     ]
     process = _spawn("manager", command, var_dir, profile_env(state))
-    state.pids["manager"] = process.pid
+    _record(state, "manager", process.pid)
+
+    def answers() -> bool:
+        api = manager_api(state, timeout=2)
+        try:
+            return api.status()["manager_state"] is not None
+        finally:
+            api.close()
+
     _wait(
         "RE Manager",
-        lambda: manager_api(state).status()["manager_state"] is not None,
+        answers,
         process,
-        30,
+        timeout,
         var_dir / "logs" / "manager.log",
     )
 
 
-def _start_http(state: StackState) -> None:
+def _start_http(state: StackState, timeout: float) -> None:
     var_dir = Path(state.var_dir)
     env = {
-        **os.environ,
+        **_child_env(),
         "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": state.api_key(),
         "QSERVER_ZMQ_CONTROL_ADDRESS": state.zmq_control_addr,
         "QSERVER_ZMQ_INFO_ADDRESS": state.zmq_info_addr,
@@ -353,7 +399,7 @@ def _start_http(state: StackState) -> None:
         str(state.ports["http"]),
     )
     process = _spawn("http", command, var_dir, env)
-    state.pids["http"] = process.pid
+    _record(state, "http", process.pid)
 
     def status_ok() -> bool:
         import httpx
@@ -363,7 +409,7 @@ def _start_http(state: StackState) -> None:
         )
         return response.status_code == 200
 
-    _wait("HTTP server", status_ok, process, 30, var_dir / "logs" / "http.log")
+    _wait("HTTP server", status_ok, process, timeout, var_dir / "logs" / "http.log")
 
 
 def manager_api(state: StackState, timeout: float = 5.0):
@@ -399,7 +445,7 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         return
     try:
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -409,7 +455,7 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         time.sleep(0.1)
     try:
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
     _reap(pid)
 
@@ -422,28 +468,56 @@ def _reap(pid: int) -> None:
 
 
 def down(var_dir: Path, timeout: float = 15.0) -> list[int]:
-    """Stop exactly the processes ``up`` recorded in ``var_dir`` (and their children); their PIDs."""
+    """Stop exactly the processes ``up`` recorded in ``var_dir`` (and their children); their PIDs.
+
+    A plan still running is aborted first, so its cleanup runs (fast shutter closed, HPLC run
+    stopped) and its run gets a stop document and a record.
+    """
     var_dir = var_dir.resolve()
     state = load_state(var_dir)
     if state is None:
         return []
-    if pid_alive(state.pids.get("manager", -1)):
-        try:
-            api = manager_api(state, timeout=2)
-            api.manager_stop(option="safe_off")
-            api.close()
-        except Exception:  # fall back to signals below
-            pass
+    if _ours(state, "manager"):
+        _abort_and_stop_manager(state, timeout)
+    stopped = _stop_services(state, timeout)
+    state_path(var_dir).unlink(missing_ok=True)
+    return stopped
+
+
+def _abort_and_stop_manager(state: StackState, timeout: float) -> None:
+    try:
+        api = manager_api(state, timeout=5)
+    except Exception:
+        return
+    try:
+        status = api.status()
+        if status["re_state"] not in ("idle", None):
+            if status["re_state"] == "running":
+                api.re_pause(option="immediate")
+                api.wait_for_idle_or_paused(timeout=timeout)
+            api.re_abort()
+            api.wait_for_idle(timeout=timeout)
+        api.manager_stop(option="safe_on")
+    except Exception:  # the signals below still stop everything
+        pass
+    finally:
+        api.close()
+    manager = state.pids.get("manager")
+    deadline = time.monotonic() + timeout
+    while manager and _ours(state, "manager") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _stop_services(state: StackState, timeout: float = 15.0) -> list[int]:
     stopped = []
     for name in ("http", "manager", "tiled", "ioc", "redis"):
-        pid = state.pids.get(name)
+        pid = _ours(state, name)
         if pid is None:
             continue
         family = [pid, *_children(pid)]
         for member in family:
             _terminate(member, timeout)
         stopped += family
-    state_path(var_dir).unlink(missing_ok=True)
     return stopped
 
 
@@ -461,7 +535,7 @@ def describe(state: StackState | None) -> str:
     }
     for name in SERVICES:
         pid = state.pids.get(name)
-        alive = "up" if pid and pid_alive(pid) else "DOWN"
+        alive = "up" if _ours(state, name) else "DOWN"
         lines.append(f"  {name:<8} pid {pid!s:<8} {alive:<5} {addresses[name]}")
     lines.append(f"  HTTP API key in {state.api_key_file} (mode 0600)")
     lines.append(f"  logs in {Path(state.var_dir) / 'logs'}")

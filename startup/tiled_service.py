@@ -113,9 +113,16 @@ def start_tiled(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, API_KEY_ENV: api_key}
     command = tiled_command(port, data_dir, catalog_uri, readable)
-    with open(log_path, "wb") as log:
+    # Own session: a Ctrl-C meant for the command that started it does not reach it; it is
+    # stopped by PID like every other service.
+    with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     service = TiledService(
         "tiled", process, log_path, url=f"http://127.0.0.1:{port}", api_key=api_key, api_key_file=key_file

@@ -343,7 +343,7 @@ class PilatusGroup(PVGroup):
     @file_name.putter
     async def file_name(self, instance, value):
         text = _json_text(value)
-        if not physics.CODE_PATTERN.match(text):
+        if not physics.FILE_NAME_PATTERN.match(text):
             raise ValueError(f"FileName {text!r} must use only A-Z a-z 0-9 _ . - (max 64)")
         return text
 
@@ -368,7 +368,7 @@ class PilatusGroup(PVGroup):
                 await self.detector_state.write("Aborting")
             return 0
         if self._busy:
-            return 1
+            raise ValueError("Acquire refused: the detector is busy with an acquisition")
         self._busy = True
         self._abort = False
         await instance.write(1, verify_value=False)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sibyls.devices.geometry import MASK_BEAMSTOP, MASK_GAP, DetectorGeometry, module_gap_mask
 
 WELL_PATTERN = re.compile(r"^[A-H](?:[1-9]|1[0-2])$")
-CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")  # 40: EPICS string PVs
+FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 FLUX_AT_500_MA = 2.0e12  # photons/s on the sample with both shutters open
 CAPILLARY_THICKNESS_CM = 0.15
@@ -58,7 +59,7 @@ class ScatteringSample(BaseModel):
     def _code(cls, value: str) -> str:
         if not CODE_PATTERN.match(value):
             raise ValueError(
-                f"{value!r} must start with a letter or digit and use only A-Z a-z 0-9 _ . - (max 64)"
+                f"{value!r} must start with a letter or digit and use only A-Z a-z 0-9 _ . - (max 40)"
             )
         return value
 
@@ -89,7 +90,7 @@ class PlateDefinition(BaseModel):
     @classmethod
     def _plate_id(cls, value: str) -> str:
         if not CODE_PATTERN.match(value):
-            raise ValueError(f"plate_id {value!r} must use only A-Z a-z 0-9 _ . - (max 64)")
+            raise ValueError(f"plate_id {value!r} must use only A-Z a-z 0-9 _ . - (max 40)")
         return value
 
     @field_validator("wells")

@@ -17,7 +17,7 @@ from sibyls.metadata.exchange.runs import (
     TiledRunSource,
     run_from_documents,
 )
-from sibyls.metadata.exchange.tiled import make_tiled_writer
+from sibyls.metadata.exchange.tiled import LazyTiledWriter, make_tiled_writer
 
 
 def add_exchange_commands(subparsers) -> None:
@@ -32,6 +32,7 @@ __all__ = [
     "DocumentLog",
     "ExchangeError",
     "FolderRunSource",
+    "LazyTiledWriter",
     "RunNotFoundError",
     "StoredRun",
     "TiledRunSource",

@@ -69,3 +69,30 @@ class SafeCallback:
         except Exception:
             self.failures += 1
             log.exception("%s failed on a %r document; the run goes on", self.label, name)
+
+
+class LazyTiledWriter:
+    """A Tiled writer that connects at the first run, not when the profile loads.
+
+    The RE environment then opens fast and even while Tiled is down; a run that starts while
+    Tiled cannot be reached is logged (and kept in ``backup_directory``) and the next run tries
+    to connect again. Never raises into the RunEngine.
+    """
+
+    def __init__(self, url: str, api_key: str | None = None, **kwargs: Any) -> None:
+        self.url, self._api_key, self._kwargs = url, api_key, kwargs
+        self._writer: Any = None
+
+    def __repr__(self) -> str:
+        return f"LazyTiledWriter({self.url!r})"
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if self._writer is None:
+            if name != "start":
+                return  # a run Tiled was not reachable for: skipped as a whole
+            try:
+                self._writer = make_tiled_writer(self.url, self._api_key, **self._kwargs)
+            except Exception:
+                log.exception("Tiled at %s is not reachable; this run is not stored there", self.url)
+                return
+        self._writer(name, doc)

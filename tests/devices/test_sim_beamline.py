@@ -63,6 +63,7 @@ def frames_dir(tmp_path, beamline):
 def caput_refused(pv: str, value) -> bool:
     """Put ``value`` over raw CA; True if the PV kept its old value (the IOC refused the put)."""
     before = epics.caget(pv, as_string=isinstance(value, str), timeout=5)
+    assert before is not None, f"{pv} did not connect"
     epics.caput(pv, value, wait=True, timeout=5)
     time.sleep(0.1)
     after = epics.caget(pv, as_string=isinstance(value, str), timeout=5)

@@ -46,7 +46,7 @@ def test_codes_trimmed_and_checked():
     md = RunMetadata(sample_code="  GluRS_1 ", project_code="PRJ", plan_type="scan")
     assert md.sample_code == "GluRS_1"
     for bad, rule in [("", "empty"), ("   ", "empty"), ("a b", "letters, digits"), ("../x", "letters"),
-                      ("x" * 65, "at most 64"), ("-lead", "start with")]:  # fmt: skip
+                      ("x" * 41, "at most 40"), ("-lead", "start with")]:  # fmt: skip
         with pytest.raises(ContractError) as err:
             validate_run_metadata(sample_code=bad, project_code="P", plan_type="count")
         assert err.value.problems[0].startswith("sample_code:")
@@ -118,11 +118,18 @@ def test_injected_metadata_wins_over_plan_md_and_sets_plan_type(guarded_re):
     assert start["plan_type"] == "saxs_exposure"  # not the RunEngine's 'generator'
     assert start["sample_code"] == "GluRS_1" and start["cell_temperature_c"] == 20
     assert start[SEAL_KEY] == {"sample_code": "GluRS_1", "project_code": "PRJ-2025.01",
-                               "plan_type": "saxs_exposure"}  # fmt: skip
+                               "plan_type": "saxs_exposure", "cell_temperature_c": 20.0}  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "key,value", [("sample_code", "other"), ("project_code", "X"), ("plan_type", "scan")]
+    "key,value",
+    [
+        ("sample_code", "other"),
+        ("project_code", "X"),
+        ("plan_type", "scan"),
+        ("well", "H12"),
+        ("concentration_mg_ml", 99.0),
+    ],
 )
 def test_queue_meta_cannot_override_contract(guarded_re, key, value):
     md = RunMetadata(**GOOD)

@@ -233,6 +233,7 @@ def test_invalid_plate_sheet_queues_nothing_and_lists_rows(stack, api):
     assert body["success"] is False
     assert "row 5, column concentration_mg_ml" in body["msg"]
     assert "row 8, column well" in body["msg"]
+    assert "row 7, column buffer_well: buffer well H12 of prot2 is not on the plate" in body["msg"]
     assert api.status()["items_in_queue"] == before
 
 
