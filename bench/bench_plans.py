@@ -19,6 +19,7 @@ from bench.common import Figure
 
 FRAMES = int(os.environ.get("SIBYLS_BENCH_FRAMES", "1000"))
 EXPOSURE_S = 0.005
+PAIRS = 4  # a single run's wall time varies by ~5% on 2 cores; pairs and medians average that out
 PLATE_WELLS = 4
 PLATE_TIME_SCALE = 4.0
 
@@ -70,7 +71,7 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
 
     timed(lambda: raw_count("BENCH_warmup"))  # connections, first files
     raw, ours = [], []
-    for repeat in range(3):  # interleaved and alternating, each run into a fresh folder
+    for repeat in range(PAIRS):  # paired, alternating order, each run into a fresh folder
         pair = [
             (raw, lambda r=repeat: raw_count(f"BENCH_raw{r}")),
             (
@@ -127,6 +128,7 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
             "s",
             1.03,
             "raw bp.count, same devices",
+            note="pair ratios " + ", ".join(f"{o / r:.3f}" for o, r in zip(ours, raw, strict=True)),
         ),
         Figure(
             f"ht_plate {PLATE_WELLS} wells at {PLATE_TIME_SCALE:g}x (wall)",
