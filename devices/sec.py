@@ -8,7 +8,6 @@ from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
 from ophyd.status import DeviceStatus, SubscriptionStatus
 
-SEC_FLOW_RANGE_ML_MIN = (0.0, 1.0)
 
 
 class SECError(RuntimeError):
