@@ -9,7 +9,6 @@ from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
 from ophyd.status import DeviceStatus, SubscriptionStatus
 
 
-
 class SECError(RuntimeError):
     """The HPLC refused a command; the message is the instrument's own."""
 
