@@ -22,6 +22,18 @@ class CellTemperature(PVPositionerIsClose):
         super().__init__(prefix, name=name, **kwargs)
         self.readback.name = name
 
+    _requested: float | None = None
+
+    def _setup_move(self, position):
+        self._requested = float(position)
+        super()._setup_move(position)
+
+    def done_comparator(self, readback, setpoint) -> bool:
+        # Compare with the temperature asked for: a late monitor update still carrying the old
+        # setpoint must not end the move at the old temperature.
+        target = self._requested if self._requested is not None else setpoint
+        return super().done_comparator(readback, target)
+
     def check_value(self, value):
         """Refuse setpoints outside the cell's 4–60 °C range, naming the device and the range."""
         low, high = CELL_TEMPERATURE_RANGE_C

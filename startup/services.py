@@ -24,6 +24,25 @@ def console_script(name: str) -> str:
     return found
 
 
+def spawn_service(command: list[str], log_path: Path, env: dict[str, str], cwd: Path | None = None):
+    """Start a service process with its output appended to ``log_path``.
+
+    It gets its own session: a Ctrl-C meant for the command that started it does not reach it;
+    it is stopped by PID like every other service.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+            cwd=cwd,
+        )
+
+
 @dataclass
 class ManagedProcess:
     """A service process this code started; ``stop()`` ends exactly it."""
@@ -93,19 +112,8 @@ def start_ioc(
     ]
     for plate in plates or []:
         command += ["--plate", str(plate)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **apply_loopback_ca_env(port)}
-    # Own session: a Ctrl-C meant for the command that started it does not reach it; it is
-    # stopped by PID like every other service.
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = spawn_service(command, log_path, env)
     service = IOCService("ioc", process, log_path, prefix=prefix, port=port)
     try:
         _wait_for_ca_server(f"{prefix}Sim:TimeScale", port, process, timeout)

@@ -20,7 +20,7 @@ from pathlib import Path
 from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port, loopback_ca_env
 from sibyls.startup.config import ProfileConfig
 from sibyls.startup.redacted import redacted_command
-from sibyls.startup.services import console_script, start_ioc
+from sibyls.startup.services import console_script, spawn_service, start_ioc
 
 HOST = "127.0.0.1"
 SERVICES = ("redis", "ioc", "tiled", "manager", "http")
@@ -182,18 +182,7 @@ def _redis_server() -> str:
 
 
 def _spawn(name: str, command: list[str], var_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    log_path = var_dir / "logs" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-            cwd=var_dir,
-        )
+    return spawn_service(command, var_dir / "logs" / f"{name}.log", env, cwd=var_dir)
 
 
 def _wait(what: str, check, process: subprocess.Popen | None, timeout: float, log: Path) -> None:

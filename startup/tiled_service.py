@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sibyls.startup.redacted import redacted_command
-from sibyls.startup.services import ManagedProcess
+from sibyls.startup.services import ManagedProcess, spawn_service
 
 API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 API_KEY_FILE = "tiled_api_key"
@@ -110,20 +109,8 @@ def start_tiled(
         _write_secret(key_file, api_key + "\n")
     if not api_key.isalnum():
         raise ValueError("the Tiled API key must be letters and digits only")
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, API_KEY_ENV: api_key}
-    command = tiled_command(port, data_dir, catalog_uri, readable)
-    # Own session: a Ctrl-C meant for the command that started it does not reach it; it is
-    # stopped by PID like every other service.
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    process = spawn_service(tiled_command(port, data_dir, catalog_uri, readable), log_path, env)
     service = TiledService(
         "tiled", process, log_path, url=f"http://127.0.0.1:{port}", api_key=api_key, api_key_file=key_file
     )
