@@ -85,6 +85,19 @@ def _check_data_files(record: dict, verify_checksums: bool) -> list[dict]:
     return files
 
 
+def _resource_doc(data_file: dict[str, Any], run_uid: str) -> dict[str, Any]:
+    """The Resource document a record's DataFile came from."""
+    return {
+        "uid": data_file.get("bluesky_resource_uid"),
+        "spec": data_file.get("resource_spec") or "AD_HDF5",
+        "root": data_file.get("resource_root") or "/",
+        "resource_path": data_file.get("resource_path") or data_file["file_path"].lstrip("/"),
+        "resource_kwargs": {},
+        "path_semantics": "posix",
+        "run_start": run_uid,
+    }
+
+
 def record_to_documents(record: dict, *, verify_checksums: bool = True) -> Iterator[tuple[str, dict]]:
     """A valid Bluesky document stream rebuilt from a lambda-ber record and its data files.
 
@@ -205,18 +218,7 @@ def record_to_documents(record: dict, *, verify_checksums: bool = True) -> Itera
                 if data_file is None:
                     raise ExchangeError(f"the record lists {count} primary events but fewer data files")
                 res_uid = data_file.get("bluesky_resource_uid")
-                yield (
-                    "resource",
-                    {
-                        "uid": res_uid,
-                        "spec": data_file.get("resource_spec") or "AD_HDF5",
-                        "root": data_file.get("resource_root") or "/",
-                        "resource_path": data_file.get("resource_path") or data_file["file_path"].lstrip("/"),
-                        "resource_kwargs": {},
-                        "path_semantics": "posix",
-                        "run_start": uid,
-                    },
-                )
+                yield "resource", _resource_doc(data_file, uid)
                 datum_ids = data_file.get("bluesky_datum_ids") or [f"{res_uid}/0"]
                 for datum_id in datum_ids:
                     yield "datum", {"resource": res_uid, "datum_id": datum_id, "datum_kwargs": {}}
@@ -234,18 +236,7 @@ def record_to_documents(record: dict, *, verify_checksums: bool = True) -> Itera
                 },
             )
     for data_file in file_iter:  # files not referenced by an event still belong to the run
-        yield (
-            "resource",
-            {
-                "uid": data_file.get("bluesky_resource_uid"),
-                "spec": data_file.get("resource_spec") or "AD_HDF5",
-                "root": data_file.get("resource_root") or "/",
-                "resource_path": data_file.get("resource_path") or data_file["file_path"].lstrip("/"),
-                "resource_kwargs": {},
-                "path_semantics": "posix",
-                "run_start": uid,
-            },
-        )
+        yield "resource", _resource_doc(data_file, uid)
     stop: dict[str, Any] = {
         "uid": f"{uid}-stop",
         "run_start": uid,
