@@ -7,14 +7,20 @@ from bluesky import plan_stubs as bps
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import RunMetadata, SampleRole, SampleType
+from sibyls.metadata.contract import (
+    CELL_TEMPERATURE_MAX_C,
+    CELL_TEMPERATURE_MIN_C,
+    RunMetadata,
+    SampleRole,
+    SampleType,
+)
 from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import exposure_run
 
 EXPOSURE_LIMITS = {"min": 0.001, "max": 60.0}
 FRAMES_LIMITS = {"min": 1, "max": 10000}
-TEMPERATURE_LIMITS = {"min": 4.0, "max": 60.0}
+TEMPERATURE_LIMITS = {"min": CELL_TEMPERATURE_MIN_C, "max": CELL_TEMPERATURE_MAX_C}
 
 
 def _check_saxs_exposure(arguments: dict[str, Any]) -> RunMetadata:

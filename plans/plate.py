@@ -9,11 +9,13 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import RunMetadata
+from sibyls.metadata.contract import CELL_TEMPERATURE_MAX_C, CELL_TEMPERATURE_MIN_C, RunMetadata
 from sibyls.metadata.plate import PlateSpec, validate_plate
 from sibyls.plans.checks import check_range, checked_by
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import exposure_run
+
+TEMPERATURE_RANGE_C = (CELL_TEMPERATURE_MIN_C, CELL_TEMPERATURE_MAX_C)
 
 
 class PlateNotOnRobotError(ValueError):
@@ -23,7 +25,7 @@ class PlateNotOnRobotError(ValueError):
 def _check_ht_plate(arguments: dict[str, Any]) -> tuple[PlateSpec, list[RunMetadata]]:
     spec = validate_plate(arguments["plate"])
     if arguments["cell_temperature"] is not None:
-        check_range("cell_temperature", arguments["cell_temperature"], 4.0, 60.0, "°C")
+        check_range("cell_temperature", arguments["cell_temperature"], *TEMPERATURE_RANGE_C, "°C")
     common = {
         "proposal_id": arguments["proposal_id"],
         "operator": arguments["operator"],
@@ -46,8 +48,8 @@ def _check_ht_plate(arguments: dict[str, Any]) -> tuple[PlateSpec, list[RunMetad
             },
             "cell_temperature": {
                 "description": "°C for the whole plate (4–60); omit to leave as is",
-                "min": 4.0,
-                "max": 60.0,
+                "min": TEMPERATURE_RANGE_C[0],
+                "max": TEMPERATURE_RANGE_C[1],
             },
         },
     }
