@@ -331,7 +331,8 @@ def _start_manager(state: StackState, timeout: float) -> None:
     var_dir = Path(state.var_dir)
     startup = resources.files("sibyls.startup")
     command = [
-        console_script("start-re-manager"),
+        # start-re-manager with the plan validation cache (see sibyls.startup.re_manager).
+        console_script("sibyls-re-manager"),
         "--startup-module",
         "sibyls.startup.profile",
         "--existing-plans-devices",

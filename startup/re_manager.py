@@ -1,0 +1,106 @@
+"""``sibyls-re-manager``: queueserver's RE Manager with plan validation that does not rebuild its types.
+
+bluesky-queueserver 0.0.25 validates every submitted plan (``item_add``, each item of a batch, a
+spreadsheet upload) by rebuilding the plan's signature from its stored description: it ``eval``s
+every parameter annotation and builds a new pydantic model with ``pydantic.create_model`` for each
+item. For a 14-parameter SIBYLS plan that is ~1.3 ms of the manager's time per item, more than the
+rest of ``item_add`` together. Both steps are pure functions of the plan description, so this entry
+point memoizes them, keyed by the description's content: a changed plan list, another user
+group's device list or a reloaded permissions file is a different key and is built afresh.
+Validation itself (binding, pydantic checks, ranges) still runs for every item, with the same
+results and the same error messages.
+
+``sibyls-re-manager`` takes exactly ``start-re-manager``'s options. If queueserver's functions ever
+change shape the cache is not installed (a warning is logged) and the manager runs as upstream.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import sys
+
+from bluesky_queueserver.manager import profile_ops
+
+logger = logging.getLogger(__name__)
+
+CACHE_SIZE = 512
+
+_upstream_construct_parameters = profile_ops.construct_parameters
+_upstream_construct_model_class = profile_ops.pydantic_construct_model_class
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _parameters_for(description_json: str) -> tuple[inspect.Parameter, ...]:
+    return tuple(_upstream_construct_parameters(json.loads(description_json)))
+
+
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def _model_class_for(parameters: tuple[inspect.Parameter, ...]):
+    return _upstream_construct_model_class(list(parameters))
+
+
+def construct_parameters(param_list, *, params_decoded=None):
+    """``profile_ops.construct_parameters``, built once per distinct parameter description."""
+    if params_decoded is not None:
+        return _upstream_construct_parameters(param_list, params_decoded=params_decoded)
+    try:
+        key = json.dumps(param_list)
+    except (TypeError, ValueError):
+        return _upstream_construct_parameters(param_list)
+    # A fresh list each call: callers may modify it, the cached tuple stays intact.
+    return list(_parameters_for(key))
+
+
+def pydantic_construct_model_class(parameters):
+    """``profile_ops.pydantic_construct_model_class``, one model class per distinct signature."""
+    try:
+        return _model_class_for(tuple(parameters))
+    except TypeError:  # a parameter default that cannot be hashed (e.g. a list)
+        return _upstream_construct_model_class(parameters)
+
+
+def _upstream_shape_matches() -> bool:
+    construct = inspect.signature(_upstream_construct_parameters)
+    model = inspect.signature(_upstream_construct_model_class)
+    return list(construct.parameters) == ["param_list", "params_decoded"] and list(model.parameters) == [
+        "parameters"
+    ]
+
+
+def install_validation_cache() -> bool:
+    """Memoize queueserver's per-item signature rebuild; True if installed."""
+    if profile_ops.construct_parameters is construct_parameters:
+        return True
+    if not _upstream_shape_matches():
+        logger.warning(
+            "Plan validation cache not installed: bluesky-queueserver's profile_ops changed; "
+            "items are validated the upstream (slower) way."
+        )
+        return False
+    profile_ops.construct_parameters = construct_parameters
+    profile_ops.pydantic_construct_model_class = pydantic_construct_model_class
+    return True
+
+
+def uninstall_validation_cache() -> None:
+    """Put queueserver's own functions back and drop what was cached."""
+    profile_ops.construct_parameters = _upstream_construct_parameters
+    profile_ops.pydantic_construct_model_class = _upstream_construct_model_class
+    _parameters_for.cache_clear()
+    _model_class_for.cache_clear()
+
+
+def main() -> int:
+    """Run RE Manager (``start-re-manager`` options) with the plan validation cache installed."""
+    from bluesky_queueserver.manager.start_manager import start_manager
+
+    install_validation_cache()
+    sys.argv[0] = "start-re-manager"
+    return start_manager()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

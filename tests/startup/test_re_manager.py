@@ -1,0 +1,114 @@
+"""``sibyls-re-manager``'s validation cache: the same verdicts and messages as queueserver's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bluesky_queueserver.manager import profile_ops
+
+from sibyls.startup import re_manager
+
+REPO_STARTUP = Path(__file__).resolve().parents[2] / "startup"
+
+SAXS = {"name": "saxs_exposure", "args": ["GluRS_1", "P1"]}
+ITEMS = [
+    {**SAXS, "kwargs": {"exposure_time": 0.5, "num_frames": 10, "sample_role": "sample"}},
+    {**SAXS, "kwargs": {"exposure_time": "long"}},
+    {**SAXS, "kwargs": {"exposure_time": 120.0}},
+    {**SAXS, "kwargs": {"num_frames": 0}},
+    {**SAXS, "kwargs": {"sample_role": "blank"}},
+    {**SAXS, "kwargs": {"sample_type": "virus", "cell_temperature": 10.0, "concentration_mg_ml": 2.5}},
+    {**SAXS, "kwargs": {"cell_temperature": 70.0}},
+    {**SAXS, "kwargs": {"exposure": 1.0}},
+    {"name": "saxs_exposure", "args": ["GluRS_1"]},
+    {"name": "count", "args": [["pilatus", "i0"], "S1", "P1"], "kwargs": {"num": 3}},
+    {"name": "count", "args": [["no_such_detector"], "S1", "P1"]},
+    {"name": "scan", "args": [["i0"], "sample_stage.x", -1.0, 1.0, 5, "S1", "P1"]},
+    {"name": "scan", "args": [["i0"], "ring", -1.0, 1.0, 5, "S1", "P1"]},
+    {"name": "ht_plate", "args": [{"plate_id": "P1", "wells": []}, "P1"]},
+    {"name": "ht_plate", "args": ["not a plate", "P1"]},
+    {"name": "mv", "args": ["sample_stage.x", 1.0]},
+    {"name": "no_such_plan", "args": []},
+]
+
+
+@pytest.fixture(scope="module")
+def allowed():
+    plans, devices = profile_ops.load_allowed_plans_and_devices(
+        path_existing_plans_and_devices=str(REPO_STARTUP / "existing_plans_and_devices.yaml"),
+        path_user_group_permissions=str(REPO_STARTUP / "user_group_permissions.yaml"),
+    )
+    return plans, devices
+
+
+@pytest.fixture
+def cache():
+    assert re_manager.install_validation_cache(), "cache not installed with the pinned queueserver"
+    yield
+    re_manager.uninstall_validation_cache()
+
+
+def _verdicts(allowed, group: str) -> list[tuple[bool, str]]:
+    plans, devices = allowed
+    return [
+        profile_ops.validate_plan(dict(item), allowed_plans=plans[group], allowed_devices=devices[group])
+        for item in ITEMS
+    ]
+
+
+@pytest.mark.parametrize("group", ["primary", "admin"])
+def test_cached_validation_gives_upstreams_verdicts_and_messages(allowed, group, request):
+    upstream = _verdicts(allowed, group)
+    assert any(ok for ok, _ in upstream) and any(not ok for ok, _ in upstream)
+    request.getfixturevalue("cache")
+    first = _verdicts(allowed, group)
+    again = _verdicts(allowed, group)  # served from the cache
+    assert first == upstream
+    assert again == upstream
+
+
+def test_each_signature_is_built_once_and_reused(allowed, cache):
+    plans, devices = allowed
+    item = ITEMS[0]
+    for _ in range(5):
+        ok, msg = profile_ops.validate_plan(
+            dict(item), allowed_plans=plans["primary"], allowed_devices=devices["primary"]
+        )
+        assert ok, msg
+    info = re_manager._model_class_for.cache_info()
+    assert (info.misses, info.hits) == (1, 4)
+
+
+def test_another_groups_device_list_is_another_signature(allowed, cache):
+    """A group that sees other devices gets its own types: no verdict leaks across groups."""
+    plans, devices = allowed
+    item = {"name": "count", "args": [["pilatus"], "S1", "P1"]}
+    for group in ("primary", "admin"):
+        ok, msg = profile_ops.validate_plan(
+            dict(item), allowed_plans=plans[group], allowed_devices=devices[group]
+        )
+        assert ok, msg
+    changed = {**plans["primary"]["count"]}
+    changed["parameters"] = [
+        {**p, "annotation": {"type": "int"}} if p["name"] == "num" else p for p in changed["parameters"]
+    ]
+    ok, msg = profile_ops.validate_plan(
+        {"name": "count", "args": [["pilatus"], "S1", "P1"], "kwargs": {"num": 2.5}},
+        allowed_plans={**plans["primary"], "count": changed},
+        allowed_devices=devices["primary"],
+    )
+    assert not ok and "num" in msg
+
+
+def test_cached_parameters_cannot_be_corrupted_by_a_caller(cache):
+    description = [{"name": "x", "kind": {"name": "POSITIONAL_OR_KEYWORD", "value": 1}}]
+    first = profile_ops.construct_parameters(description)
+    first.clear()
+    assert [p.name for p in profile_ops.construct_parameters(description)] == ["x"]
+
+
+def test_manager_entry_point_is_installed():
+    from sibyls.startup.services import console_script
+
+    assert Path(console_script("sibyls-re-manager")).exists()
