@@ -3,51 +3,67 @@
 * environment open (the RE worker loading the profile): median of several opens, target ≤ 3 s
   (reported as a ratio to the built-in profile; the absolute target is in the note);
 * ``item_add`` latency of our plans (queue-time validation of a SIBYLS item) vs the built-in
-  ``count``: median, target ≤ 2 ms (likewise).
+  ``count``: median, target ≤ 2 ms (likewise);
+* the same ``item_add`` with our profile under plain ``start-re-manager``, i.e. without
+  ``sibyls-re-manager``'s validation cache: what the cache buys (information, no target).
 
-Both managers run side by side on one Redis (different key prefixes), on loopback.
+All managers run side by side on one Redis (different key prefixes), on loopback. The adds go in
+alternating rounds so that a slow spell of the machine hits every manager alike.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
+from importlib import resources
 from pathlib import Path
 
 from bench.common import Figure
 
 OPENS = 3
-ADDS = 200
+ADDS_PER_ROUND = 200
+ROUNDS = 5
 
 
 def run() -> list[Figure]:
-    from sibyls.startup.stack import down, up
+    from bluesky_queueserver_api import BPlan
+
+    from sibyls.startup.stack import down, profile_env, up
 
     var_dir = Path(tempfile.mkdtemp(prefix="sibyls-bench-stack-"))
     state = up(var_dir, ioc_prefix="BST:", time_scale=50.0, binning=8, open_environment=False)
-    baseline = None
+    extra_managers = []
     try:
-        baseline = _start_sim_profile_manager(state, var_dir)
-        ours_api = _api(state.zmq_control_addr)
-        sim_api = _api(baseline[1])
+        sim_service, sim_control = _start_manager(state, var_dir, "simbaseline", [], os.environ)
+        extra_managers.append(sim_service)
+        plain_service, plain_control = _start_manager(
+            state, var_dir, "sibylsplain", _our_profile_options(), profile_env(state)
+        )
+        extra_managers.append(plain_service)
+        ours_api, sim_api, plain_api = (_api(a) for a in (state.zmq_control_addr, sim_control, plain_control))
         ours_open = _open_times(ours_api)
         sim_open = _open_times(sim_api)
-        from bluesky_queueserver_api import BPlan
 
-        ours_add = _add_latency(
-            ours_api,
-            lambda i: BPlan(
-                "saxs_exposure", f"s{i}", "BENCH", exposure_time=0.5, num_frames=10, sample_role="sample"
-            ),
+        def saxs(i: int):
+            kwargs = {"exposure_time": 0.5, "num_frames": 10, "sample_role": "sample"}
+            return BPlan("saxs_exposure", f"s{i}", "BENCH", **kwargs)
+
+        latencies = _add_latencies(
+            {
+                "ours": (ours_api, saxs),
+                "sim": (sim_api, lambda i: BPlan("count", ["det1"], num=1)),
+                "plain": (plain_api, saxs),
+            }
         )
-        sim_add = _add_latency(sim_api, lambda i: BPlan("count", ["det1"], num=1))
-        ours_api.close()
-        sim_api.close()
+        for api in (ours_api, sim_api, plain_api):
+            api.close()
     finally:
-        if baseline is not None:
-            baseline[0].stop()
+        for service in extra_managers:
+            service.stop()
         down(var_dir)
+    ours_add, sim_add, plain_add = latencies["ours"], latencies["sim"], latencies["plain"]
     return [
         Figure(
             "environment open, SIBYLS profile (median)",
@@ -67,6 +83,26 @@ def run() -> list[Figure]:
             "sim profile item_add count",
             note=f"target ≤ 2 ms: {'ok' if ours_add <= 0.002 else 'MISSED'}",
         ),
+        Figure(
+            "item_add saxs_exposure, validation cache",
+            ours_add * 1e3,
+            plain_add * 1e3,
+            "ms",
+            None,
+            "same profile, plain start-re-manager",
+        ),
+    ]
+
+
+def _our_profile_options() -> list[str]:
+    startup = resources.files("sibyls.startup")
+    return [
+        "--startup-module",
+        "sibyls.startup.profile",
+        "--existing-plans-devices",
+        str(startup / "existing_plans_and_devices.yaml"),
+        "--user-group-permissions",
+        str(startup / "user_group_permissions.yaml"),
     ]
 
 
@@ -76,8 +112,8 @@ def _api(address: str):
     return REManagerAPI(zmq_control_addr=address, timeout_recv=30)
 
 
-def _start_sim_profile_manager(state, var_dir: Path):
-    """queueserver's own simulated profile, the baseline, on the same Redis."""
+def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -> tuple:
+    """A plain ``start-re-manager`` (queueserver as shipped) on the stack's Redis under ``prefix``."""
     from sibyls.devices.epics_env import free_tcp_port
     from sibyls.startup.services import ManagedProcess, console_script
     from sibyls.startup.stack import _spawn
@@ -88,18 +124,17 @@ def _start_sim_profile_manager(state, var_dir: Path):
         "--redis-addr",
         state.redis_addr,
         "--redis-name-prefix",
-        "simbaseline",
+        prefix,
         "--zmq-control-addr",
         control,
         "--zmq-info-addr",
         f"tcp://127.0.0.1:{free_tcp_port()}",
         "--update-existing-plans-devices",
         "NEVER",
+        *options,
     ]
-    import os
-
-    process = _spawn("sim-manager", command, var_dir, dict(os.environ))
-    service = ManagedProcess("sim-manager", process, var_dir / "logs" / "sim-manager.log")
+    process = _spawn(prefix, command, var_dir, dict(env))
+    service = ManagedProcess(prefix, process, var_dir / "logs" / f"{prefix}.log")
     api = _api(control)
     deadline = time.monotonic() + 30
     while True:
@@ -128,13 +163,16 @@ def _open_times(api) -> float:
     return statistics.median(times)
 
 
-def _add_latency(api, make_item) -> float:
-    api.queue_clear()
-    times = []
-    for index in range(ADDS):
-        item = make_item(index)
-        start = time.perf_counter()
-        api.item_add(item)
-        times.append(time.perf_counter() - start)
-    api.queue_clear()
-    return statistics.median(times)
+def _add_latencies(managers: dict) -> dict[str, float]:
+    """Median ``item_add`` time per manager, over alternating rounds of adds."""
+    times: dict[str, list[float]] = {name: [] for name in managers}
+    for _ in range(ROUNDS):
+        for name, (api, make_item) in managers.items():
+            api.queue_clear()
+            for index in range(ADDS_PER_ROUND):
+                item = make_item(index)
+                start = time.perf_counter()
+                api.item_add(item)
+                times[name].append(time.perf_counter() - start)
+            api.queue_clear()
+    return {name: statistics.median(values) for name, values in times.items()}

@@ -108,6 +108,21 @@ def test_cached_parameters_cannot_be_corrupted_by_a_caller(cache):
     assert [p.name for p in profile_ops.construct_parameters(description)] == ["x"]
 
 
+def test_only_the_content_free_item_add_line_is_dropped():
+    import logging
+
+    keep = re_manager.DropItemAddProgressLine()
+
+    def record(message: str, *args) -> logging.LogRecord:
+        return logging.LogRecord(
+            "bluesky_queueserver.manager.manager", logging.INFO, "", 0, message, args, None
+        )
+
+    assert not keep.filter(record("Adding new item to the queue ..."))
+    assert keep.filter(record("Item added: success=%s", True))
+    assert keep.filter(record("Adding new batch to the queue ..."))
+
+
 def test_manager_entry_point_is_installed():
     from sibyls.startup.services import console_script
 

@@ -113,6 +113,12 @@ def test_cli_item_completes_and_its_record_validates(stack, api, validator):
     assert name == "start" and start["uid"] == uid
     assert start["queue_item_uid"] == entry["item_uid"]
     assert start["submitted_by"] == "qserver-cli"
+    manager_log = (Path(stack.var_dir) / "logs" / "manager.log").read_text()
+    assert (
+        f"Item added: success=True item_type='plan' name='saxs_exposure' item_uid='{entry['item_uid']}'"
+        in (manager_log)
+    )
+    assert "Adding new item to the queue" not in manager_log  # sibyls-re-manager drops the empty line
 
 
 def test_http_needs_the_key_and_runs_items(stack, api):
