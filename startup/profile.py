@@ -41,7 +41,7 @@ if config.tiled_url:
         )
     )
 if is_re_worker_active() and config.zmq_control_addr:
-    RE.preprocessors.append(QueueItemMetadata(config.zmq_control_addr))
+    QueueItemMetadata(config.zmq_control_addr).install(RE)
 
 if not is_re_worker_active():
     from bluesky.callbacks.best_effort import BestEffortCallback

@@ -7,6 +7,8 @@ from typing import Any
 
 from bluesky.preprocessors import msg_mutator
 
+from sibyls.metadata.contract import ContractError
+
 logger = logging.getLogger(__name__)
 
 
@@ -16,11 +18,45 @@ class QueueItemMetadata:
     The RE worker does not hand the running item to the plan, so this asks the RE Manager (over
     its 0MQ control address) which item is running when a run opens. Outside the queue (a
     console), nothing is added. A manager that does not answer never stops the run.
+
+    The manager's answer is authoritative: an item's ``meta`` (which bluesky ranks above the
+    plan's metadata) that names another submitter, item or group makes the run be refused before
+    it opens, by the validator ``install`` chains in front of ``RE.md_validator``.
     """
+
+    #: RunStart key -> the running item's field it comes from
+    ITEM_FIELDS = {"queue_item_uid": "item_uid", "submitted_by": "user", "user_group": "user_group"}
 
     def __init__(self, zmq_control_addr: str) -> None:
         self.zmq_control_addr = zmq_control_addr
         self._api = None
+        self._identity: dict[str, Any] = {}  # of the run being opened; checked by ``problems``
+
+    def install(self, run_engine: Any) -> None:
+        """Add the preprocessor and refuse runs whose metadata contradicts the manager."""
+        run_engine.preprocessors.append(self)
+        inner = run_engine.md_validator
+
+        def validate(md: dict) -> None:
+            problems = self.problems(md)
+            try:
+                inner(md)
+            except ContractError as exc:
+                problems = exc.problems + problems
+            if problems:
+                raise ContractError(problems)
+
+        run_engine.md_validator = validate
+
+    def problems(self, md: dict) -> list[str]:
+        """What in a run's final metadata differs from the item the manager is running."""
+        identity, self._identity = self._identity, {}
+        return [
+            f"{key}: reserved, set by the queue server to {value!r}; the item's meta may not change it "
+            f"(got {md.get(key)!r})"
+            for key, value in identity.items()
+            if md.get(key) != value
+        ]
 
     def running_item(self) -> dict[str, Any] | None:
         """The item the manager is running now (None when idle or unreachable)."""
@@ -39,15 +75,10 @@ class QueueItemMetadata:
     def __call__(self, plan):
         def add_item_metadata(msg):
             if msg.command == "open_run":
-                item = self.running_item()
-                if item:
-                    for key, value in (
-                        ("queue_item_uid", item.get("item_uid")),
-                        ("submitted_by", item.get("user")),
-                        ("user_group", item.get("user_group")),
-                    ):
-                        if value is not None:
-                            msg.kwargs.setdefault(key, value)
+                item = self.running_item() or {}
+                values = {key: item.get(field) for key, field in self.ITEM_FIELDS.items()}
+                self._identity = {key: value for key, value in values.items() if value is not None}
+                msg.kwargs.update(self._identity)
             return msg
 
         return msg_mutator(plan, add_item_metadata)

@@ -277,6 +277,17 @@ def test_primary_users_cannot_move_motors_or_override_the_contract(stack, api):
     assert "sample_code" in entry["result"]["msg"] and "reserved" in entry["result"]["msg"]
     assert entry["result"]["run_uids"] == []  # refused before the run opened: no RunStart at all
     assert set(records(stack)) == runs_before
+
+    api.queue_clear()  # a failed item goes back to the front of the queue
+    impersonation = BPlan("saxs_exposure", "honest", PROJECT, exposure_time=0.1, num_frames=1)
+    impersonation.meta = {"submitted_by": "beamline-director"}
+    assert api.item_add(impersonation)["success"]
+    api.queue_start()
+    wait_until_idle(api)
+    (entry,) = last_history(api)
+    assert entry["result"]["exit_status"] == "failed"
+    assert "submitted_by: reserved, set by the queue server" in entry["result"]["msg"]
+    assert entry["result"]["run_uids"] == [] and set(records(stack)) == runs_before
     problems = http(
         stack,
         "POST",
