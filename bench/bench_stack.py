@@ -5,7 +5,9 @@
 * ``item_add`` latency of our plans (queue-time validation of a SIBYLS item) vs the built-in
   ``count``: median, target ≤ 2 ms (likewise);
 * the same ``item_add`` with our profile under plain ``start-re-manager``, i.e. without
-  ``sibyls-re-manager``'s validation cache: what the cache buys (information, no target).
+  ``sibyls-re-manager``'s validation cache: what the cache buys (information, no target);
+* ``item_add`` of a ``queue_stop`` instruction, which queueserver adds without any validation:
+  the floor of the request path (0MQ, Redis, logging) on this machine (information, no target).
 
 All managers run side by side on one Redis (different key prefixes), on loopback. The adds go in
 alternating rounds so that a slow spell of the machine hits every manager alike.
@@ -28,7 +30,7 @@ ROUNDS = 5
 
 
 def run() -> list[Figure]:
-    from bluesky_queueserver_api import BPlan
+    from bluesky_queueserver_api import BInst, BPlan
 
     from sibyls.startup.stack import down, profile_env, up
 
@@ -55,6 +57,8 @@ def run() -> list[Figure]:
                 "ours": (ours_api, saxs),
                 "sim": (sim_api, lambda i: BPlan("count", ["det1"], num=1)),
                 "plain": (plain_api, saxs),
+                "ours floor": (ours_api, lambda i: BInst("queue_stop")),
+                "sim floor": (sim_api, lambda i: BInst("queue_stop")),
             }
         )
         for api in (ours_api, sim_api, plain_api):
@@ -90,6 +94,14 @@ def run() -> list[Figure]:
             "ms",
             None,
             "same profile, plain start-re-manager",
+        ),
+        Figure(
+            "item_add queue_stop, no validation (floor)",
+            latencies["ours floor"] * 1e3,
+            latencies["sim floor"] * 1e3,
+            "ms",
+            None,
+            "same on the sim profile's manager",
         ),
     ]
 
