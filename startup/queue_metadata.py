@@ -11,6 +11,9 @@ from sibyls.metadata.contract import ContractError
 
 logger = logging.getLogger(__name__)
 
+#: The manager did not answer when the run opened: its queue identity cannot be checked.
+UNANSWERED = object()
+
 
 class QueueItemMetadata:
     """RunEngine preprocessor: ``queue_item_uid``, ``submitted_by`` and ``user_group`` in each RunStart.
@@ -21,7 +24,10 @@ class QueueItemMetadata:
 
     The manager's answer is authoritative: an item's ``meta`` (which bluesky ranks above the
     plan's metadata) that names another submitter, item or group makes the run be refused before
-    it opens, by the validator ``install`` chains in front of ``RE.md_validator``.
+    it opens, by the validator ``install`` chains in front of ``RE.md_validator``. When the manager
+    does not answer, the run goes on without the three keys, and is refused if its metadata sets
+    any of them anyway. ``install`` appends this preprocessor last, so it is the outermost one and
+    sees every ``open_run``, including those other preprocessors add.
     """
 
     #: RunStart key -> the running item's field it comes from
@@ -30,7 +36,7 @@ class QueueItemMetadata:
     def __init__(self, zmq_control_addr: str) -> None:
         self.zmq_control_addr = zmq_control_addr
         self._api = None
-        self._identity: dict[str, Any] = {}  # of the run being opened; checked by ``problems``
+        self._identity: dict[str, Any] | object = {}  # of the run being opened; checked by ``problems``
 
     def install(self, run_engine: Any) -> None:
         """Add the preprocessor and refuse runs whose metadata contradicts the manager."""
@@ -51,6 +57,13 @@ class QueueItemMetadata:
     def problems(self, md: dict) -> list[str]:
         """What in a run's final metadata differs from the item the manager is running."""
         identity, self._identity = self._identity, {}
+        if identity is UNANSWERED:
+            return [
+                f"{key}: reserved for the queue server, which did not answer, so {md[key]!r} cannot be "
+                "checked; remove it from the item's meta"
+                for key in self.ITEM_FIELDS
+                if key in md
+            ]
         return [
             f"{key}: reserved, set by the queue server to {value!r}; the item's meta may not change it "
             f"(got {md.get(key)!r})"
@@ -59,26 +72,28 @@ class QueueItemMetadata:
         ]
 
     def running_item(self) -> dict[str, Any] | None:
-        """The item the manager is running now (None when idle or unreachable)."""
-        try:
-            if self._api is None:
-                from bluesky_queueserver_api.zmq import REManagerAPI
+        """The item the manager is running now (None when idle); raises when it does not answer."""
+        if self._api is None:
+            from bluesky_queueserver_api.zmq import REManagerAPI
 
-                self._api = REManagerAPI(
-                    zmq_control_addr=self.zmq_control_addr, timeout_recv=2, timeout_send=2
-                )
-            return self._api.queue_get().get("running_item") or None
+            self._api = REManagerAPI(zmq_control_addr=self.zmq_control_addr, timeout_recv=2, timeout_send=2)
+        return self._api.queue_get().get("running_item") or None
+
+    def _identity_of_running_item(self) -> dict[str, Any] | object:
+        try:
+            item = self.running_item() or {}
         except Exception as exc:
             logger.warning("could not ask the RE Manager for the running item: %s", exc)
-            return None
+            return UNANSWERED
+        values = {key: item.get(field) for key, field in self.ITEM_FIELDS.items()}
+        return {key: value for key, value in values.items() if value is not None}
 
     def __call__(self, plan):
         def add_item_metadata(msg):
             if msg.command == "open_run":
-                item = self.running_item() or {}
-                values = {key: item.get(field) for key, field in self.ITEM_FIELDS.items()}
-                self._identity = {key: value for key, value in values.items() if value is not None}
-                msg.kwargs.update(self._identity)
+                self._identity = self._identity_of_running_item()
+                if self._identity is not UNANSWERED:
+                    msg.kwargs.update(self._identity)
             return msg
 
         return msg_mutator(plan, add_item_metadata)

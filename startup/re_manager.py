@@ -25,6 +25,8 @@ import inspect
 import json
 import logging
 import sys
+from collections import OrderedDict
+from typing import Any
 
 from bluesky_queueserver.manager import profile_ops
 
@@ -41,9 +43,39 @@ def _parameters_for(description_json: str) -> tuple[inspect.Parameter, ...]:
     return tuple(_upstream_construct_parameters(json.loads(description_json)))
 
 
-@functools.lru_cache(maxsize=CACHE_SIZE)
-def _model_class_for(parameters: tuple[inspect.Parameter, ...]):
-    return _upstream_construct_model_class(list(parameters))
+class _ModelClasses:
+    """pydantic model classes by the identity of the (cached) ``inspect.Parameter`` objects.
+
+    Not by ``Parameter.__eq__``: it calls ``Union[int, float]`` equal to ``Union[float, int]`` and
+    a default of ``1`` equal to ``True``, which pydantic validates differently. The entries hold
+    their parameters, so an ``id`` cannot be reused while it is a key. Least recently used go first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, ...], tuple[tuple[inspect.Parameter, ...], Any]] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def get(self, parameters: tuple[inspect.Parameter, ...]):
+        key = tuple(map(id, parameters))
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        model_class = _upstream_construct_model_class(list(parameters))
+        self._entries[key] = (parameters, model_class)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return model_class
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self.hits = self.misses = 0
+
+
+_model_classes = _ModelClasses(CACHE_SIZE)
 
 
 def construct_parameters(param_list, *, params_decoded=None):
@@ -59,11 +91,8 @@ def construct_parameters(param_list, *, params_decoded=None):
 
 
 def pydantic_construct_model_class(parameters):
-    """``profile_ops.pydantic_construct_model_class``, one model class per distinct signature."""
-    try:
-        return _model_class_for(tuple(parameters))
-    except TypeError:  # a parameter default that cannot be hashed (e.g. a list)
-        return _upstream_construct_model_class(parameters)
+    """``profile_ops.pydantic_construct_model_class``, one model class per cached signature."""
+    return _model_classes.get(tuple(parameters))
 
 
 def _upstream_shape_matches() -> bool:
@@ -94,7 +123,7 @@ def uninstall_validation_cache() -> None:
     profile_ops.construct_parameters = _upstream_construct_parameters
     profile_ops.pydantic_construct_model_class = _upstream_construct_model_class
     _parameters_for.cache_clear()
-    _model_class_for.cache_clear()
+    _model_classes.clear()
 
 
 ADD_PROGRESS_LINE = "Adding new item to the queue ..."

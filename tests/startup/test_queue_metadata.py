@@ -16,15 +16,17 @@ RUNNING = {"item_uid": "item-1", "user": "alice", "user_group": "primary"}
 class AnsweringManager(QueueItemMetadata):
     """The preprocessor with the manager's answer given (no RE Manager in a unit test)."""
 
-    def __init__(self, running: dict | None) -> None:
+    def __init__(self, running: dict | Exception | None) -> None:
         super().__init__("tcp://127.0.0.1:1")
         self.running = running
 
     def running_item(self):
+        if isinstance(self.running, Exception):
+            raise self.running
         return self.running
 
 
-def run_engine(running: dict | None) -> tuple[RunEngine, list]:
+def run_engine(running: dict | Exception | None) -> tuple[RunEngine, list]:
     RE = RunEngine({})
     AnsweringManager(running).install(RE)
     starts: list = []
@@ -72,3 +74,14 @@ def test_outside_the_queue_nothing_is_added_or_checked():
     RE(bp.count([det]), submitted_by="console-user")
     assert starts[0]["submitted_by"] == "console-user"
     assert "queue_item_uid" not in starts[0]
+
+
+def test_a_silent_manager_means_no_identity_and_no_meta_claiming_one():
+    RE, starts = run_engine(TimeoutError("RE Manager did not answer"))
+    with pytest.raises(
+        ContractError, match="submitted_by: reserved for the queue server, which did not answer"
+    ):
+        RE(bp.count([det]), submitted_by="beamline-director")
+    assert starts == []
+    RE(bp.count([det]))
+    assert not {"queue_item_uid", "submitted_by", "user_group"} & set(starts[0])

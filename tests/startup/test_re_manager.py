@@ -57,48 +57,70 @@ def _verdicts(allowed, group: str) -> list[tuple[bool, str]]:
     ]
 
 
-@pytest.mark.parametrize("group", ["primary", "admin"])
-def test_cached_validation_gives_upstreams_verdicts_and_messages(allowed, group, request):
-    upstream = _verdicts(allowed, group)
-    assert any(ok for ok, _ in upstream) and any(not ok for ok, _ in upstream)
+def test_cached_validation_gives_upstreams_verdicts_and_messages(allowed, request):
+    groups = ("primary", "admin")
+    upstream = {group: _verdicts(allowed, group) for group in groups}
+    assert any(ok for ok, _ in upstream["primary"]) and any(not ok for ok, _ in upstream["primary"])
     request.getfixturevalue("cache")
-    first = _verdicts(allowed, group)
-    again = _verdicts(allowed, group)  # served from the cache
-    assert first == upstream
-    assert again == upstream
+    for _ in range(2):  # built, then served from the cache, both groups in one cache lifetime
+        assert {group: _verdicts(allowed, group) for group in groups} == upstream
 
 
 def test_each_signature_is_built_once_and_reused(allowed, cache):
     plans, devices = allowed
-    item = ITEMS[0]
     for _ in range(5):
         ok, msg = profile_ops.validate_plan(
-            dict(item), allowed_plans=plans["primary"], allowed_devices=devices["primary"]
+            dict(ITEMS[0]), allowed_plans=plans["primary"], allowed_devices=devices["primary"]
         )
         assert ok, msg
-    info = re_manager._model_class_for.cache_info()
-    assert (info.misses, info.hits) == (1, 4)
+    assert (re_manager._model_classes.misses, re_manager._model_classes.hits) == (1, 4)
 
 
-def test_another_groups_device_list_is_another_signature(allowed, cache):
-    """A group that sees other devices gets its own types: no verdict leaks across groups."""
-    plans, devices = allowed
-    item = {"name": "count", "args": [["pilatus"], "S1", "P1"]}
-    for group in ("primary", "admin"):
-        ok, msg = profile_ops.validate_plan(
-            dict(item), allowed_plans=plans[group], allowed_devices=devices[group]
+def _plan(name: str, parameters: list[dict]) -> dict:
+    kind = {"name": "POSITIONAL_OR_KEYWORD", "value": 1}
+    return {"name": name, "parameters": [{"kind": kind, **p} for p in parameters]}
+
+
+def _validate_each(plans: dict, devices: dict, items: list[dict]) -> list[tuple[bool, str]]:
+    return [profile_ops.validate_plan(dict(i), allowed_plans=plans, allowed_devices=devices) for i in items]
+
+
+def test_signatures_python_calls_equal_but_pydantic_does_not_stay_apart(request):
+    """``Union[float, int]`` vs ``Union[int, float]`` and defaults ``1`` vs ``True``."""
+    plans = {
+        "a": _plan("a", [{"name": "x", "annotation": {"type": "typing.Union[float, int]"}}]),
+        "b": _plan("b", [{"name": "x", "annotation": {"type": "typing.Union[int, float]"}}]),
+        "c": _plan("c", [{"name": "x", "annotation": {"type": "int"}, "default": "1"}]),
+        "d": _plan("d", [{"name": "x", "annotation": {"type": "int"}, "default": "True"}]),
+    }
+    items = [{"name": n, "args": [v]} for v in (True, "1", 2) for n in ("a", "b")]
+    items += [{"name": n, "kwargs": {}} for n in ("c", "d")]
+    upstream = _validate_each(plans, None, items)
+    request.getfixturevalue("cache")
+    assert _validate_each(plans, None, items) == upstream
+    assert _validate_each(plans, None, items[::-1]) == upstream[::-1]
+
+
+def test_a_group_that_sees_fewer_devices_gets_its_own_signature(request):
+    """Device enums (queueserver ``devices`` annotations) are filtered per group before validation."""
+    plans = {
+        "take": _plan(
+            "take",
+            [
+                {
+                    "name": "dets",
+                    "annotation": {"type": "typing.List[Dets]", "devices": {"Dets": ["det1", "det2"]}},
+                }
+            ],
         )
-        assert ok, msg
-    changed = {**plans["primary"]["count"]}
-    changed["parameters"] = [
-        {**p, "annotation": {"type": "int"}} if p["name"] == "num" else p for p in changed["parameters"]
-    ]
-    ok, msg = profile_ops.validate_plan(
-        {"name": "count", "args": [["pilatus"], "S1", "P1"], "kwargs": {"num": 2.5}},
-        allowed_plans={**plans["primary"], "count": changed},
-        allowed_devices=devices["primary"],
-    )
-    assert not ok and "num" in msg
+    }
+    wide, narrow = {"det1": {}, "det2": {}}, {"det1": {}}
+    uses_det2 = {"name": "take", "args": [["det2"]]}
+    request.getfixturevalue("cache")
+    for _ in range(2):
+        for devices, accepted in ((wide, True), (narrow, False), (wide, True)):
+            ok, msg = profile_ops.validate_plan(dict(uses_det2), allowed_plans=plans, allowed_devices=devices)
+            assert ok is accepted, msg
 
 
 def test_cached_parameters_cannot_be_corrupted_by_a_caller(cache):
