@@ -252,12 +252,17 @@ class ContractGuard:
                 f"scan_id: reserved, assigned by the RunEngine ({counter}); got {md.get('scan_id')!r} "
                 "from the run's metadata"
             )
-        try:
-            contract_md_validator(md)
-        except ContractError as exc:
-            problems = exc.problems + problems
-        if problems:
-            raise ContractError(problems)
+        raise_all_problems(contract_md_validator, md, problems)
+
+
+def raise_all_problems(validator: Callable[[dict], None], md: dict, problems: list[str]) -> None:
+    """Run ``validator`` on ``md``; raise one ContractError with its problems, then ``problems``."""
+    try:
+        validator(md)
+    except ContractError as exc:
+        problems = exc.problems + problems
+    if problems:
+        raise ContractError(problems)
 
 
 def install_contract(run_engine: Any) -> ContractGuard:

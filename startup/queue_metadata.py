@@ -7,7 +7,7 @@ from typing import Any
 
 from bluesky.preprocessors import msg_mutator
 
-from sibyls.metadata.contract import ContractError
+from sibyls.metadata.contract import raise_all_problems
 
 logger = logging.getLogger(__name__)
 
@@ -44,13 +44,7 @@ class QueueItemMetadata:
         inner = run_engine.md_validator
 
         def validate(md: dict) -> None:
-            problems = self.problems(md)
-            try:
-                inner(md)
-            except ContractError as exc:
-                problems = exc.problems + problems
-            if problems:
-                raise ContractError(problems)
+            raise_all_problems(inner, md, self.problems(md))
 
         run_engine.md_validator = validate
 
