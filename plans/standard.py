@@ -14,8 +14,37 @@ from bluesky_queueserver import parameter_annotation_decorator
 from sibyls.metadata.contract import inject_run_metadata
 from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
 
-_DETECTORS = {"description": "detectors to read at each point", "annotation": "typing.List[__READABLE__]"}
-_MOTOR = {"description": "motor to move", "annotation": "__MOVABLE__"}
+#: What the standard plans may read: every SIBYLS device (a test keeps this equal to the beamline's).
+READABLE_DEVICES = (
+    "beamstop",
+    "bs_diode",
+    "cell_temperature",
+    "detector_distance",
+    "fast_shutter",
+    "ht_robot",
+    "i0",
+    "mono",
+    "photon_shutter",
+    "pilatus",
+    "ring",
+    "sample_stage",
+    "sec",
+)
+#: What the standard scans may move: the stage and beamstop axes and the cell temperature.
+SCAN_AXES = ("sample_stage.x", "sample_stage.y", "beamstop.x", "beamstop.y", "cell_temperature")
+
+# Named device lists (not queueserver's __READABLE__/__MOVABLE__, which it validates as any
+# string): the RE Manager refuses an unknown device name when the item is added.
+_DETECTORS = {
+    "description": "detectors to read at each point",
+    "annotation": "typing.List[Detectors]",
+    "devices": {"Detectors": READABLE_DEVICES},
+}
+_MOTOR = {
+    "description": "axis to move: " + ", ".join(SCAN_AXES),
+    "annotation": "Axes",
+    "devices": {"Axes": SCAN_AXES},
+}
 _NUM = {"description": "number of points (1–10000)", "min": 1, "max": 10000}
 
 

@@ -34,7 +34,22 @@ def _queue_plans() -> dict[str, Any]:
 
 
 def _is_device_parameter(spec: dict[str, Any]) -> bool:
-    return "__" in str(spec.get("annotation", ""))
+    return "devices" in spec or "__" in str(spec.get("annotation", ""))
+
+
+def _device_problem(name: str, spec: dict[str, Any], value: Any) -> str | None:
+    """An unknown name in a device parameter (one name, or a list for ``typing.List[...]``)."""
+    allowed = {device for names in spec.get("devices", {}).values() for device in names}
+    if not allowed:
+        return None  # queueserver's built-in device types: checked when the plan starts
+    wants_list = str(spec.get("annotation", "")).startswith("typing.List")
+    if wants_list and not isinstance(value, list | tuple):
+        return f"{name}: a list of device names, got {value!r}"
+    unknown = [v for v in (value if wants_list else [value]) if v not in allowed]
+    if unknown:
+        choices = ", ".join(sorted(allowed))
+        return f"{name}: {', '.join(map(repr, unknown))} not allowed here; choose from {choices}"
+    return None
 
 
 def _type_problem(name: str, annotation: Any, value: Any) -> str | None:
@@ -68,6 +83,9 @@ def validate_plan_call(name: str, args: list | tuple | None = None, kwargs: dict
     for pname, value in bound.arguments.items():
         spec = annotations.get(pname, {})
         if _is_device_parameter(spec):
+            problem = _device_problem(pname, spec, value)
+            if problem:
+                problems.append(problem)
             continue
         problem = _type_problem(pname, signature.parameters[pname].annotation, value)
         if problem:

@@ -41,6 +41,21 @@ GOOD_PLATE = {
         ({"name": "mv", "args": ["sample_stage_x", 1]}, "name: 'mv' is not a SIBYLS plan"),
         (
             {
+                "name": "count",
+                "kwargs": {"detectors": ["pilatus", "pilatsu"], "sample_code": "s", "project_code": "P"},
+            },
+            "detectors: 'pilatsu' not allowed here; choose from beamstop, bs_diode",
+        ),
+        (
+            {"name": "count", "kwargs": {"detectors": "pilatus", "sample_code": "s", "project_code": "P"}},
+            "detectors: a list of device names",
+        ),
+        (
+            {"name": "scan", "args": [["i0"], "ring", -1.0, 1.0, 5, "s", "P"]},
+            "motor: 'ring' not allowed here; choose from beamstop.x",
+        ),
+        (
+            {
                 "name": "ht_plate",
                 "kwargs": {"plate": {**GOOD_PLATE, "wells": GOOD_PLATE["wells"][1:]}, "project_code": "P"},
             },
@@ -78,3 +93,18 @@ def test_good_items_pass():
     assert validate_queue_item(
         {"name": "count", "kwargs": {"detectors": ["ring"], "sample_code": "s", "project_code": "P"}}
     )["success"]
+    assert validate_queue_item(
+        {"name": "scan", "args": [["i0", "pilatus"], "sample_stage.x", -1.0, 1.0, 5, "s", "P"]}
+    )["success"]
+
+
+def test_the_standard_plans_device_lists_are_the_beamlines(beamline):
+    """READABLE_DEVICES is every device, and every SCAN_AXES entry is a movable (sub)device."""
+    from sibyls.plans.standard import READABLE_DEVICES, SCAN_AXES
+
+    devices = beamline.devices()
+    assert set(READABLE_DEVICES) == set(devices)
+    for axis in SCAN_AXES:
+        top, _, child = axis.partition(".")
+        device = getattr(devices[top], child) if child else devices[top]
+        assert hasattr(device, "set") and hasattr(device, "position"), axis

@@ -259,6 +259,26 @@ def test_python_api_batch_runs_and_history_uids_match_records(stack, api, valida
         assert record["experiment_runs"][0]["sample_code"] == entry["args"][0]
 
 
+def test_standard_scans_take_device_names_and_refuse_unknown_ones_at_add(stack, api, validator):
+    with pytest.raises(RequestFailedError, match="detectors"):
+        api.item_add(BPlan("count", ["pilatus", "pilatsu"], "typo", PROJECT))
+    with pytest.raises(RequestFailedError, match="motor"):
+        api.item_add(BPlan("rel_scan", ["i0"], "ring", -0.1, 0.1, 3, "wrong_axis", PROJECT))
+    assert api.status()["items_in_queue"] == 0
+    assert api.item_add(
+        BPlan("rel_scan", ["i0", "bs_diode"], "sample_stage.x", -0.1, 0.1, 3, "scan_q", PROJECT)
+    )["success"]
+    api.queue_start()
+    wait_until_idle(api)
+    (entry,) = last_history(api)
+    assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
+    (uid,) = entry["result"]["run_uids"]
+    path = records(stack)[uid]
+    assert not validator.validate_files([path])[path]
+    name, start = next(read_document_log(next((Path(stack.var_dir) / "runs").rglob(f"*{uid[:8]}.jsonl"))))
+    assert start["motors"] == ["sample_stage_x"] and start["plan_type"] == "rel_scan"
+
+
 def test_primary_users_cannot_move_motors_or_override_the_contract(stack, api):
     with pytest.raises(RequestFailedError, match="Plan 'mv' is not in the list of allowed plans"):
         api.item_add(BPlan("mv", "sample_stage_x", 1.0))
