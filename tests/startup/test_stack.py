@@ -75,6 +75,19 @@ def last_history(api, n: int = 1) -> list[dict]:
     return api.history_get()["items"][-n:]
 
 
+def the_completed_run(stack: StackState, api, validator) -> tuple[dict, dict]:
+    """After the queue ran one item with one run: its history entry and RunStart; the record validates."""
+    wait_until_idle(api)
+    (entry,) = last_history(api)
+    assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
+    (uid,) = entry["result"]["run_uids"]
+    path = records(stack)[uid]
+    assert not validator.validate_files([path])[path]
+    name, start = next(read_document_log(next((Path(stack.var_dir) / "runs").rglob(f"*{uid[:8]}.jsonl"))))
+    assert name == "start" and start["uid"] == uid
+    return entry, start
+
+
 def qserver(stack: StackState, *args: str) -> subprocess.CompletedProcess:
     command = [console_script("qserver"), "--zmq-control-addr", stack.zmq_control_addr, *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
@@ -103,14 +116,7 @@ def test_cli_item_completes_and_its_record_validates(stack, api, validator):
     assert added.returncode == 0, added.stdout + added.stderr
     started = qserver(stack, "queue", "start")
     assert started.returncode == 0, started.stdout + started.stderr
-    wait_until_idle(api)
-    (entry,) = last_history(api)
-    assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
-    (uid,) = entry["result"]["run_uids"]
-    path = records(stack)[uid]
-    assert not validator.validate_files([path])[path]
-    name, start = next(read_document_log(next((Path(stack.var_dir) / "runs").rglob(f"*{uid[:8]}.jsonl"))))
-    assert name == "start" and start["uid"] == uid
+    entry, start = the_completed_run(stack, api, validator)
     assert start["queue_item_uid"] == entry["item_uid"]
     assert start["submitted_by"] == "qserver-cli"
     manager_log = (Path(stack.var_dir) / "logs" / "manager.log").read_text()
@@ -269,13 +275,7 @@ def test_standard_scans_take_device_names_and_refuse_unknown_ones_at_add(stack, 
         BPlan("rel_scan", ["i0", "bs_diode"], "sample_stage.x", -0.1, 0.1, 3, "scan_q", PROJECT)
     )["success"]
     api.queue_start()
-    wait_until_idle(api)
-    (entry,) = last_history(api)
-    assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
-    (uid,) = entry["result"]["run_uids"]
-    path = records(stack)[uid]
-    assert not validator.validate_files([path])[path]
-    name, start = next(read_document_log(next((Path(stack.var_dir) / "runs").rglob(f"*{uid[:8]}.jsonl"))))
+    entry, start = the_completed_run(stack, api, validator)
     assert start["motors"] == ["sample_stage_x"] and start["plan_type"] == "rel_scan"
 
 
