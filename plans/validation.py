@@ -33,15 +33,9 @@ def _queue_plans() -> dict[str, Any]:
     return QUEUE_PLANS
 
 
-def _is_device_parameter(spec: dict[str, Any]) -> bool:
-    return "devices" in spec or "__" in str(spec.get("annotation", ""))
-
-
 def _device_problem(name: str, spec: dict[str, Any], value: Any) -> str | None:
     """An unknown name in a device parameter (one name, or a list for ``typing.List[...]``)."""
-    allowed = {device for names in spec.get("devices", {}).values() for device in names}
-    if not allowed:
-        return None  # queueserver's built-in device types: checked when the plan starts
+    allowed = {device for names in spec["devices"].values() for device in names}
     wants_list = str(spec.get("annotation", "")).startswith("typing.List")
     if wants_list and not isinstance(value, list | tuple):
         return f"{name}: a list of device names, got {value!r}"
@@ -82,7 +76,7 @@ def validate_plan_call(name: str, args: list | tuple | None = None, kwargs: dict
     problems = []
     for pname, value in bound.arguments.items():
         spec = annotations.get(pname, {})
-        if _is_device_parameter(spec):
+        if "devices" in spec:  # queueserver device names: checked against the plan's lists
             problem = _device_problem(pname, spec, value)
             if problem:
                 problems.append(problem)
