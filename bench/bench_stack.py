@@ -21,7 +21,6 @@ import os
 import statistics
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 from bench.common import Figure
@@ -34,7 +33,7 @@ ROUNDS = 5
 def run() -> list[Figure]:
     from bluesky_queueserver_api import BInst, BPlan
 
-    from sibyls.startup.stack import down, profile_env, up
+    from sibyls.startup.stack import down, profile_env, profile_manager_options, up
 
     var_dir = Path(tempfile.mkdtemp(prefix="sibyls-bench-stack-"))
     state = up(var_dir, ioc_prefix="BST:", time_scale=50.0, binning=8, open_environment=False)
@@ -43,7 +42,7 @@ def run() -> list[Figure]:
         sim_service, sim_control = _start_manager(state, var_dir, "simbaseline", [], os.environ)
         extra_managers.append(sim_service)
         plain_service, plain_control = _start_manager(
-            state, var_dir, "sibylsplain", _our_profile_options(), profile_env(state)
+            state, var_dir, "sibylsplain", profile_manager_options(), profile_env(state)
         )
         extra_managers.append(plain_service)
         ours_api, sim_api, plain_api = (_api(a) for a in (state.zmq_control_addr, sim_control, plain_control))
@@ -105,18 +104,6 @@ def run() -> list[Figure]:
             None,
             "same on the sim profile's manager",
         ),
-    ]
-
-
-def _our_profile_options() -> list[str]:
-    startup = resources.files("sibyls.startup")
-    return [
-        "--startup-module",
-        "sibyls.startup.profile",
-        "--existing-plans-devices",
-        str(startup / "existing_plans_and_devices.yaml"),
-        "--user-group-permissions",
-        str(startup / "user_group_permissions.yaml"),
     ]
 
 

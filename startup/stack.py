@@ -327,20 +327,27 @@ def _start_tiled(state: StackState, timeout: float) -> None:
     _record(state, "tiled", service.pid)
 
 
-def _start_manager(state: StackState, timeout: float) -> None:
-    var_dir = Path(state.var_dir)
+def profile_manager_options() -> list[str]:
+    """RE Manager options that load the SIBYLS profile, its plan list and its permissions."""
     startup = resources.files("sibyls.startup")
-    command = [
-        # start-re-manager with the plan validation cache (see sibyls.startup.re_manager).
-        console_script("sibyls-re-manager"),
+    return [
         "--startup-module",
         "sibyls.startup.profile",
         "--existing-plans-devices",
         str(startup / "existing_plans_and_devices.yaml"),
-        "--update-existing-plans-devices",
-        "NEVER",
         "--user-group-permissions",
         str(startup / "user_group_permissions.yaml"),
+    ]
+
+
+def _start_manager(state: StackState, timeout: float) -> None:
+    var_dir = Path(state.var_dir)
+    command = [
+        # start-re-manager with the plan validation cache (see sibyls.startup.re_manager).
+        console_script("sibyls-re-manager"),
+        *profile_manager_options(),
+        "--update-existing-plans-devices",
+        "NEVER",
         "--redis-addr",
         state.redis_addr,
         "--zmq-control-addr",
