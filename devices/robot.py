@@ -9,7 +9,9 @@ from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
 from ophyd.status import DeviceStatus
 
-WELL_PATTERN = re.compile(r"^[A-H](?:[1-9]|1[0-2])$")
+from sibyls.metadata import rules
+
+WELL_PATTERN = re.compile(rules.WELL_PATTERN)
 
 
 class RobotError(RuntimeError):

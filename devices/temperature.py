@@ -6,7 +6,9 @@ from ophyd import Component as Cpt
 from ophyd import EpicsSignal, EpicsSignalRO, Kind
 from ophyd.pv_positioner import PVPositionerIsClose
 
-CELL_TEMPERATURE_RANGE_C = (4.0, 60.0)
+from sibyls.metadata.rules import AXIS_LIMITS
+
+CELL_TEMPERATURE_RANGE_C = (AXIS_LIMITS["cell_temperature"].low, AXIS_LIMITS["cell_temperature"].high)
 
 
 class CellTemperature(PVPositionerIsClose):

@@ -8,13 +8,23 @@ never silently change those values.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, Literal, get_args
 
 from bluesky.preprocessors import inject_md_wrapper, msg_mutator
 from bluesky.utils import Msg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sibyls.metadata.rules import (  # noqa: F401  (re-exported: the contract's own limits)
+    CODE_MAX_LENGTH,
+    CODE_PATTERN,
+    RULES,
+    TEXT_MAX_LENGTH,
+    UID_PATTERN,
+    WELL_COLUMNS,
+    WELL_PATTERN,
+    WELL_ROWS,
+)
 
 # ---- rule constants (reused by plan signatures and plate validation) -----------------------------
 
@@ -40,26 +50,14 @@ SAMPLE_ROLES: tuple[str, ...] = get_args(SampleRole)
 CollectionMode = Literal["batch", "sec_saxs"]
 COLLECTION_MODES: tuple[str, ...] = get_args(CollectionMode)
 
-# 40: codes are shown in EPICS string PVs (40 characters) and, with a "buff_" prefix, in file names.
-CODE_MAX_LENGTH = 40
-#: Codes end up in file names: a letter or digit first, then letters, digits, ``.``, ``_``, ``-``.
-CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
-WELL_ROWS = "ABCDEFGH"
-WELL_COLUMNS = range(1, 13)
-#: A well of a 96-well plate, A1 to H12.
-WELL_PATTERN = r"^[A-H](?:[1-9]|1[0-2])$"
-CELL_TEMPERATURE_MIN_C = 4.0
-CELL_TEMPERATURE_MAX_C = 60.0
-UID_PATTERN = r"^[0-9a-fA-F-]{8,64}$"
-TEXT_MAX_LENGTH = 2000
+CELL_TEMPERATURE_MIN_C: float = RULES["cell_temperature"].low  # type: ignore[assignment]
+CELL_TEMPERATURE_MAX_C: float = RULES["cell_temperature"].high  # type: ignore[assignment]
 
 #: Keys no queue item ``meta`` or ``RE.md`` may change.
 RESERVED_KEYS: tuple[str, ...] = ("uid", "time", "scan_id", "plan_type", "sample_code", "project_code")
 CONTRACT_KEYS: tuple[str, ...] = ("sample_code", "project_code", "plan_type")
 #: RunStart key under which the injection helper seals the contract values it validated.
 SEAL_KEY = "sibyls_contract"
-
-_CODE_RE = re.compile(CODE_PATTERN)
 
 
 class ContractError(ValueError):
@@ -71,17 +69,28 @@ class ContractError(ValueError):
 
 
 def _check_code(value: str, field: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError(f"{field} must not be empty or blank")
-    if len(value) > CODE_MAX_LENGTH:
-        raise ValueError(f"{field} must be at most {CODE_MAX_LENGTH} characters (got {len(value)})")
-    if not _CODE_RE.match(value):
-        raise ValueError(
-            f"{field} {value!r} must start with a letter or digit and use only letters, digits, "
-            "'.', '_' and '-' (it becomes part of file names)"
-        )
-    return value
+    """``value`` stripped, or ``ValueError`` with the code rule it breaks (without the field name)."""
+    _check_rule(field, value, field)
+    return value.strip()
+
+
+def _check_rule(rule_name: str, value: Any, field: str) -> None:
+    """Raise ``ValueError`` with the rule's message minus the field (pydantic adds its own location)."""
+    problem = RULES[rule_name].problem(field, value)
+    if problem:
+        raise ValueError(problem.removeprefix(f"{field}: "))
+
+
+#: Contract field → the rule (by plan parameter name) that limits it.
+_FIELD_RULES = {
+    "concentration_mg_ml": "concentration_mg_ml",
+    "molecular_weight_kda": "molecular_weight_kda",
+    "buffer_ph": "buffer_ph",
+    "cell_temperature_c": "cell_temperature",
+    "buffer_name": "buffer_name",
+    "operator": "operator",
+    "description": "description",
+}
 
 
 class RunMetadata(BaseModel):
@@ -93,28 +102,33 @@ class RunMetadata(BaseModel):
     project_code: str = Field(description="Project identifier; records are filed per project")
     plan_type: PlanType = Field(description="Which SIBYLS plan produced the run")
     sample_type: SampleType | None = Field(None, description="lambda-ber SampleTypeEnum value")
-    concentration_mg_ml: float | None = Field(None, gt=0, le=1000, description="mg/mL")
-    molecular_weight_kda: float | None = Field(None, gt=0, le=1e6, description="kDa")
-    buffer_name: str | None = Field(None, min_length=1, max_length=200)
+    concentration_mg_ml: float | None = Field(None, description="mg/mL")
+    molecular_weight_kda: float | None = Field(None, description="kDa")
+    buffer_name: str | None = Field(None, min_length=1)
     buffer_composition: list[str] | None = Field(None, description="Components, e.g. '25 mM Tris'")
-    buffer_ph: float | None = Field(None, ge=0, le=14)
+    buffer_ph: float | None = None
     sample_role: SampleRole | None = None
     buffer_run_uid: str | None = Field(None, pattern=UID_PATTERN, description="Buffer run to subtract")
     plate_id: str | None = None
     well: str | None = Field(None, description="96-well plate well, A1 to H12")
-    cell_temperature_c: float | None = Field(None, ge=CELL_TEMPERATURE_MIN_C, le=CELL_TEMPERATURE_MAX_C)
+    cell_temperature_c: float | None = None
     collection_mode: CollectionMode | None = None
     proposal_id: str | None = None
-    operator: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=TEXT_MAX_LENGTH)
+    operator: str | None = Field(None, min_length=1)
+    description: str | None = None
+
+    @field_validator(*_FIELD_RULES, mode="before")
+    @classmethod
+    def _ruled(cls, value: Any, info) -> Any:
+        if value is not None:
+            _check_rule(_FIELD_RULES[info.field_name], value, info.field_name)
+        return value
 
     @field_validator("sample_code", "project_code", "plate_id", "proposal_id", mode="before")
     @classmethod
     def _codes(cls, value: Any, info) -> Any:
         if value is None and info.field_name in ("plate_id", "proposal_id"):
             return None
-        if not isinstance(value, str):
-            raise ValueError(f"{info.field_name} must be a string")
         return _check_code(value, info.field_name)
 
     @field_validator("well", mode="before")
@@ -122,8 +136,7 @@ class RunMetadata(BaseModel):
     def _well(cls, value: Any) -> Any:
         if value is None:
             return None
-        if not isinstance(value, str) or not re.match(WELL_PATTERN, value.strip().upper()):
-            raise ValueError(f"well {value!r} must be a 96-well plate position A1 to H12")
+        _check_rule("well", value, "well")
         return value.strip().upper()
 
     @field_validator("buffer_composition")
@@ -173,7 +186,8 @@ class RunMetadata(BaseModel):
 def _describe(exc: ValidationError) -> list[str]:
     problems = []
     for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "metadata"
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        field = field or "metadata"
         if err["type"] == "missing":
             problems.append(f"{field}: required field is missing")
         elif err["type"] == "literal_error":

@@ -7,23 +7,19 @@ range, and every well's run metadata valid under the RunStart contract.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sibyls.metadata.contract import (
-    WELL_PATTERN,
     ContractError,
     RunMetadata,
     SampleRole,
     SampleType,
-    _check_code,
+    _check_rule,
     _describe,
 )
-
-EXPOSURE_RANGE_S = (0.001, 60.0)
-FRAMES_RANGE = (1, 10000)
+from sibyls.metadata.rules import PLATE_WELLS
 
 
 class PlateWell(BaseModel):
@@ -35,29 +31,33 @@ class PlateWell(BaseModel):
     sample_code: str
     sample_role: SampleRole = "sample"
     buffer_well: str | None = Field(None, description="well holding this sample's buffer (samples only)")
-    concentration_mg_ml: float | None = Field(None, gt=0, le=1000)
-    exposure_time: float = Field(0.3, ge=EXPOSURE_RANGE_S[0], le=EXPOSURE_RANGE_S[1], description="s/frame")
-    num_frames: int = Field(33, ge=FRAMES_RANGE[0], le=FRAMES_RANGE[1])
+    concentration_mg_ml: float | None = None
+    exposure_time: float = Field(0.3, description="s/frame")
+    num_frames: int = 33
     sample_type: SampleType | None = None
-    molecular_weight_kda: float | None = Field(None, gt=0)
+    molecular_weight_kda: float | None = None
     buffer_name: str | None = None
     description: str | None = None
 
-    @field_validator("well", "buffer_well", mode="before")
+    @field_validator(
+        "well",
+        "buffer_well",
+        "sample_code",
+        "concentration_mg_ml",
+        "exposure_time",
+        "num_frames",
+        "molecular_weight_kda",
+        "buffer_name",
+        "description",
+        mode="before",
+    )
     @classmethod
-    def _well(cls, value: Any, info) -> Any:
+    def _ruled(cls, value: Any, info) -> Any:
+        """Each column obeys the rule of the plan parameter of the same name (sibyls.metadata.rules)."""
         if value is None:
             return None
-        if not isinstance(value, str) or not re.match(WELL_PATTERN, value.strip().upper()):
-            raise ValueError(f"{value!r} is not a 96-well position A1 to H12")
-        return value.strip().upper()
-
-    @field_validator("sample_code", mode="before")
-    @classmethod
-    def _code(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError("sample_code must be a string")
-        return _check_code(value, "sample_code")
+        _check_rule(info.field_name, value, info.field_name)
+        return value.strip().upper() if info.field_name in ("well", "buffer_well") else value
 
     @model_validator(mode="after")
     def _role_rules(self) -> PlateWell:
@@ -77,14 +77,13 @@ class PlateSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     plate_id: str
-    wells: list[PlateWell] = Field(min_length=1, max_length=96)
+    wells: list[PlateWell] = Field(min_length=PLATE_WELLS[0], max_length=PLATE_WELLS[1])
 
     @field_validator("plate_id", mode="before")
     @classmethod
     def _plate_id(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError("plate_id must be a string")
-        return _check_code(value, "plate_id")
+        _check_rule("plate_id", value, "plate_id")
+        return value.strip()
 
     @model_validator(mode="after")
     def _plate_rules(self) -> PlateSpec:

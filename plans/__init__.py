@@ -1,47 +1,61 @@
-"""SIBYLS plans: every run carries the metadata contract and gets a lambda-ber record."""
+"""SIBYLS plans: every run carries the metadata contract and gets a lambda-ber record.
 
-from sibyls.plans.alignment import align_beamstop, align_sample_stage, alignment_grid_scan
-from sibyls.plans.batch import saxs_exposure, temperature_series
-from sibyls.plans.context import configure_plans, plan_context, plan_progress, setup_run_engine
-from sibyls.plans.plate import ht_plate
-from sibyls.plans.sec import sec_saxs
-from sibyls.plans.standard import count, grid_scan, list_scan, rel_scan, scan
+The plans are imported on first use (PEP 562), so the hardware-free parts of this package
+(:mod:`sibyls.plans.checks`, :mod:`sibyls.plans.validation`) load without ophyd: the RE Manager
+runs the queue gate from them and must not start Channel Access before it forks the RE worker.
+"""
 
-#: The plans offered through the queue (the bare bluesky plans are not).
-QUEUE_PLANS = {
-    plan.__name__: plan
-    for plan in (
-        saxs_exposure,
-        ht_plate,
-        sec_saxs,
-        temperature_series,
-        align_beamstop,
-        align_sample_stage,
-        alignment_grid_scan,
-        count,
-        scan,
-        rel_scan,
-        list_scan,
-        grid_scan,
-    )
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: Public name → the module that defines it.
+_WHERE = {
+    "align_beamstop": "alignment",
+    "align_sample_stage": "alignment",
+    "alignment_grid_scan": "alignment",
+    "saxs_exposure": "batch",
+    "temperature_series": "batch",
+    "ht_plate": "plate",
+    "sec_saxs": "sec",
+    "count": "standard",
+    "scan": "standard",
+    "rel_scan": "standard",
+    "list_scan": "standard",
+    "grid_scan": "standard",
+    "configure_plans": "context",
+    "plan_context": "context",
+    "plan_progress": "context",
+    "setup_run_engine": "context",
 }
 
-__all__ = [
-    "QUEUE_PLANS",
+#: The plans offered through the queue, in this order (the bare bluesky plans are not).
+QUEUE_PLAN_NAMES = (
+    "saxs_exposure",
+    "ht_plate",
+    "sec_saxs",
+    "temperature_series",
     "align_beamstop",
     "align_sample_stage",
     "alignment_grid_scan",
-    "configure_plans",
     "count",
-    "grid_scan",
-    "ht_plate",
-    "list_scan",
-    "plan_context",
-    "plan_progress",
-    "rel_scan",
-    "saxs_exposure",
     "scan",
-    "sec_saxs",
-    "setup_run_engine",
-    "temperature_series",
-]
+    "rel_scan",
+    "list_scan",
+    "grid_scan",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "QUEUE_PLANS":
+        value: Any = {plan: __getattr__(plan) for plan in QUEUE_PLAN_NAMES}
+    elif name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+__all__ = ["QUEUE_PLANS", "QUEUE_PLAN_NAMES", *_WHERE]

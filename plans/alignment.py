@@ -9,35 +9,23 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import RunMetadata, inject_run_metadata
-from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
+from sibyls.metadata.contract import inject_run_metadata
+from sibyls.metadata.rules import annotations
+from sibyls.plans.checks import check_alignment, check_live_setpoints
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import with_fast_shutter_open
-
-_POINTS = {"description": "points per scan (3–501)", "min": 3, "max": 501}
-_COUNT_TIME = {"description": "diode counting time per point, s (0.001–10)", "min": 0.001, "max": 10.0}
-_RANGE = {"description": "scan half-width around the current position, mm (0.01–5)", "min": 0.01, "max": 5.0}
 
 STATS_STREAM = "signal_stats"
 
 
-def _check_alignment(arguments: dict[str, Any]) -> RunMetadata:
-    for name, (low, high) in {
-        "points": (3, 501),
-        "num_x": (3, 501),
-        "num_y": (3, 501),
-        "count_time": (0.001, 10.0),
-        "half_width": (0.01, 5.0),
-        "half_width_x": (0.01, 5.0),
-        "half_width_y": (0.01, 5.0),
-        "nscans": (1, 5),
-    }.items():
-        if name in arguments:
-            check_range(name, arguments[name], low, high)
-    if "axis" in arguments and arguments["axis"] not in ("x", "y"):
-        raise ValueError(f"axis: {arguments['axis']!r} must be 'x' or 'y'")
-    what = f"{arguments['axis']} alignment" if "axis" in arguments else "grid map"
-    return contract_from_arguments(arguments, "alignment", description=what)
+def _check_span(motor, argument: str, half_width: float) -> None:
+    """Both ends of a scan of ±``half_width`` around where ``motor`` is, against its live soft limits."""
+    here = motor.position
+    check_live_setpoints(
+        motor,
+        argument,
+        [(f"{argument} (low end)", here - half_width), (f"{argument} (high end)", here + half_width)],
+    )
 
 
 class _StatsStreamReader:
@@ -99,15 +87,9 @@ def _lineup(
 @parameter_annotation_decorator(
     {
         "description": "Centre the beamstop on the direct beam (apstools lineup2 on the beamstop diode).",
-        "parameters": {
-            "points": _POINTS,
-            "count_time": _COUNT_TIME,
-            "half_width": _RANGE,
-            "nscans": {"description": "scans, each narrowed to the peak (1–5)", "min": 1, "max": 5},
-        },
+        "parameters": annotations("points", "count_time", "half_width", "nscans"),
     }
 )
-@checked_by(_check_alignment)
 def align_beamstop(
     axis: Literal["x", "y"],
     project_code: str,
@@ -123,18 +105,18 @@ def align_beamstop(
     the beam. Returns ``{"success", "position", "reasons"}``; if no peak is found the beamstop
     goes back to where it started.
     """
-    metadata = _check_alignment(locals())
+    metadata = check_alignment(locals())
     motor = getattr(plan_context().beamline.beamstop, axis)
+    _check_span(motor, "half_width", half_width)
     return (yield from _lineup(motor, half_width, points, count_time, "centroid", 1.5, nscans, metadata))
 
 
 @parameter_annotation_decorator(
     {
         "description": "Centre the capillary in the beam: scan the sample stage, find the transmission dip.",
-        "parameters": {"points": _POINTS, "count_time": _COUNT_TIME, "half_width": _RANGE},
+        "parameters": annotations("points", "count_time", "half_width"),
     }
 )
-@checked_by(_check_alignment)
 def align_sample_stage(
     axis: Literal["x"],
     project_code: str,
@@ -148,24 +130,18 @@ def align_sample_stage(
     The filled capillary absorbs ~30% of the beam, so the beamstop diode dips while the beam
     crosses it. One run, ``plan_type`` ``alignment``.
     """
-    metadata = _check_alignment(locals())
+    metadata = check_alignment(locals())
     motor = getattr(plan_context().beamline.sample_stage, axis)
+    _check_span(motor, "half_width", half_width)
     return (yield from _lineup(motor, half_width, points, count_time, "x_at_min_y", 1.2, 1, metadata))
 
 
 @parameter_annotation_decorator(
     {
         "description": "Map the beamstop diode over a sample-stage grid (alignment grid scan).",
-        "parameters": {
-            "num_x": _POINTS,
-            "num_y": _POINTS,
-            "count_time": _COUNT_TIME,
-            "half_width_x": _RANGE,
-            "half_width_y": _RANGE,
-        },
+        "parameters": annotations("num_x", "num_y", "count_time", "half_width_x", "half_width_y"),
     }
 )
-@checked_by(_check_alignment)
 def alignment_grid_scan(
     project_code: str,
     sample_code: str,
@@ -176,9 +152,11 @@ def alignment_grid_scan(
     count_time: float = 0.1,
 ) -> Generator[Msg, Any, str]:
     """Relative grid scan of the sample stage (y slow, x fast) reading I0 and the beamstop diode."""
-    metadata = _check_alignment(locals())
+    metadata = check_alignment(locals())
     beamline = plan_context().beamline
     stage = beamline.sample_stage
+    _check_span(stage.x, "half_width_x", half_width_x)
+    _check_span(stage.y, "half_width_y", half_width_y)
     yield from bps.mv(beamline.bs_diode.preset_time, count_time, beamline.i0.preset_time, count_time)
     plan = bp.rel_grid_scan(
         [beamline.bs_diode, beamline.i0],

@@ -7,63 +7,24 @@ from bluesky import plan_stubs as bps
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import (
-    CELL_TEMPERATURE_MAX_C,
-    CELL_TEMPERATURE_MIN_C,
-    RunMetadata,
-    SampleRole,
-    SampleType,
-)
-from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
+from sibyls.metadata.contract import SampleRole, SampleType
+from sibyls.metadata.rules import annotations
+from sibyls.plans.checks import check_live_setpoints, check_saxs_exposure, check_temperature_series
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import exposure_run
-
-EXPOSURE_LIMITS = {"min": 0.001, "max": 60.0}
-FRAMES_LIMITS = {"min": 1, "max": 10000}
-TEMPERATURE_LIMITS = {"min": CELL_TEMPERATURE_MIN_C, "max": CELL_TEMPERATURE_MAX_C}
-
-
-def _check_saxs_exposure(arguments: dict[str, Any]) -> RunMetadata:
-    metadata = contract_from_arguments(arguments, "saxs_exposure")
-    _check_exposure(arguments["exposure_time"], arguments["num_frames"])
-    return metadata
-
-
-def _check_temperature_series(arguments: dict[str, Any]) -> list[RunMetadata]:
-    temperatures = arguments["temperatures"]
-    if not temperatures:
-        raise ValueError("temperatures: give at least one setpoint")
-    runs = [
-        contract_from_arguments(arguments, "temperature_series", cell_temperature_c=float(t))
-        for t in temperatures
-    ]
-    _check_exposure(arguments["exposure_time"], arguments["num_frames"])
-    check_range("equilibration_time", arguments["equilibration_time"], 0.0, 3600.0, "s")
-    return runs
-
-
-def _check_exposure(exposure_time: float, num_frames: int) -> None:
-    """The same ranges the queue enforces, for callers that bypass the queue (consoles, scripts)."""
-    check_range("exposure_time", exposure_time, EXPOSURE_LIMITS["min"], EXPOSURE_LIMITS["max"], "s")
-    if not FRAMES_LIMITS["min"] <= num_frames <= FRAMES_LIMITS["max"] or int(num_frames) != num_frames:
-        raise ValueError(f"num_frames: {num_frames} is not a whole number in 1–10000")
 
 
 @parameter_annotation_decorator(
     {
         "description": "Batch SAXS of the sample (or buffer) in the cell: N frames of t seconds.",
-        "parameters": {
-            "exposure_time": {"description": "seconds per frame (0.001–60)", **EXPOSURE_LIMITS},
-            "num_frames": {"description": "number of frames (1–10000)", **FRAMES_LIMITS},
-            "cell_temperature": {
-                "description": "°C to reach before exposing (4–60); omit to leave as is",
-                **TEMPERATURE_LIMITS,
-            },
-            "concentration_mg_ml": {"description": "mg/mL", "min": 0.0},
-        },
+        "parameters": annotations(
+            "exposure_time",
+            "num_frames",
+            "concentration_mg_ml",
+            cell_temperature="°C to reach before exposing; omit to leave as is",
+        ),
     }
 )
-@checked_by(_check_saxs_exposure)
 def saxs_exposure(
     sample_code: str,
     project_code: str,
@@ -108,9 +69,11 @@ def saxs_exposure(
     proposal_id, operator, description : str, optional
         Recorded with the run.
     """
-    metadata = _check_saxs_exposure(locals())
+    metadata = check_saxs_exposure(locals())
+    cell = plan_context().beamline.cell_temperature
     if cell_temperature is not None:
-        yield from bps.mv(plan_context().beamline.cell_temperature, cell_temperature)
+        check_live_setpoints(cell, "cell_temperature", [("cell_temperature", cell_temperature)])
+        yield from bps.mv(cell, cell_temperature)
     plan_args = {"exposure_time": exposure_time, "num_frames": num_frames}
     return (yield from exposure_run(metadata, exposure_time, num_frames, "saxs_exposure", plan_args))
 
@@ -118,18 +81,11 @@ def saxs_exposure(
 @parameter_annotation_decorator(
     {
         "description": "Temperature series: at each setpoint, equilibrate and expose (one run each).",
-        "parameters": {
-            "exposure_time": {"description": "seconds per frame (0.001–60)", **EXPOSURE_LIMITS},
-            "num_frames": {"description": "frames per temperature (1–10000)", **FRAMES_LIMITS},
-            "equilibration_time": {
-                "description": "seconds to wait after reaching each setpoint",
-                "min": 0.0,
-                "max": 3600.0,
-            },
-        },
+        "parameters": annotations(
+            "exposure_time", "temperatures", "equilibration_time", num_frames="frames per temperature"
+        ),
     }
 )
-@checked_by(_check_temperature_series)
 def temperature_series(
     sample_code: str,
     project_code: str,
@@ -163,8 +119,10 @@ def temperature_series(
     equilibration_time : float
         Seconds to hold each temperature before exposing.
     """
-    runs = _check_temperature_series(locals())
+    runs = check_temperature_series(locals())
     cell = plan_context().beamline.cell_temperature
+    setpoints = [(f"temperatures[{i}]", t) for i, t in enumerate(temperatures)]
+    check_live_setpoints(cell, "temperatures", setpoints)
     uids = []
     for index, metadata in enumerate(runs):
         yield from bps.mv(cell, metadata.cell_temperature_c)

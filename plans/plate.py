@@ -9,32 +9,14 @@ from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
-from sibyls.metadata.contract import CELL_TEMPERATURE_MAX_C, CELL_TEMPERATURE_MIN_C, RunMetadata
-from sibyls.metadata.plate import PlateSpec, validate_plate
-from sibyls.plans.checks import check_range, checked_by
+from sibyls.metadata.rules import annotation
+from sibyls.plans.checks import check_ht_plate, check_live_setpoints
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import exposure_run
-
-TEMPERATURE_RANGE_C = (CELL_TEMPERATURE_MIN_C, CELL_TEMPERATURE_MAX_C)
 
 
 class PlateNotOnRobotError(ValueError):
     """The plate id is not one the robot has a definition for."""
-
-
-def _check_ht_plate(arguments: dict[str, Any]) -> tuple[PlateSpec, list[RunMetadata]]:
-    spec = validate_plate(arguments["plate"])
-    if arguments["cell_temperature"] is not None:
-        check_range("cell_temperature", arguments["cell_temperature"], *TEMPERATURE_RANGE_C, "°C")
-    common = {
-        "proposal_id": arguments["proposal_id"],
-        "operator": arguments["operator"],
-        "cell_temperature_c": arguments["cell_temperature"],
-    }
-    wells_md = spec.well_metadata(
-        arguments["project_code"], **{k: v for k, v in common.items() if v is not None}
-    )
-    return spec, wells_md
 
 
 @parameter_annotation_decorator(
@@ -46,15 +28,10 @@ def _check_ht_plate(arguments: dict[str, Any]) -> tuple[PlateSpec, list[RunMetad
                 "'sample_code': ..., 'sample_role': 'buffer_blank' | 'sample', 'buffer_well': ..., "
                 "'concentration_mg_ml': ..., 'exposure_time': ..., 'num_frames': ...}, ...]}"
             },
-            "cell_temperature": {
-                "description": "°C for the whole plate (4–60); omit to leave as is",
-                "min": TEMPERATURE_RANGE_C[0],
-                "max": TEMPERATURE_RANGE_C[1],
-            },
+            "cell_temperature": annotation("cell_temperature", "°C for the whole plate; omit to leave as is"),
         },
     }
 )
-@checked_by(_check_ht_plate)
 def ht_plate(
     plate: dict,
     project_code: str,
@@ -90,8 +67,11 @@ def ht_plate(
     dict
         Well → run uid.
     """
-    spec, wells_md = _check_ht_plate(locals())
+    spec, wells_md = check_ht_plate(locals())
     robot = plan_context().beamline.ht_robot
+    cell = plan_context().beamline.cell_temperature
+    if cell_temperature is not None:
+        check_live_setpoints(cell, "cell_temperature", [("cell_temperature", cell_temperature)])
     known = json.loads((yield from bps.rd(robot.known_plates)) or "[]")
     if spec.plate_id not in known:
         raise PlateNotOnRobotError(
@@ -100,7 +80,7 @@ def ht_plate(
         )
 
     if cell_temperature is not None:
-        yield from bps.mv(plan_context().beamline.cell_temperature, cell_temperature)
+        yield from bps.mv(cell, cell_temperature)
     yield from bps.mv(robot.plate_id, spec.plate_id)
     if (yield from bps.rd(robot.state)) == "loaded":
         yield from bps.mv(robot, "clean")

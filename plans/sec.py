@@ -10,8 +10,9 @@ from bluesky_queueserver import parameter_annotation_decorator
 from ophyd import Kind, Signal
 
 from sibyls.devices.sec import SECError
-from sibyls.metadata.contract import RunMetadata, SampleType, inject_run_metadata
-from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
+from sibyls.metadata.contract import SampleType, inject_run_metadata
+from sibyls.metadata.rules import annotations
+from sibyls.plans.checks import check_live_setpoints, check_sec_saxs, sec_frame_count
 from sibyls.plans.context import plan_context
 from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fast_shutter_open
 
@@ -19,53 +20,18 @@ from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fa
 frame_role = Signal(name="sec_frame_role", value="buffer", kind=Kind.normal)
 
 
-def _check_sec_saxs(arguments: dict[str, Any]) -> RunMetadata:
-    metadata = contract_from_arguments(
-        arguments, "sec_saxs", collection_mode="sec_saxs", sample_role="sample"
-    )
-    for name, low, high, unit in (
-        ("flow_rate", 0.01, 1.0, "mL/min"),
-        ("frame_period", 0.1, 60.0, "s"),
-        ("exposure_time", 0.001, 60.0, "s"),
-        ("duration", 0.1, 600.0, "min"),
-        ("buffer_threshold_mau", 0.01, 1000.0, "mAU"),
-    ):
-        check_range(name, arguments[name], low, high, unit)
-    if arguments["exposure_time"] > arguments["frame_period"]:
-        exposure, period = arguments["exposure_time"], arguments["frame_period"]
-        raise ValueError(f"exposure_time: {exposure} s is longer than frame_period {period} s")
-    return metadata
-
-
 @parameter_annotation_decorator(
     {
         "description": "SEC-SAXS-MALS: inject, then frames at a fixed period for the whole elution.",
-        "parameters": {
-            "flow_rate": {
-                "description": "mL/min (0.01–1; KW-803 is run at 0.45–0.55)",
-                "min": 0.01,
-                "max": 1.0,
-            },
-            "frame_period": {"description": "seconds between frames (0.1–60)", "min": 0.1, "max": 60.0},
-            "exposure_time": {
-                "description": "seconds per frame, at most frame_period (0.001–60)",
-                "min": 0.001,
-                "max": 60.0,
-            },
-            "duration": {
-                "description": "elution time to record, minutes (0.1–600)",
-                "min": 0.1,
-                "max": 600.0,
-            },
-            "buffer_threshold_mau": {
-                "description": "UV rise (mAU) over the injection baseline that ends the buffer frames",
-                "min": 0.01,
-                "max": 1000.0,
-            },
-        },
+        "parameters": annotations(
+            "flow_rate",
+            "frame_period",
+            "duration",
+            "buffer_threshold_mau",
+            exposure_time="seconds per frame, at most frame_period",
+        ),
     }
 )
-@checked_by(_check_sec_saxs)
 def sec_saxs(
     sample_code: str,
     project_code: str,
@@ -105,8 +71,8 @@ def sec_saxs(
     buffer_threshold_mau : float
         UV rise that marks the end of the buffer frames.
     """
-    metadata = _check_sec_saxs(locals())
-    num_frames = int(round(duration * 60.0 / frame_period))
+    metadata = check_sec_saxs(locals())
+    num_frames = sec_frame_count(duration, frame_period)
     beamline = plan_context().beamline
     sec = beamline.sec
     detectors = [beamline.pilatus, beamline.i0, beamline.bs_diode, sec, frame_role]
@@ -153,6 +119,7 @@ def sec_saxs(
         if (yield from bps.rd(sec.run_state)) == "Running":
             yield from bps.mv(sec, "stop")
 
+    check_live_setpoints(sec.flow_rate, "flow_rate", [("flow_rate", flow_rate)])
     yield from configure_exposure(exposure_time, frame_file_prefix(metadata), project_code)
     # The HPLC method runs a minute longer than we record (its RunTime is at most 600 min).
     yield from bps.mv(sec.flow_rate, flow_rate, sec.run_time, min(duration + 1.0, 600.0))

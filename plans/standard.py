@@ -12,7 +12,8 @@ from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
 from sibyls.metadata.contract import inject_run_metadata
-from sibyls.plans.checks import check_range, checked_by, contract_from_arguments
+from sibyls.metadata.rules import AXIS_LIMITS, annotation, annotations
+from sibyls.plans.checks import PLAN_CHECKS, check_live_setpoints, scan_setpoints
 
 #: What the standard plans may read: every SIBYLS device (a test keeps this equal to the beamline's).
 READABLE_DEVICES = (
@@ -30,8 +31,8 @@ READABLE_DEVICES = (
     "sample_stage",
     "sec",
 )
-#: What the standard scans may move: the stage and beamstop axes and the cell temperature.
-SCAN_AXES = ("sample_stage.x", "sample_stage.y", "beamstop.x", "beamstop.y", "cell_temperature")
+#: What the standard scans may move: the axes of the limits table (stage, beamstop, cell temperature).
+SCAN_AXES = tuple(AXIS_LIMITS)
 
 # Named device lists (not queueserver's __READABLE__/__MOVABLE__, which it validates as any
 # string): the RE Manager refuses an unknown device name when the item is added.
@@ -45,19 +46,17 @@ _MOTOR = {
     "annotation": "Axes",
     "devices": {"Axes": SCAN_AXES},
 }
-_NUM = {"description": "number of points (1–10000)", "min": 1, "max": 10000}
 
 
-def _contract_check(plan_type: str):
-    def check(arguments: dict[str, Any]):
-        if "num" in arguments:
-            check_range("num", arguments["num"], 1, 10000)
-        return contract_from_arguments(arguments, plan_type)
-
-    return check
-
-
-_CHECKS = {name: _contract_check(name) for name in ("count", "scan", "rel_scan", "list_scan", "grid_scan")}
+def _checked(plan_name: str, arguments: dict[str, Any]):
+    """The plan's argument check, then every setpoint against its motor's live soft limits."""
+    metadata = PLAN_CHECKS[plan_name](arguments)
+    for motor_arg, motor, points in scan_setpoints(plan_name, arguments):
+        if plan_name == "rel_scan":
+            here = motor.position
+            points = [(label, here + offset) for label, offset in points]
+        check_live_setpoints(motor, motor_arg, points)
+    return metadata
 
 
 @parameter_annotation_decorator(
@@ -65,12 +64,10 @@ _CHECKS = {name: _contract_check(name) for name in ("count", "scan", "rel_scan",
         "description": "Read detectors N times (bluesky count), with the SIBYLS metadata contract.",
         "parameters": {
             "detectors": _DETECTORS,
-            "num": _NUM,
-            "delay": {"description": "s between readings", "min": 0.0, "max": 3600.0},
+            **annotations("num", "delay"),
         },
     }
 )
-@checked_by(_CHECKS["count"])
 def count(
     detectors: list,
     sample_code: str,
@@ -80,17 +77,16 @@ def count(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Take ``num`` readings of ``detectors`` (bluesky ``count``), filed under sample and project."""
-    metadata = _CHECKS["count"](locals())
+    metadata = _checked("count", locals())
     return (yield from inject_run_metadata(bp.count(detectors, num=num, delay=delay or None), metadata))
 
 
 @parameter_annotation_decorator(
     {
         "description": "Step scan of one motor (bluesky scan), with the SIBYLS metadata contract.",
-        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": _NUM},
+        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
     }
 )
-@checked_by(_CHECKS["scan"])
 def scan(
     detectors: list,
     motor: Any,
@@ -102,17 +98,16 @@ def scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor`` from ``start`` to ``stop`` in ``num`` points, reading ``detectors`` at each."""
-    metadata = _CHECKS["scan"](locals())
+    metadata = _checked("scan", locals())
     return (yield from inject_run_metadata(bp.scan(detectors, motor, start, stop, num), metadata))
 
 
 @parameter_annotation_decorator(
     {
         "description": "Step scan relative to the motor's position (bluesky rel_scan), with the contract.",
-        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": _NUM},
+        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
     }
 )
-@checked_by(_CHECKS["rel_scan"])
 def rel_scan(
     detectors: list,
     motor: Any,
@@ -124,7 +119,7 @@ def rel_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor`` from ``start`` to ``stop`` relative to where it is; it returns there."""
-    metadata = _CHECKS["rel_scan"](locals())
+    metadata = _checked("rel_scan", locals())
     return (yield from inject_run_metadata(bp.rel_scan(detectors, motor, start, stop, num), metadata))
 
 
@@ -134,7 +129,6 @@ def rel_scan(
         "parameters": {"detectors": _DETECTORS, "motor": _MOTOR},
     }
 )
-@checked_by(_CHECKS["list_scan"])
 def list_scan(
     detectors: list,
     motor: Any,
@@ -144,7 +138,7 @@ def list_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Move ``motor`` to each of ``positions`` and read ``detectors`` there."""
-    metadata = _CHECKS["list_scan"](locals())
+    metadata = _checked("list_scan", locals())
     return (yield from inject_run_metadata(bp.list_scan(detectors, motor, positions), metadata))
 
 
@@ -155,12 +149,10 @@ def list_scan(
             "detectors": _DETECTORS,
             "motor1": _MOTOR,
             "motor2": _MOTOR,
-            "num1": _NUM,
-            "num2": _NUM,
+            **annotations("num1", "num2"),
         },
     }
 )
-@checked_by(_CHECKS["grid_scan"])
 def grid_scan(
     detectors: list,
     motor1: Any,
@@ -177,6 +169,6 @@ def grid_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor1`` (slow) × ``motor2`` (fast) on a grid, reading ``detectors`` at each point."""
-    metadata = _CHECKS["grid_scan"](locals())
+    metadata = _checked("grid_scan", locals())
     plan = bp.grid_scan(detectors, motor1, start1, stop1, num1, motor2, start2, stop2, num2, snake_axes=snake)
     return (yield from inject_run_metadata(plan, metadata))

@@ -1,130 +1,284 @@
-"""Validate a queue item against a SIBYLS plan without hardware: a dry run of the plan's own checks.
+"""The queue gate: everything a SIBYLS plan would refuse at run start, refused when an item is added.
 
-Used by the HTTP validate endpoint, the plate-sheet upload and ``qserver function execute
-validate_queue_item``: the same checks the plan runs at entry, so an item that passes here is
-refused later only by the hardware itself.
+A beamline user gets a bad item refused at once, on every way in, with every problem named by the
+plan argument and the rule: the RE Manager runs :func:`item_problems` for every item it adds,
+updates, executes or starts (installed by ``sibyls-re-manager``), and the HTTP dry-run endpoint,
+plate sheets and ``sibyls validate-item`` run :func:`validate_queue_item`. The checks are the plans'
+own (:data:`sibyls.plans.checks.PLAN_CHECKS`), so a plan started from a console refuses the same.
+
+Order: the item's shape (size, nesting, non-finite numbers, over-long text), its ``meta`` (no
+reserved RunStart key), binding to the plan's signature (unknown, missing or repeated arguments),
+strict types (``"3"`` is not a number, ``3.5`` not a whole number), device names, then the plan's
+check (rules, contract, plate, limits of every setpoint).
+
+Hardware-free: imports no ophyd unless a dry run asks for a plan's Python signature.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from sibyls.metadata.contract import RESERVED_KEYS, SEAL_KEY, ContractError, RunMetadata
+from sibyls.metadata.rules import ITEM_MAX_BYTES, ITEM_MAX_DEPTH, TEXT_MAX_LENGTH
+from sibyls.plans.checks import PLAN_CHECKS
 
 #: RunStart keys a queue item's ``meta`` may not set: the contract, and who/what queued the run.
-PROTECTED_META_KEYS = {
-    *RESERVED_KEYS,
-    SEAL_KEY,
-    *RunMetadata.model_fields,
-    "queue_item_uid",
-    "submitted_by",
-    "user_group",
-}
+PROTECTED_META_KEYS = frozenset(
+    {*RESERVED_KEYS, SEAL_KEY, *RunMetadata.model_fields, "queue_item_uid", "submitted_by", "user_group"}
+)
 
-_TYPE_ADAPTERS: dict[Any, TypeAdapter] = {}
+_STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+_NO_ANNOTATION = (inspect.Parameter.empty, Any)
 
 
-def _queue_plans() -> dict[str, Any]:
-    from sibyls.plans import QUEUE_PLANS
-
-    return QUEUE_PLANS
+# ---- the item's shape ---------------------------------------------------------------------------
 
 
-def _device_problem(name: str, spec: dict[str, Any], value: Any) -> str | None:
+def structure_problems(item: dict[str, Any]) -> list[str]:
+    """Size, nesting depth, non-finite numbers and over-long text anywhere in args, kwargs and meta."""
+    problems: list[str] = []
+    size = 0
+
+    def walk(value: Any, path: str, depth: int) -> None:
+        nonlocal size
+        size += 8
+        if isinstance(value, str):
+            size += len(value)
+            if len(value) > TEXT_MAX_LENGTH:
+                problems.append(f"{path}: text of {len(value)} characters; at most {TEXT_MAX_LENGTH}")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(f"{path}: must be a finite number, got {value!r}")
+        elif isinstance(value, dict | list | tuple):
+            if depth >= ITEM_MAX_DEPTH:
+                problems.append(f"{path}: nested deeper than {ITEM_MAX_DEPTH} levels")
+                return
+            entries = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, entry in entries:
+                if isinstance(key, int):
+                    walk(entry, f"{path}[{key}]", depth + 1)
+                else:
+                    size += len(str(key))
+                    walk(entry, f"{path}.{key}" if path else str(key), depth + 1)
+                if size > ITEM_MAX_BYTES:
+                    return
+
+    walk(item.get("args"), "args", 0)
+    walk(item.get("kwargs"), "", 0)
+    walk(item.get("meta"), "meta", 0)
+    if size > ITEM_MAX_BYTES:
+        return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
+    return problems
+
+
+def meta_problems(meta: Any) -> list[str]:
+    """``meta`` must be a dict (or a list of dicts) setting no reserved RunStart key."""
+    problems = []
+    for entry in meta if isinstance(meta, list | tuple) else [meta or {}]:
+        if not isinstance(entry, dict):
+            problems.append("meta: must be a dict or a list of dicts")
+            continue
+        for key in sorted(set(entry) & PROTECTED_META_KEYS):
+            problems.append(f"meta.{key}: reserved RunStart key; it comes from the plan, not the item")
+    return problems
+
+
+# ---- a plan's signature -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanSignature:
+    """What the gate needs of a plan: its parameters and, per device parameter, the allowed names."""
+
+    name: str
+    signature: inspect.Signature
+    devices: dict[str, tuple[frozenset[str], bool]]  # parameter → (allowed names, takes a list)
+
+    @classmethod
+    def from_description(cls, description: dict[str, Any]) -> PlanSignature:
+        """From queueserver's plan description (what the RE Manager holds for a user group)."""
+        from bluesky_queueserver.manager import profile_ops
+
+        parameters = profile_ops.construct_parameters(description.get("parameters", []))
+        devices = {}
+        for entry in description.get("parameters", []):
+            spec = entry.get("annotation") or {}
+            if "devices" in spec:
+                names = frozenset(n for group in spec["devices"].values() for n in group)
+                devices[entry["name"]] = (names, str(spec.get("type", "")).startswith("typing.List"))
+        return cls(description["name"], inspect.Signature(parameters), devices)
+
+    @classmethod
+    def from_plan(cls, name: str) -> PlanSignature:
+        """From the plan function itself (dry runs outside the RE Manager; imports the plans)."""
+        import sibyls.plans
+
+        plan = getattr(sibyls.plans, name)
+        specs = getattr(plan, "_custom_parameter_annotation_", {}).get("parameters", {})
+        devices = {
+            pname: (
+                frozenset(n for group in spec["devices"].values() for n in group),
+                str(spec.get("annotation", "")).startswith("typing.List"),
+            )
+            for pname, spec in specs.items()
+            if "devices" in spec
+        }
+        return cls(name, inspect.signature(plan), devices)
+
+    def problems(self, args: Any, kwargs: Any) -> list[str]:
+        """Everything wrong with calling the plan with ``args``/``kwargs``; empty if nothing is."""
+        if not isinstance(args, list | tuple):
+            return [f"args: must be a list, got {type(args).__name__}"]
+        if not isinstance(kwargs, dict):
+            return [f"kwargs: must be a dict, got {type(kwargs).__name__}"]
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            return [self._binding_problem(str(exc))]
+        problems = []
+        for pname, value in bound.arguments.items():
+            if pname in self.devices:
+                problem = _device_problem(pname, *self.devices[pname], value)
+            else:
+                problem = _type_problem(pname, self.signature.parameters[pname].annotation, value)
+            if problem:
+                problems.append(problem)
+        if problems:
+            return problems
+        bound.apply_defaults()
+        try:
+            PLAN_CHECKS[self.name](dict(bound.arguments))
+        except ContractError as exc:
+            return list(exc.problems)
+        except (ValueError, TypeError) as exc:
+            return [str(exc)]
+        return []
+
+    def _binding_problem(self, message: str) -> str:
+        names = ", ".join(self.signature.parameters)
+        if match := re.search(r"missing a required argument: '(\w+)'", message):
+            return f"{match.group(1)}: required argument of {self.name} is missing"
+        if match := re.search(r"unexpected keyword argument '(\w+)'", message):
+            return f"{match.group(1)}: {self.name} has no such parameter (parameters: {names})"
+        if match := re.search(r"multiple values for argument '(\w+)'", message):
+            return f"{match.group(1)}: given both as positional and as keyword argument"
+        if "too many positional arguments" in message:
+            return f"args: too many positional arguments for {self.name} (parameters: {names})"
+        return f"args: {message}"
+
+
+def _device_problem(name: str, allowed: frozenset[str], wants_list: bool, value: Any) -> str | None:
     """An unknown name in a device parameter (one name, or a list for ``typing.List[...]``)."""
-    allowed = {device for names in spec["devices"].values() for device in names}
-    wants_list = str(spec.get("annotation", "")).startswith("typing.List")
     if wants_list and not isinstance(value, list | tuple):
         return f"{name}: a list of device names, got {value!r}"
-    unknown = [v for v in (value if wants_list else [value]) if v not in allowed]
+    unknown = [v for v in (value if wants_list else [value]) if not isinstance(v, str) or v not in allowed]
     if unknown:
         choices = ", ".join(sorted(allowed))
         return f"{name}: {', '.join(map(repr, unknown))} not allowed here; choose from {choices}"
     return None
 
 
+_ADAPTERS: dict[Any, TypeAdapter] = {}
+
+
 def _type_problem(name: str, annotation: Any, value: Any) -> str | None:
-    if annotation in (inspect.Parameter.empty, Any):
+    """Strict type check: no ``"3"`` for a number, no ``3.5`` for a whole number, no NaN."""
+    if annotation in _NO_ANNOTATION:
         return None
-    adapter = _TYPE_ADAPTERS.get(annotation)
+    adapter = _ADAPTERS.get(annotation)
     if adapter is None:
-        adapter = _TYPE_ADAPTERS[annotation] = TypeAdapter(annotation)
+        adapter = _ADAPTERS[annotation] = TypeAdapter(annotation, config=_STRICT)
     try:
         adapter.validate_python(value)
     except ValidationError as exc:
-        message = exc.errors()[0]["msg"]
-        return f"{name}: {message} (got {value!r})"
+        error = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else "" for p in error["loc"])
+        got = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        return f"{name}{where}: {error['msg']} (got {type(value).__name__} {got})"
     return None
+
+
+class _SignatureCache:
+    """Signatures by the identity of queueserver's description object (kept alive while cached)."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, tuple[dict, PlanSignature]] = OrderedDict()
+
+    def get(self, description: dict[str, Any]) -> PlanSignature:
+        entry = self._entries.get(id(description))
+        if entry is not None and entry[0] is description:
+            self._entries.move_to_end(id(description))
+            return entry[1]
+        signature = PlanSignature.from_description(description)
+        self._entries[id(description)] = (description, signature)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return signature
+
+
+_from_descriptions = _SignatureCache()
+_from_plans: dict[str, PlanSignature] = {}
+
+
+# ---- the gate -----------------------------------------------------------------------------------
+
+
+def is_gated(name: Any) -> bool:
+    """True for the SIBYLS plans (the gate leaves other plans, e.g. staff's ``mv``, to queueserver)."""
+    return isinstance(name, str) and name in PLAN_CHECKS
+
+
+def item_problems(item: dict[str, Any], description: dict[str, Any] | None = None) -> list[str]:
+    """Every problem of queue item ``item`` (name, args, kwargs, meta) for a SIBYLS plan; [] if none.
+
+    ``description`` is queueserver's description of the plan (the RE Manager passes the one of the
+    submitting user's group); without it the plan's own Python signature is used.
+    """
+    if not isinstance(item, dict):
+        return ["item: must be a dict with 'name', 'args', 'kwargs'"]
+    name = item.get("name")
+    if not is_gated(name):
+        return [f"name: {name!r} is not a SIBYLS plan (plans: {', '.join(sorted(PLAN_CHECKS))})"]
+    problems = structure_problems(item)
+    if problems and problems[0].startswith("item:"):  # too large to look into further
+        return problems
+    problems += meta_problems(item.get("meta"))
+    if description is not None:
+        signature = _from_descriptions.get(description)
+    else:
+        signature = _from_plans.get(name) or _from_plans.setdefault(name, PlanSignature.from_plan(name))
+    reported = {p.split(":", 1)[0] for p in problems}
+    for problem in signature.problems(item.get("args") or [], item.get("kwargs") or {}):
+        if problem.split(":", 1)[0] not in reported:
+            problems.append(problem)
+    return problems
+
+
+def refusal_message(name: Any, problems: list[str]) -> str:
+    """The one message a refused item gets: the plan and each problem on its own line."""
+    return f"{name} refused, nothing was queued or moved:\n  - " + "\n  - ".join(problems)
 
 
 def validate_plan_call(name: str, args: list | tuple | None = None, kwargs: dict | None = None) -> list[str]:
     """Everything wrong with calling plan ``name`` with ``args``/``kwargs``; an empty list if nothing is."""
-    plans = _queue_plans()
-    plan = plans.get(name)
-    if plan is None:
-        return [f"name: {name!r} is not a SIBYLS plan (plans: {', '.join(sorted(plans))})"]
-    signature = inspect.signature(plan)
-    try:
-        bound = signature.bind(*(args or ()), **(kwargs or {}))
-    except TypeError as exc:
-        return [f"{name}: {exc}"]
-    bound.apply_defaults()
-    annotations = getattr(plan, "_custom_parameter_annotation_", {}).get("parameters", {})
-    problems = []
-    for pname, value in bound.arguments.items():
-        spec = annotations.get(pname, {})
-        if "devices" in spec:  # queueserver device names: checked against the plan's lists
-            problem = _device_problem(pname, spec, value)
-            if problem:
-                problems.append(problem)
-            continue
-        problem = _type_problem(pname, signature.parameters[pname].annotation, value)
-        if problem:
-            problems.append(problem)
-            continue
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            low, high = spec.get("min"), spec.get("max")
-            if (low is not None and value < float(low)) or (high is not None and value > float(high)):
-                problems.append(f"{pname}: {value} is outside {low}–{high}")
-    check = getattr(plan, "_sibyls_check", None)
-    if check is not None:
-        try:
-            check(dict(bound.arguments))
-        except ContractError as exc:
-            found = exc.problems
-        except (ValueError, TypeError) as exc:
-            found = [str(exc)]
-        else:
-            found = []
-        reported = {p.split(":", 1)[0] for p in problems}
-        problems += [p for p in found if p.split(":", 1)[0] not in reported]
-    return problems
+    return item_problems({"name": name, "args": list(args or []), "kwargs": dict(kwargs or {})})
 
 
 def validate_queue_item(item: dict) -> dict[str, Any]:
     """Dry-run a queue item (name, args, kwargs, meta): ``{"success": bool, "problems": [...]}``.
 
-    Also refuses ``meta`` that tries to set reserved RunStart keys (``plan_type``,
-    ``sample_code``, ``uid``...): the run would be refused when it opens.
+    The same verdict the RE Manager gives when the item is added, without queueing anything.
     """
-    if not isinstance(item, dict):
-        return {"success": False, "problems": ["item: must be a dict with 'name', 'args', 'kwargs'"]}
     problems = []
-    item_type = item.get("item_type", "plan")
-    if item_type != "plan":
-        problems.append(f"item_type: only plans are validated here, got {item_type!r}")
-    meta = item.get("meta") or {}
-    metas = meta if isinstance(meta, list) else [meta]
-    for entry in metas:
-        if not isinstance(entry, dict):
-            problems.append("meta: must be a dict")
-            continue
-        for key in sorted(set(entry) & PROTECTED_META_KEYS):
-            problems.append(f"meta.{key}: reserved RunStart key; it comes from the plan, not the item")
-    problems += validate_plan_call(
-        str(item.get("name", "")), item.get("args") or [], item.get("kwargs") or {}
-    )
+    if isinstance(item, dict) and item.get("item_type", "plan") != "plan":
+        problems.append(f"item_type: only plans are validated here, got {item.get('item_type')!r}")
+    problems += item_problems(item)
     return {"success": not problems, "problems": problems}

@@ -1,4 +1,14 @@
-"""``sibyls-re-manager``: queueserver's RE Manager with plan validation that does not rebuild its types.
+"""``sibyls-re-manager``: queueserver's RE Manager with the SIBYLS queue gate and fast plan validation.
+
+**The queue gate.** Queueserver validates an item's types and ``min``/``max`` only: an empty
+``sample_code``, a well ``Z99``, a NaN exposure or a scan point beyond a soft limit would be queued
+and fail hours later at the front of an overnight queue. This entry point replaces queueserver's
+``validate_plan`` (used for ``item_add``, ``item_add_batch``, ``item_update``, ``item_execute``,
+spreadsheet uploads, which arrive as batches, and again by the RE worker when the item starts) so
+that SIBYLS plans go through :func:`sibyls.plans.validation.item_problems`: the plans' own checks,
+with every problem named by the plan argument. Other plans (staff's ``mv``) keep queueserver's
+validation. Replies that echo a refused item holding NaN or infinity are sent as valid JSON (the
+non-finite numbers as strings), so the HTTP server can pass the refusal on instead of failing.
 
 bluesky-queueserver 0.0.25 validates every submitted plan (``item_add``, each item of a batch, a
 spreadsheet upload) by rebuilding the plan's signature from its stored description: it ``eval``s
@@ -24,11 +34,14 @@ import functools
 import inspect
 import json
 import logging
+import math
 import sys
 from collections import OrderedDict
 from typing import Any
 
 from bluesky_queueserver.manager import profile_ops
+
+from sibyls.plans.validation import is_gated, item_problems, refusal_message
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +49,8 @@ CACHE_SIZE = 512
 
 _upstream_construct_parameters = profile_ops.construct_parameters
 _upstream_construct_model_class = profile_ops.pydantic_construct_model_class
+_upstream_validate_plan = profile_ops.validate_plan
+_upstream_zmq_send = None  # RunEngineManager._zmq_send, kept when the gate is installed
 
 
 @functools.lru_cache(maxsize=CACHE_SIZE)
@@ -126,6 +141,61 @@ def uninstall_validation_cache() -> None:
     _model_classes.clear()
 
 
+def validate_plan(plan, *, allowed_plans, allowed_devices):
+    """``profile_ops.validate_plan`` with the SIBYLS queue gate for SIBYLS plans: ``(success, msg)``.
+
+    The plan description comes from the submitting group's allowed plans (device lists already
+    filtered for the group), so the gate also enforces the group's devices.
+    """
+    name = plan.get("name") if isinstance(plan, dict) else None
+    if allowed_plans is None or not is_gated(name) or name not in allowed_plans:
+        return _upstream_validate_plan(plan, allowed_plans=allowed_plans, allowed_devices=allowed_devices)
+    try:
+        problems = item_problems(plan, allowed_plans[name])
+    except Exception as exc:  # a bug in a check must refuse the item, never crash the manager
+        logger.exception("queue gate failed on %r", name)
+        problems = [f"item: could not be checked ({type(exc).__name__}: {exc})"]
+    if problems:
+        return False, f"Plan validation failed: {refusal_message(name, problems)}"
+    return True, ""
+
+
+def install_queue_gate() -> None:
+    """Route queueserver's plan validation (manager and, by fork, RE worker) through the gate."""
+    global _upstream_zmq_send
+    from bluesky_queueserver.manager import manager
+
+    if manager.RunEngineManager._zmq_send is not _zmq_send_finite:
+        _upstream_zmq_send = manager.RunEngineManager._zmq_send
+    profile_ops.validate_plan = validate_plan
+    manager.validate_plan = validate_plan
+    manager.RunEngineManager._zmq_send = _zmq_send_finite
+
+
+def _finite(value):
+    """``value`` with every NaN/infinity replaced by its text (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+async def _zmq_send_finite(self, msg):
+    """RunEngineManager._zmq_send whose JSON replies are valid JSON even when they echo a NaN."""
+    from bluesky_queueserver.manager.manager import ZMQEncoding
+
+    if self._zmq_encoding != ZMQEncoding.JSON:
+        return await _upstream_zmq_send(self, msg)
+    try:
+        data = json.dumps(msg, allow_nan=False)
+    except ValueError:
+        data = json.dumps(_finite(msg))
+    await self._zmq_socket.send_string(data)
+
+
 ADD_PROGRESS_LINE = "Adding new item to the queue ..."
 
 
@@ -141,6 +211,7 @@ def main() -> int:
     from bluesky_queueserver.manager.start_manager import start_manager
 
     install_validation_cache()
+    install_queue_gate()
     logging.getLogger("bluesky_queueserver.manager.manager").addFilter(DropItemAddProgressLine())
     sys.argv[0] = "start-re-manager"
     return start_manager()

@@ -90,6 +90,7 @@ def start_ioc(
     binning: int = 1,
     time_scale: float = 1.0,
     plates: list[str] | None = None,
+    plate_registry: Path | None = None,
     timeout: float = 30.0,
 ) -> IOCService:
     """Start the simulated-beamline IOC on loopback ``port`` and wait until it serves PVs.
@@ -112,6 +113,8 @@ def start_ioc(
     ]
     for plate in plates or []:
         command += ["--plate", str(plate)]
+    if plate_registry is not None:
+        command += ["--plate-registry", str(plate_registry)]
     env = {**os.environ, **apply_loopback_ca_env(port)}
     process = spawn_service(command, log_path, env)
     service = IOCService("ioc", process, log_path, prefix=prefix, port=port)

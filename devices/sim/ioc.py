@@ -33,6 +33,8 @@ from sibyls.devices.epics_env import apply_loopback_ca_env
 from sibyls.devices.geometry import DetectorGeometry, energy_to_wavelength
 from sibyls.devices.sim import physics
 from sibyls.devices.sim.physics import BeamState, PlateDefinition, ScatteringSample
+from sibyls.metadata.plate_registry import PlateRegistry
+from sibyls.metadata.rules import AXIS_LIMITS
 
 logger = logging.getLogger("sibyls.ioc")
 
@@ -46,6 +48,15 @@ ROBOT_LOAD_S = 15.0
 ROBOT_CLEAN_S = 20.0
 ROBOT_DRY_S = 10.0
 CELL_TEMPERATURE_TAU_S = 20.0
+REGISTRY_POLL_S = 1.0
+
+
+def _limits(axis: str) -> tuple[float, float]:
+    """Soft limits of a simulated motor: those of the rule table's axis."""
+    rule = AXIS_LIMITS[axis]
+    return (rule.low, rule.high)  # type: ignore[return-value]
+
+
 SHUTTER_DELAY_S = {"photon": 0.5, "fast": 0.005}
 
 
@@ -624,7 +635,12 @@ class TemperatureGroup(PVGroup):
     """Sample-cell Peltier controller: setpoint 4–60 °C, readback approaching it (τ ≈ 20 s)."""
 
     setpoint = pvproperty(
-        value=20.0, name="SP", lower_ctrl_limit=4.0, upper_ctrl_limit=60.0, units="degC", precision=2
+        value=20.0,
+        name="SP",
+        lower_ctrl_limit=_limits("cell_temperature")[0],
+        upper_ctrl_limit=_limits("cell_temperature")[1],
+        units="degC",
+        precision=2,
     )
     readback = pvproperty(value=20.0, name="RBV", read_only=True, units="degC", precision=3)
 
@@ -667,11 +683,28 @@ class RobotGroup(PVGroup):
     def __init__(self, *args, plates: list[PlateDefinition] | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.plates: dict[str, PlateDefinition] = {p.plate_id: p for p in plates or []}
+        self.registry: PlateRegistry | None = None  # the plate registry file shared with the queue gate
         self._busy = False
+
+    def load_registry(self) -> None:
+        """Take in every plate of the registry file (it may have changed since the last look)."""
+        if self.registry is None:
+            return
+        for plate_id, definition in self.registry.definitions().items():
+            if plate_id not in self.plates or self.plates[plate_id].model_dump(mode="json") != definition:
+                try:
+                    self.plates[plate_id] = PlateDefinition.model_validate(definition)
+                except ValidationError as exc:
+                    logger.warning("plate registry: %s refused: %s", plate_id, _format_validation_error(exc))
 
     @known_plates.startup
     async def known_plates(self, instance, async_lib):
-        await instance.write(json.dumps(sorted(self.plates)))
+        while True:  # the registry file is shared: follow its changes
+            self.load_registry()
+            known = json.dumps(sorted(self.plates))
+            if known != instance.value:
+                await instance.write(known)
+            await asyncio.sleep(REGISTRY_POLL_S)
 
     @plate_definition.putter
     async def plate_definition(self, instance, value):
@@ -683,11 +716,14 @@ class RobotGroup(PVGroup):
         if self._busy or (self.state.value != "idle" and self.plate_id.value == plate.plate_id):
             raise ValueError(f"plate {plate.plate_id} is in use; redefine it when the robot is idle")
         self.plates[plate.plate_id] = plate
+        if self.registry is not None:
+            self.registry.add(plate.model_dump(mode="json"))
         await self.known_plates.write(json.dumps(sorted(self.plates)))
         return text
 
     @plate_id.putter
     async def plate_id(self, instance, value):
+        self.load_registry()
         if value not in self.plates:
             raise ValueError(f"unknown plate {value!r}; known plates: {sorted(self.plates)}")
         return value
@@ -889,16 +925,24 @@ class SibylsIOC(PVGroup):
     bs_diode = SubGroup(CounterGroup, prefix="BSDiode:", channel="bs_diode")
     pilatus = SubGroup(PilatusGroup, prefix="Pilatus:")
     sample_x = SubGroup(
-        MotorGroup, prefix="SampleStage:X", velocity=2.0, limits=(-10.0, 10.0), description="sample stage X"
+        MotorGroup,
+        prefix="SampleStage:X",
+        velocity=2.0,
+        limits=_limits("sample_stage.x"),
+        description="sample stage X",
     )
     sample_y = SubGroup(
-        MotorGroup, prefix="SampleStage:Y", velocity=2.0, limits=(-10.0, 10.0), description="sample stage Y"
+        MotorGroup,
+        prefix="SampleStage:Y",
+        velocity=2.0,
+        limits=_limits("sample_stage.y"),
+        description="sample stage Y",
     )
     beamstop_x = SubGroup(
-        MotorGroup, prefix="Beamstop:X", velocity=1.0, limits=(-5.0, 5.0), description="beamstop X"
+        MotorGroup, prefix="Beamstop:X", velocity=1.0, limits=_limits("beamstop.x"), description="beamstop X"
     )
     beamstop_y = SubGroup(
-        MotorGroup, prefix="Beamstop:Y", velocity=1.0, limits=(-5.0, 5.0), description="beamstop Y"
+        MotorGroup, prefix="Beamstop:Y", velocity=1.0, limits=_limits("beamstop.y"), description="beamstop Y"
     )
     cell_temperature = SubGroup(TemperatureGroup, prefix="Cell:Temp:")
     robot = SubGroup(RobotGroup, prefix="Robot:")
@@ -910,6 +954,7 @@ class SibylsIOC(PVGroup):
         time_scale: float = 1.0,
         binning: int = 1,
         plates: list[PlateDefinition] | None = None,
+        plate_registry: Path | str | None = None,
         **kwargs,
     ) -> None:
         self.clock = SimulationClock(time_scale)
@@ -917,6 +962,10 @@ class SibylsIOC(PVGroup):
         super().__init__(*args, **kwargs)
         self.pilatus._initial_binning = binning
         self.robot.plates = {p.plate_id: p for p in plates or []}
+        if plate_registry is not None:
+            self.robot.registry = PlateRegistry(plate_registry)
+            for plate in plates or []:  # plates given on the command line become known to all
+                self.robot.registry.add(plate.model_dump(mode="json"))
 
     async def set_cell_contents(self, sample: ScatteringSample | None) -> None:
         """Put ``sample`` in the SAXS capillary (None: clean and dry)."""
@@ -963,10 +1012,17 @@ def run_ioc(
     binning: int = 1,
     plates: list[PlateDefinition] | None = None,
     interfaces: tuple[str, ...] = ("127.0.0.1",),
+    plate_registry: Path | str | None = None,
 ) -> None:
     """Serve the simulated beamline until interrupted."""
     apply_loopback_ca_env(port)
-    ioc = SibylsIOC(prefix=prefix, time_scale=time_scale, binning=binning, plates=plates)
+    ioc = SibylsIOC(
+        prefix=prefix,
+        time_scale=time_scale,
+        binning=binning,
+        plates=plates,
+        plate_registry=plate_registry,
+    )
 
     async def serve() -> None:
         await _LowLatencyContext(ioc.pvdb, list(interfaces)).run(log_pv_names=False)
@@ -1004,6 +1060,9 @@ def add_ioc_command(subparsers) -> None:
     parser.add_argument("--binning", type=int, default=1, choices=(1, 2, 4, 8), help="detector binning")
     parser.add_argument("--plate", action="append", default=[], help="plate definition file (JSON/YAML)")
     parser.add_argument(
+        "--plate-registry", default=None, help="plate registry file shared with the queue gate (YAML)"
+    )
+    parser.add_argument(
         "--interface", action="append", default=None, help="interface to serve on (default 127.0.0.1)"
     )
     parser.set_defaults(func=_ioc_main)
@@ -1021,5 +1080,5 @@ def _ioc_main(args: argparse.Namespace) -> int:
         if key.startswith("EPICS_CA_"):
             print(f"  export {key}={value}", flush=True)
     logging.basicConfig(level=logging.WARNING)
-    run_ioc(args.prefix, args.port, args.time_scale, args.binning, plates, interfaces)
+    run_ioc(args.prefix, args.port, args.time_scale, args.binning, plates, interfaces, args.plate_registry)
     return 0

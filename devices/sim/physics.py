@@ -14,9 +14,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sibyls.devices.geometry import MASK_BEAMSTOP, MASK_GAP, DetectorGeometry, module_gap_mask
+from sibyls.metadata import rules
 
-WELL_PATTERN = re.compile(r"^[A-H](?:[1-9]|1[0-2])$")
-CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")  # 40: EPICS string PVs
+WELL_PATTERN = re.compile(rules.WELL_PATTERN)
+CODE_PATTERN = re.compile(rules.CODE_PATTERN.removesuffix("*$") + f"{{0,{rules.CODE_MAX_LENGTH - 1}}}$")
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 FLUX_AT_500_MA = 2.0e12  # photons/s on the sample with both shutters open

@@ -181,6 +181,6 @@ def test_decorator_validates_before_first_message(guarded_re):
     start = guarded_re.captured[0][1]
     assert start["plan_type"] == "saxs_exposure" and start["concentration_mg_ml"] == 1.5
     moved.clear()
-    with pytest.raises(ContractError, match="sample_code: sample_code must not be empty"):
+    with pytest.raises(ContractError, match="sample_code: must not be empty or blank"):
         list(exposure([det], sample_code="", project_code="P1"))
     assert not moved

@@ -32,11 +32,11 @@ GOOD_PLATE = {
         ),
         (
             {"name": "saxs_exposure", "kwargs": {"sample_code": "ok"}},
-            "missing a required argument: 'project_code'",
+            "project_code: required argument of saxs_exposure is missing",
         ),
         (
             {"name": "saxs_exposure", "kwargs": {"sample_code": "ok", "project_code": "P", "bogus": 1}},
-            "unexpected keyword argument 'bogus'",
+            "bogus: saxs_exposure has no such parameter",
         ),
         ({"name": "mv", "args": ["sample_stage_x", 1]}, "name: 'mv' is not a SIBYLS plan"),
         (
@@ -63,14 +63,14 @@ GOOD_PLATE = {
         ),
         (
             {"name": "sec_saxs", "kwargs": {"sample_code": "s", "project_code": "P", "flow_rate": 2.0}},
-            "flow_rate: 2.0 is outside",
+            "flow_rate: 2 mL/min is outside 0.01–1 mL/min",
         ),
         (
             {
                 "name": "temperature_series",
                 "kwargs": {"sample_code": "s", "project_code": "P", "temperatures": [20.0, 80.0]},
             },
-            "cell_temperature_c",
+            "temperatures[1]: 80 °C is outside 4–60 °C",
         ),
         (
             {

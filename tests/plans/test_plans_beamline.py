@@ -328,7 +328,7 @@ def test_temperature_series_gives_one_run_per_setpoint(session, simulation, beam
 def test_temperature_series_refuses_an_out_of_range_setpoint_before_moving(session, beamline):
     RE, writer, recorder, tmp_path = session
     before = beamline.cell_temperature.setpoint.get()
-    with pytest.raises(ContractError, match="cell_temperature_c"):
+    with pytest.raises(ContractError, match=r"temperatures\[1\]: 75 °C is outside 4–60 °C"):
         RE(temperature_series("GluRS_1", PROJECT, [10.0, 75.0]))
     assert beamline.cell_temperature.setpoint.get() == before
     assert recorder.starts() == []

@@ -1,0 +1,78 @@
+"""The HT robot's plate registry as a file: which plates the robot knows, readable without hardware.
+
+A beamline user gets an unknown ``plate_id`` refused when the plate item is added to the queue, not
+hours later when the robot is asked for it. The file (YAML, ``plate_id → definition``) is shared by
+the robot (the simulated IOC loads it and adds what is defined over Channel Access), the RE Manager's
+queue gate and the plans. Its path is ``SIBYLS_PLATE_REGISTRY`` (``sibyls up`` sets it to
+``<var>/plates.yaml``); with no registry configured, plate ids are checked by the robot alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sibyls.metadata.writer import atomic_write_text
+
+ENV_VAR = "SIBYLS_PLATE_REGISTRY"
+
+
+class PlateRegistry:
+    """Plate definitions in one YAML file; reads are cached until the file changes."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._plates: dict[str, Any] = {}
+
+    def definitions(self) -> dict[str, Any]:
+        """``plate_id → definition`` as in the file now (empty when there is no file yet)."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._plates = None, {}
+            return {}
+        stamp = (info.st_mtime_ns, info.st_size)
+        if stamp != self._stamp:
+            loaded = yaml.safe_load(self.path.read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{self.path}: a plate registry maps plate ids to definitions")
+            self._plates, self._stamp = loaded, stamp
+        return self._plates
+
+    def plate_ids(self) -> list[str]:
+        """The plate ids the robot knows, sorted."""
+        return sorted(self.definitions())
+
+    def add(self, definition: dict[str, Any]) -> None:
+        """Add or replace one plate definition (``{"plate_id": ..., ...}``), written atomically."""
+        plates = {**self.definitions(), definition["plate_id"]: definition}
+        atomic_write_text(self.path, yaml.safe_dump(plates, sort_keys=True))
+
+
+def configured_registry(env: dict[str, str] | None = None) -> PlateRegistry | None:
+    """The registry named by ``SIBYLS_PLATE_REGISTRY`` (None when it is not set)."""
+    path = (os.environ if env is None else env).get(ENV_VAR)
+    if not path:
+        return None
+    registry = _registries.get(path)
+    if registry is None:
+        registry = _registries[path] = PlateRegistry(path)
+    return registry
+
+
+_registries: dict[str, PlateRegistry] = {}
+
+
+def unknown_plate_problem(plate_id: Any, field: str = "plate.plate_id") -> str | None:
+    """``plate.plate_id: the robot has no plate 'X' ...`` when a registry is configured and lacks it."""
+    registry = configured_registry()
+    if registry is None or not isinstance(plate_id, str):
+        return None
+    known = registry.plate_ids()
+    if plate_id.strip() in known:
+        return None
+    return f"{field}: the robot has no plate {plate_id!r} (known plates: {', '.join(known) or 'none'})"

@@ -1,0 +1,217 @@
+"""The one table of rules for SIBYLS plan parameters: every limit, pattern and length, defined once.
+
+A beamline user gets the same verdict, with the same words, wherever an item is checked: the
+queueserver annotations (``min``/``max`` and the descriptions a GUI shows) are generated from
+:data:`RULES`, the RE Manager's queue gate and each plan's own first statement run
+:func:`argument_problems` over the same table, the RunStart contract and the plate model take their
+limits from it, and the simulated IOC takes its soft limits from :data:`AXIS_LIMITS`.
+
+This module imports nothing but the standard library, so every layer (devices, metadata, plans, the
+RE Manager process) can use it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+RuleKind = Literal["float", "int", "code", "text", "well"]
+
+# 40: codes are shown in EPICS string PVs (40 characters) and, with a "buff_" prefix, in file names.
+CODE_MAX_LENGTH = 40
+#: Codes end up in file names: a letter or digit first, then letters, digits, ``.``, ``_``, ``-``.
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+#: A well of a 96-well plate, A1 to H12.
+WELL_PATTERN = r"^[A-H](?:[1-9]|1[0-2])$"
+WELL_ROWS = "ABCDEFGH"
+WELL_COLUMNS = range(1, 13)
+PLATE_WELLS = (1, 96)
+TEXT_MAX_LENGTH = 2000
+NAME_MAX_LENGTH = 200
+UID_PATTERN = r"^[0-9a-fA-F-]{8,64}$"
+
+#: A queue item as a whole: its JSON size and how deeply its values may nest.
+ITEM_MAX_BYTES = 512 * 1024
+ITEM_MAX_DEPTH = 6
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one plan parameter may hold: its kind, range (inclusive unless ``low_open``), unit, length."""
+
+    kind: RuleKind
+    low: float | None = None
+    high: float | None = None
+    unit: str = ""
+    low_open: bool = False  # the low end itself is refused (a concentration of 0 is no sample)
+    max_length: int | None = None
+    each: bool = False  # the parameter is a list; every element obeys the rule
+    what: str = ""
+
+    def range_text(self) -> str:
+        """``0.001–60 s``, ``> 0–1000 mg/mL``: the range as a user reads it."""
+        unit = f" {self.unit}" if self.unit else ""
+        low = f"> {self.low:g}" if self.low_open else f"{self.low:g}"
+        return f"{low}–{self.high:g}{unit}"
+
+    def annotation(self, description: str | None = None) -> dict[str, Any]:
+        """The ``parameter_annotation_decorator`` entry: description with the range, ``min``, ``max``."""
+        text = description or self.what
+        entry: dict[str, Any] = {}
+        if self.low is not None and self.high is not None:
+            text = f"{text} ({'each ' if self.each else ''}{self.range_text()})"
+            entry = {} if self.each else {"min": self.low, "max": self.high}
+        elif self.max_length is not None:
+            text = f"{text} (at most {self.max_length} characters)"
+        return {"description": text, **entry}
+
+    def problem(self, field: str, value: Any) -> str | None:
+        """What is wrong with ``value`` for the parameter named ``field``; None if nothing is."""
+        if self.kind in ("float", "int"):
+            return self._number_problem(field, value)
+        if not isinstance(value, str):
+            return f"{field}: must be text, got {type(value).__name__} {_short(value)}"
+        if self.kind == "text":
+            if self.max_length is not None and len(value) > self.max_length:
+                return f"{field}: at most {self.max_length} characters (got {len(value)})"
+            if "\x00" in value:
+                return f"{field}: must not contain a NUL character"
+            return None
+        if self.kind == "well":
+            if not re.match(WELL_PATTERN, value.strip().upper()):
+                return f"{field}: {_short(value)} is not a 96-well plate position A1 to H12"
+            return None
+        return _code_problem(field, value)
+
+    def _number_problem(self, field: str, value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            kind = "a whole number" if self.kind == "int" else "a number"
+            return f"{field}: must be {kind}, got {type(value).__name__} {_short(value)}"
+        if self.kind == "int" and not isinstance(value, int):
+            return f"{field}: must be a whole number, got {value!r}"
+        if not math.isfinite(value):
+            return f"{field}: must be a finite number, got {value!r}"
+        too_low = value <= self.low if self.low_open else value < self.low
+        if too_low or value > self.high:
+            unit = f" {self.unit}" if self.unit else ""
+            return f"{field}: {value:g}{unit} is outside {self.range_text()}"
+        return None
+
+    def check(self, field: str, value: Any) -> None:
+        """Raise ``ValueError`` naming ``field`` when ``value`` breaks the rule."""
+        problem = self.problem(field, value)
+        if problem:
+            raise ValueError(problem)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _code_problem(field: str, value: str) -> str | None:
+    stripped = value.strip()
+    if not stripped:
+        return f"{field}: must not be empty or blank"
+    if len(stripped) > CODE_MAX_LENGTH:
+        return f"{field}: at most {CODE_MAX_LENGTH} characters (got {len(stripped)})"
+    if not re.match(CODE_PATTERN, stripped):
+        return (
+            f"{field}: {_short(value)} must start with a letter or digit and use only letters, digits, "
+            "'.', '_' and '-' (it becomes part of file names)"
+        )
+    return None
+
+
+_TEMPERATURE = Rule("float", 4.0, 60.0, "°C", what="cell temperature")
+_EXPOSURE = Rule("float", 0.001, 60.0, "s", what="seconds per frame")
+
+#: Plan parameter name → its rule. A plan parameter with one of these names obeys it, in every plan.
+RULES: dict[str, Rule] = {
+    # codes and text
+    "sample_code": Rule("code", max_length=CODE_MAX_LENGTH, what="what is in the cell; part of file names"),
+    "project_code": Rule("code", max_length=CODE_MAX_LENGTH, what="project the runs are filed under"),
+    "plate_id": Rule("code", max_length=CODE_MAX_LENGTH, what="plate identifier known to the robot"),
+    "proposal_id": Rule("code", max_length=CODE_MAX_LENGTH, what="beam-time proposal"),
+    "buffer_well": Rule("well", what="well holding this sample's buffer"),
+    "well": Rule("well", what="96-well plate position A1 to H12"),
+    "description": Rule("text", max_length=TEXT_MAX_LENGTH, what="free text recorded with the run"),
+    "buffer_name": Rule("text", max_length=NAME_MAX_LENGTH, what="buffer name"),
+    "operator": Rule("text", max_length=NAME_MAX_LENGTH, what="who measured"),
+    # exposures
+    "exposure_time": _EXPOSURE,
+    "num_frames": Rule("int", 1, 10000, what="number of frames"),
+    "cell_temperature": _TEMPERATURE,
+    "temperatures": Rule("float", 4.0, 60.0, "°C", each=True, what="setpoints in °C, in measurement order"),
+    "equilibration_time": Rule("float", 0.0, 3600.0, "s", what="seconds to hold each temperature"),
+    # sample description
+    "concentration_mg_ml": Rule("float", 0.0, 1000.0, "mg/mL", low_open=True, what="concentration"),
+    "molecular_weight_kda": Rule("float", 0.0, 1e6, "kDa", low_open=True, what="molecular weight"),
+    "buffer_ph": Rule("float", 0.0, 14.0, what="buffer pH"),
+    # SEC-SAXS-MALS
+    "flow_rate": Rule("float", 0.01, 1.0, "mL/min", what="HPLC flow (KW-803 is run at 0.45–0.55)"),
+    "frame_period": Rule("float", 0.1, 60.0, "s", what="seconds between frames"),
+    "duration": Rule("float", 0.1, 600.0, "min", what="elution time to record"),
+    "buffer_threshold_mau": Rule(
+        "float", 0.01, 1000.0, "mAU", what="UV rise over the injection baseline that ends the buffer frames"
+    ),
+    # standard scans
+    "num": Rule("int", 1, 10000, what="number of points"),
+    "num1": Rule("int", 1, 10000, what="points of the slow axis"),
+    "num2": Rule("int", 1, 10000, what="points of the fast axis"),
+    "delay": Rule("float", 0.0, 3600.0, "s", what="seconds between readings"),
+    # alignment
+    "points": Rule("int", 3, 501, what="points per scan"),
+    "num_x": Rule("int", 3, 501, what="points along x"),
+    "num_y": Rule("int", 3, 501, what="points along y"),
+    "count_time": Rule("float", 0.001, 10.0, "s", what="diode counting time per point"),
+    "half_width": Rule("float", 0.01, 5.0, "mm", what="scan half-width around the current position"),
+    "half_width_x": Rule("float", 0.01, 5.0, "mm", what="scan half-width along x"),
+    "half_width_y": Rule("float", 0.01, 5.0, "mm", what="scan half-width along y"),
+    "nscans": Rule("int", 1, 5, what="scans, each narrowed to the peak"),
+}
+
+#: Every axis a plan may drive, with its soft limits (the IOC's motor records are set from these;
+#: at plan start the live limits of the real PVs are what counts).
+AXIS_LIMITS: dict[str, Rule] = {
+    "sample_stage.x": Rule("float", -10.0, 10.0, "mm", what="sample stage X"),
+    "sample_stage.y": Rule("float", -10.0, 10.0, "mm", what="sample stage Y"),
+    "beamstop.x": Rule("float", -5.0, 5.0, "mm", what="beamstop X"),
+    "beamstop.y": Rule("float", -5.0, 5.0, "mm", what="beamstop Y"),
+    "cell_temperature": _TEMPERATURE,
+}
+
+
+def annotation(name: str, description: str | None = None, **extra: Any) -> dict[str, Any]:
+    """Queueserver annotation of parameter ``name`` from its rule (``extra`` adds e.g. ``devices``)."""
+    return {**RULES[name].annotation(description), **extra}
+
+
+def annotations(*names: str, **described: str) -> dict[str, dict[str, Any]]:
+    """Annotations of several parameters: ``names`` with the rule's own wording, ``described`` with theirs."""
+    entries = {name: annotation(name) for name in names}
+    entries.update({name: annotation(name, text) for name, text in described.items()})
+    return entries
+
+
+def argument_problems(arguments: dict[str, Any], names: Any = None) -> list[str]:
+    """Every rule broken by ``arguments`` (plan argument name → value; None means not given).
+
+    ``names`` limits the check to those arguments. A list argument whose rule holds for each
+    element (``temperatures``) is checked element by element, named ``temperatures[1]``.
+    """
+    problems = []
+    for name in names if names is not None else arguments:
+        rule, value = RULES.get(name), arguments.get(name)
+        if rule is None or value is None:
+            continue
+        if rule.each:
+            if not isinstance(value, list | tuple):
+                problems.append(f"{name}: must be a list, got {type(value).__name__} {_short(value)}")
+                continue
+            problems += [p for i, v in enumerate(value) if (p := rule.problem(f"{name}[{i}]", v))]
+        elif problem := rule.problem(name, value):
+            problems.append(problem)
+    return problems
