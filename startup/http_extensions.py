@@ -32,6 +32,8 @@ NUMERIC_COLUMNS = {
     "num_frames": int,
     "molecular_weight_kda": float,
 }
+#: A text cell starting with one of these is a formula to a spreadsheet program (formula injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @router.post("/validate")
@@ -68,7 +70,8 @@ def read_sheet_rows(spreadsheet_file, file_name: str) -> list[tuple[int, dict[st
     elif name.endswith((".xlsx", ".xlsm")):
         import openpyxl
 
-        book = openpyxl.load_workbook(spreadsheet_file, read_only=True, data_only=True)
+        # data_only=False: a formula cell reads as its formula ("=..."), refused like typed text.
+        book = openpyxl.load_workbook(spreadsheet_file, read_only=True, data_only=False)
         try:
             values = list(book.worksheets[0].iter_rows(values_only=True))
         finally:
@@ -125,6 +128,17 @@ def sheet_to_plate_item(
     for number, row in numbered_rows:
         well = {k: v for k, v in row.items() if k in WELL_COLUMNS}
         row_ok = True
+        for column, value in row.items():
+            if (
+                column not in NUMERIC_COLUMNS
+                and isinstance(value, str)
+                and value.startswith(FORMULA_PREFIXES)
+            ):
+                problems.append(
+                    f"row {number}, column {column}: {value[:20]!r} starts with {value[0]!r}, which a "
+                    "spreadsheet takes for a formula; not accepted"
+                )
+                row_ok = False
         for column, kind in NUMERIC_COLUMNS.items():
             if column in well:
                 try:

@@ -37,7 +37,7 @@ def test_errors_name_the_sheets_own_rows_even_after_blank_rows():
     with pytest.raises(SheetError) as info:
         parse(text)
     assert info.value.problems == [
-        "row 4, column concentration_mg_ml: Input should be greater than 0",
+        "row 4, column concentration_mg_ml: -1 mg/mL is outside > 0–1000 mg/mL",
         "row 5, column buffer_well: buffer well H12 of s2 is not on the plate",
     ]
 
@@ -76,3 +76,30 @@ def test_xlsx_numbers_in_text_columns_stay_text():
             },
         )
     ]
+
+
+@pytest.mark.parametrize("cell", ["=1+2", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\t=1"])
+@pytest.mark.parametrize("column", ["sample_code", "description", "buffer_name"])
+def test_formula_cells_in_text_columns_are_refused(column, cell):
+    header = "plate_id,project_code,well,sample_code,sample_role,description,buffer_name\n"
+    row = {"sample_code": "buf", "description": "ok", "buffer_name": "Tris"} | {column: cell}
+    line = f"P1,PR,A1,{row['sample_code']},buffer_blank,{row['description']},{row['buffer_name']}\n"
+    with pytest.raises(SheetError) as info:
+        parse(header + line)
+    assert any(p.startswith(f"row 2, column {column}:") and "formula" in p for p in info.value.problems)
+
+
+def test_formula_cells_of_an_xlsx_sheet_are_refused_not_evaluated():
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["plate_id", "project_code", "well", "sample_code", "sample_role"])
+    book.active.append(["P1", "PR", "A1", '=HYPERLINK("http://x")', "buffer_blank"])
+    data = io.BytesIO()
+    book.save(data)
+    with pytest.raises(SheetError, match="row 2, column sample_code: .*formula"):
+        parse_bytes(data.getvalue(), "plate.xlsx")
+
+
+def parse_bytes(content: bytes, name: str):
+    return spreadsheet_to_plan_list(spreadsheet_file=io.BytesIO(content), file_name=name)
