@@ -24,6 +24,14 @@ It also leaves out the manager's ``Adding new item to the queue ...`` log line: 
 success=... name=... item_uid=... qsize=...`` line that always follows it says everything, and with
 console publishing each line costs the manager a hand-off to another process per submitted item.
 
+**Supervision.** A dead RE worker (killed, segfaulted) is noticed within about a second: the
+running item goes to the history as ``failed`` with the reason and is put back at the front of
+the queue once (the queue stops, so it never runs twice without a decision), the status says so
+(``sibyls_worker_lost``), and the environment is opened again (the policy; set
+``SIBYLS_REOPEN_ENVIRONMENT=0`` to leave that to staff). The manager's Redis client retries with
+backoff for up to :data:`REDIS_RETRY_S` seconds, so a restarted Redis loses no item and no
+report (before, the plan report was dropped and the item ran a second time).
+
 ``sibyls-re-manager`` takes exactly ``start-re-manager``'s options. If queueserver's functions ever
 change shape the cache is not installed (a warning is logged) and the manager runs as upstream.
 """
@@ -196,6 +204,126 @@ async def _zmq_send_finite(self, msg):
     await self._zmq_socket.send_string(data)
 
 
+REDIS_RETRY_S = 60.0
+WORKER_CHECK_PERIOD_S = 1.0
+
+
+def install_redis_retries(total_s: float = REDIS_RETRY_S) -> None:
+    """Make the manager's Redis client retry on connection errors with backoff (about ``total_s`` s)."""
+    import redis.asyncio
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    from_url = redis.asyncio.from_url
+    if getattr(from_url, "_sibyls_retries", False):
+        return
+    cap = 1.0
+    retries = int(total_s / cap) + 5  # the first few back off faster than the cap
+
+    def from_url_with_retries(url, **kwargs):
+        kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=cap, base=0.05), retries))
+        kwargs.setdefault("retry_on_error", [ConnectionError, TimeoutError, OSError])
+        kwargs.setdefault("health_check_interval", 5)
+        return from_url(url, **kwargs)
+
+    from_url_with_retries._sibyls_retries = True  # type: ignore[attr-defined]
+    redis.asyncio.from_url = from_url_with_retries
+
+
+def install_worker_supervision() -> None:
+    """Start :func:`supervise_worker` with the manager's event loop; report it in the status."""
+    from bluesky_queueserver.manager.manager import RunEngineManager
+
+    if getattr(RunEngineManager.zmq_server_comm, "_sibyls_supervised", False):
+        return
+    upstream_comm = RunEngineManager.zmq_server_comm
+    upstream_status = RunEngineManager._status_handler
+
+    async def zmq_server_comm(self):
+        import asyncio
+
+        self._sibyls_worker_lost = None
+        asyncio.get_running_loop().create_task(supervise_worker(self))
+        return await upstream_comm(self)
+
+    async def status_handler(self, request):
+        status = await upstream_status(self, request)
+        status["sibyls_worker_lost"] = getattr(self, "_sibyls_worker_lost", None)
+        return status
+
+    zmq_server_comm._sibyls_supervised = True  # type: ignore[attr-defined]
+    RunEngineManager.zmq_server_comm = zmq_server_comm
+    RunEngineManager._status_handler = status_handler
+
+
+async def supervise_worker(manager, period: float = WORKER_CHECK_PERIOD_S) -> None:
+    """Notice a dead RE worker, fail its item once (back at the queue's front), reopen the environment."""
+    import asyncio
+    import os
+    import time
+
+    from bluesky_queueserver.manager.manager import MState
+
+    busy = (MState.CREATING_ENVIRONMENT, MState.CLOSING_ENVIRONMENT, MState.DESTROYING_ENVIRONMENT)
+    while True:
+        await asyncio.sleep(period)
+        try:
+            if not manager._environment_exists or manager._manager_state in busy:
+                continue
+            if await manager._watchdog_is_worker_alive():
+                continue
+            await asyncio.sleep(period)  # a worker that just closed on request is not a death
+            if not manager._environment_exists or manager._manager_state in busy:
+                continue
+            await _recover_from_dead_worker(manager, reopen=os.environ.get("SIBYLS_REOPEN_ENVIRONMENT", "1"))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("worker supervision failed; trying again in %s s", period)
+        finally:
+            manager._sibyls_last_check = time.time()
+
+
+async def _recover_from_dead_worker(manager, reopen: str) -> None:
+    import time
+
+    from bluesky_queueserver.manager.manager import MState
+
+    running = manager._plan_queue.get_running_item_info() or {}
+    open_runs = [r["uid"] for r in getattr(manager, "_re_run_list", []) if r.get("uid")]
+    reason = (
+        "RE worker process died while running this item; its item is back at the front of the queue "
+        "and the queue is stopped (start it again to retry)"
+    )
+    logger.error("RE worker process died (item %s, runs %s)", running.get("item_uid"), open_runs)
+    manager._environment_exists = False
+    manager._worker_state_info = None
+    manager._running_task_uid = None
+    manager._manager_state = MState.IDLE
+    manager._re_pause_pending = False
+    await manager._watchdog_join_re_worker(timeout_join=0.5)
+    if running:
+        await manager._plan_queue.set_processed_item_as_stopped(
+            exit_status="failed", run_uids=open_runs, scan_ids=[], err_msg=reason, err_tb=""
+        )
+    manager._re_run_list = []
+    manager._sibyls_worker_lost = {
+        "time": time.time(),
+        "item_uid": running.get("item_uid"),
+        "item_name": running.get("name"),
+        "run_uids": open_runs,
+        "environment_reopened": False,
+    }
+    manager._status_update()
+    if reopen not in ("0", "false", "no", "off"):
+        result = await manager._environment_open_handler({})
+        manager._sibyls_worker_lost["environment_reopened"] = bool(result.get("success"))
+        if not result.get("success"):
+            logger.error("could not reopen the RE environment after the worker died: %s", result.get("msg"))
+    manager._status_update()
+
+
 ADD_PROGRESS_LINE = "Adding new item to the queue ..."
 
 
@@ -212,6 +340,8 @@ def main() -> int:
 
     install_validation_cache()
     install_queue_gate()
+    install_redis_retries()
+    install_worker_supervision()
     logging.getLogger("bluesky_queueserver.manager.manager").addFilter(DropItemAddProgressLine())
     sys.argv[0] = "start-re-manager"
     return start_manager()
