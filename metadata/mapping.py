@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from sibyls.metadata.hashing import FileFacts, file_facts
 from sibyls.metadata.lambda_ber import (
     BeamlineInstrument,
     BlueskyDataFile,
@@ -59,6 +60,9 @@ INSTRUMENT_ID = "sibyls:instrument/ALS-12.3.1-SIBYLS"
 SAMPLE_ROLE_TO_STUDY = {"sample": "target", "buffer_blank": "blank", "standard": "reference"}
 SAMPLE_ROLE_TO_EXPERIMENT = {"sample": "target", "buffer_blank": "buffer_blank", "standard": "standard"}
 _SAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+#: ``facts(path)`` → size, mtime and sha256 of a frame file; raises ``OSError`` when it is unreadable.
+FactsProvider = Callable[[Path], FileFacts]
 
 
 def sibyls_instrument() -> BeamlineInstrument:
@@ -162,6 +166,30 @@ class RunSummary:
         self.resources: dict[str, _Resource] = {}
         self._datum_resource: dict[str, str] = {}
         self.image_datums: list[str] = []
+
+    def to_state(self) -> dict[str, Any]:
+        """What the record still needs, as plain data (for a spool file); see :meth:`from_state`."""
+        return {
+            "start": self.start,
+            "stop": self.stop,
+            "streams": {uid: asdict(s) for uid, s in self.streams.items()},
+            "resources": {uid: asdict(r) for uid, r in self.resources.items()},
+            "image_datums": list(self.image_datums),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> RunSummary:
+        """The summary :meth:`to_state` described."""
+        summary = cls()
+        summary.start, summary.stop = state["start"], state.get("stop")
+        summary.streams = {uid: _Stream(**s) for uid, s in state.get("streams", {}).items()}
+        summary.resources = {uid: _Resource(**r) for uid, r in state.get("resources", {}).items()}
+        summary.image_datums = list(state.get("image_datums", []))
+        return summary
+
+    def file_paths(self) -> dict[str, Path]:
+        """Resource uid → the frame file it names."""
+        return {uid: Path(res.path) for uid, res in self.resources.items()}
 
     def __call__(self, name: str, doc: dict) -> None:
         """Ingest one ``(name, doc)`` pair."""
@@ -267,8 +295,12 @@ class RunSummary:
 
     # ---- the record -------------------------------------------------------------------------------
 
-    def to_dataset(self) -> BlueskyDataset:
-        """The lambda-ber Dataset for this run (call after the stop document)."""
+    def to_dataset(self, facts: FactsProvider | None = None) -> BlueskyDataset:
+        """The lambda-ber Dataset for this run (call after the stop document).
+
+        ``facts`` gives each frame file's size, date and checksum (e.g. computed earlier in the
+        background); by default each file is hashed here.
+        """
         if self.start is None:
             raise ValueError("no start document: nothing to record")
         start, stop = self.start, self.stop or {}
@@ -345,7 +377,7 @@ class RunSummary:
             exposure_time=qv(exposure, "seconds"),
         )
 
-        data_files = [self._data_file(res, run_id) for res in self.resources.values()]
+        data_files = [self._data_file(res, run_id, facts or file_facts) for res in self.resources.values()]
         dirs = sorted({os.path.dirname(f.file_path) for f in data_files if f.file_path})
         streams = [
             BlueskyStream(
@@ -407,15 +439,18 @@ class RunSummary:
             ],
         )
 
-    def _data_file(self, res: _Resource, run_id: str) -> BlueskyDataFile:
+    def _data_file(self, res: _Resource, run_id: str, facts: FactsProvider) -> BlueskyDataFile:
         path = Path(res.path)
         size = checksum = created = None
         try:
-            st = path.stat()
-            size = st.st_size
-            created = _iso(st.st_mtime)
-            checksum = sha256_file(path)
+            known = facts(path)
+            size, created, checksum = known.size, _iso(known.mtime_ns / 1e9), known.sha256
         except OSError as exc:
+            try:
+                st = path.stat()
+                size, created = st.st_size, _iso(st.st_mtime)
+            except OSError:
+                pass
             log.warning("data file %s of resource %s is missing or unreadable: %s", path, res.uid, exc)
         return BlueskyDataFile(
             id=f"urn:uuid:{res.uid}" if len(res.uid) == 36 else f"sibyls:resource/{res.uid}",
