@@ -93,4 +93,5 @@ def xchg_runs(beamline, sim_ioc, tiled_server, xchg_dirs):
     finally:
         control.put_in_cell(None)
         control.time_scale.put(20.0, wait=True)
+    assert writer.flush(60)
     return {"uids": uids, "recorder": recorder, "writer": writer, "dirs": xchg_dirs}

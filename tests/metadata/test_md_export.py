@@ -31,6 +31,7 @@ def test_export_project_is_upstream_strict(RE, tmp_path, beamline, upstream_vali
     other = RunMetadata(sample_code="B1", project_code="OTHER", plan_type="count")
     RE(inject_run_metadata(bp.count([beamline["pilatus"]]), other))
     uids = [d["uid"] for n, d in RE.captured if n == "start"]
+    assert writer.flush(30)
 
     out = tmp_path / "export" / "prj7.yaml"
     args = _parser().parse_args(["export-lambda-ber", "--records", str(writer.records_dir),

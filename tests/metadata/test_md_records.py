@@ -50,6 +50,7 @@ def test_success_record_matches_documents(RE, writer, beamline, extended_validat
         yield from bps.trigger_and_read(detectors)
 
     (uid,) = RE(inject_run_metadata(bp.count([beamline["pilatus"]], num=3, per_shot=shot), META))
+    assert writer.flush(30)
     start, stop = _docs(RE, "start")[0], _docs(RE, "stop")[0]
     assert writer.last_status == "written"
     path = writer.last_record_path
@@ -138,6 +139,7 @@ def test_interrupted_runs_get_one_record(RE, writer, beamline, extended_validato
     with pytest.raises(RunEngineInterrupted):
         RE(inject_run_metadata(_pausing_plan(beamline["pilatus"]), META))
     getattr(RE, how)()
+    assert writer.flush(30)
     stops = _docs(RE, "stop")
     assert len(stops) == 1 and stops[0]["exit_status"] == expected
     files = list(writer.records_dir.rglob("*.yaml"))
@@ -150,6 +152,7 @@ def test_interrupted_runs_get_one_record(RE, writer, beamline, extended_validato
 def test_exception_in_plan_gives_fail_record(RE, writer, beamline, extended_validator):
     with pytest.raises(RuntimeError, match="sample cell leak"):
         RE(inject_run_metadata(_failing_plan(beamline["pilatus"]), META))
+    assert writer.flush(30)
     (path,) = writer.records_dir.rglob("*.yaml")
     run = _record(path)["experiment_runs"][0]
     assert run["exit_status"] == "fail" and "sample cell leak" in run["exit_reason"]
@@ -168,6 +171,7 @@ def test_failure_mid_write_leaves_no_partial_file_and_spools(RE, writer, beamlin
 
     monkeypatch.setattr(writer_module.os, "fsync", broken_fsync)
     RE(inject_run_metadata(bp.count([beamline["pilatus"]]), META))
+    assert writer.flush(30)
     assert writer.last_status == "spooled"
     assert [p for p in writer.records_dir.rglob("*") if p.is_file()] == []  # no partial, no temp file
     (spooled,) = writer.spool_dir.rglob("*.yaml")
@@ -187,10 +191,12 @@ def test_unwritable_records_folder_spools_then_lands_on_next_stop(RE, tmp_path, 
     RE.subscribe(w)
     with caplog.at_level(logging.WARNING, logger="sibyls.metadata.writer"):
         RE(inject_run_metadata(bp.count([beamline["pilatus"]]), META))
+        assert w.flush(30)
     assert w.last_status == "spooled" and "spooled" in caplog.text
     first_uid = _docs(RE, "start")[0]["uid"]
     blocker.unlink()
     RE(inject_run_metadata(bp.count([beamline["pilatus"]]), META))
+    assert w.flush(30)
     uids = sorted(_record(p)["studies"][0]["bluesky_uid"] for p in blocker.rglob("*.yaml"))
     assert uids == sorted(d["uid"] for d in _docs(RE, "start")) and first_uid in uids
     assert list((tmp_path / "spool").rglob("*.yaml")) == []
@@ -202,6 +208,7 @@ def test_spool_also_unwritable_keeps_record_in_memory(RE, tmp_path, beamline):
     w = RecordWriter(tmp_path / "records", spool_dir=tmp_path / "spool")
     RE.subscribe(w)
     RE(inject_run_metadata(bp.count([beamline["pilatus"]]), META))
+    assert w.flush(30)
     assert w.last_status == "pending" and len(w.pending) == 1
     (tmp_path / "records").unlink()
     (landed,) = w.retry_spooled()
@@ -212,6 +219,7 @@ def test_writer_never_raises_into_the_run_engine(RE, writer, beamline, caplog):
     writer("stop", {"nonsense": True})
     writer("event", {})
     RE(inject_run_metadata(bp.count([beamline["pilatus"]]), META))
+    assert writer.flush(30)
     assert writer.last_status == "written"
 
 
@@ -228,6 +236,7 @@ def test_missing_data_file_is_logged_not_fatal(RE, writer, beamline, caplog):
 
     with caplog.at_level(logging.WARNING, logger="sibyls.metadata.mapping"):
         RE(inject_run_metadata(deleting(), META))
+        assert writer.flush(30)
     df = _record(writer.last_record_path)["data_files"][0]
     assert "checksum" not in df and "file_size_bytes" not in df
     assert "missing or unreadable" in caplog.text
@@ -264,6 +273,7 @@ def test_records_pass_linkml_validate_cli(RE, writer, beamline, upstream_schema_
     with pytest.raises(RunEngineInterrupted):
         RE(inject_run_metadata(_pausing_plan(beamline["pilatus"]), META))
     RE.abort()
+    assert writer.flush(30)
     files = sorted(writer.records_dir.rglob("*.yaml"))
     assert len(files) == 2
     result = linkml_validate_cli(files, upstream_schema_dir)
