@@ -17,6 +17,10 @@ from sibyls.devices.shutters import Shutter
 from sibyls.devices.source import Monochromator, StorageRing
 from sibyls.devices.temperature import CellTemperature
 
+#: A write with put-completion that the IOC does not confirm within this many seconds fails
+#: (settings are confirmed at once; actions that take long carry their own, derived bound).
+WRITE_TIMEOUT_S = 30.0
+
 
 @dataclass
 class SibylsBeamline:
@@ -67,9 +71,12 @@ def build_beamline(prefix: str = "SIBYLS:", connect: bool = True, timeout: float
     long-string char waveforms (a monitor would pin them to the length they had when connected)
     and the readbacks a command or trigger just changed (the monitor update may arrive after the
     put-completion that ends the command, so they are read fresh).
+
+    Every wait on these devices is bounded (see :mod:`sibyls.devices.status`): settings writes
+    by :data:`WRITE_TIMEOUT_S`, actions by a timeout derived from what they are expected to take.
     """
     _finalize_ca_at_exit()
-    EpicsSignalBase.set_defaults(auto_monitor=True)
+    EpicsSignalBase.set_defaults(auto_monitor=True, write_timeout=WRITE_TIMEOUT_S)
     beamline = SibylsBeamline(
         ring=StorageRing(f"{prefix}Ring:", name="ring"),
         mono=Monochromator(f"{prefix}Mono:", name="mono"),

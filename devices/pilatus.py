@@ -17,9 +17,9 @@ from pathlib import PurePosixPath
 from event_model import compose_resource
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind, Signal
-from ophyd.status import DeviceStatus
 
 from sibyls.devices.geometry import FULL_SHAPE
+from sibyls.devices.status import BoundedStatus, bound, describe_state
 
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -52,7 +52,19 @@ class PilatusDetector(Device):
     Primary-stream readings: ``<name>_image`` (the frames, external) and
     ``<name>_total_counts`` (sum over valid pixels of the last frame). Acquisition settings
     and geometry go to the run's configuration.
+
+    A trigger fails with the detector's own message when the detector reports an error (e.g.
+    ``pilatus: no space left on device: /data/P1/GluRS_1_00003.h5``), and with a timeout naming
+    the acquisition when it takes longer than ``trigger_timeout()`` (the acquisition is then
+    aborted).
     """
+
+    #: A trigger may take ``trigger_timeout_margin`` × (frames × period), plus
+    #: ``readout_allowance_s`` and ``frame_readout_s`` per frame for opening, writing and closing
+    #: the file, before it counts as failed.
+    trigger_timeout_margin = 2.0
+    readout_allowance_s = 10.0
+    frame_readout_s = 0.2
 
     acquire_time = Cpt(EpicsSignal, "AcquireTime", put_complete=True, limits=True, kind=Kind.config)
     acquire_period = Cpt(EpicsSignal, "AcquirePeriod", put_complete=True, limits=True, kind=Kind.config)
@@ -113,26 +125,25 @@ class PilatusDetector(Device):
             self.acquire_period.put(self.acquire_time.get(), wait=True)
         return super().stage()
 
-    def trigger(self):
+    def trigger_timeout(self) -> float:
+        """Seconds the next trigger may take with the current ``num_images``, times and period."""
+        frames = int(self.num_images.get())
+        period = max(float(self.acquire_time.get()), float(self.acquire_period.get()))
+        allowance = self.readout_allowance_s + frames * self.frame_readout_s
+        return bound(frames * period, self.trigger_timeout_margin, allowance)
+
+    def trigger(self) -> BoundedStatus:
         """Acquire ``num_images`` frames into a new HDF5 file; finishes when the file is written."""
-        status = DeviceStatus(self)
         previous_file = self.full_file_name.get()
-
-        def acquired(acquire_status):
-            if not acquire_status.success:
-                status.set_exception(
-                    acquire_status.exception() or DetectorError(f"{self.name}: acquire failed")
-                )
-                return
-            try:
-                self._register_file(previous_file)
-            except Exception as exc:
-                status.set_exception(exc)
-            else:
-                status.set_finished()
-
-        self.acquire.set(1).add_callback(acquired)
-        return status
+        frames, exposure = int(self.num_images.get()), float(self.acquire_time.get())
+        status = BoundedStatus(
+            self,
+            f"acquisition of {frames} x {exposure:g} s",
+            self.trigger_timeout(),
+            detail=lambda: describe_state(("detector", self.detector_state), ("", self.status_message)),
+            watch=[self.acquire],
+        )
+        return status.follow(self.acquire.set(1, timeout=None), lambda: self._register_file(previous_file))
 
     def _register_file(self, previous_file: str) -> None:
         state = self.detector_state.get(use_monitor=False)

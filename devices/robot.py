@@ -7,8 +7,8 @@ import re
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
-from ophyd.status import DeviceStatus
 
+from sibyls.devices.status import BoundedStatus, bound, describe_state
 from sibyls.metadata import rules
 
 WELL_PATTERN = re.compile(rules.WELL_PATTERN)
@@ -41,8 +41,18 @@ class HTRobot(Device):
     """The HT robot. ``bps.mv(ht_robot, "B3")`` loads well B3 of the current plate;
     ``bps.mv(ht_robot, "clean")`` and ``bps.mv(ht_robot, "dry")`` clean and dry the cell.
 
-    A command the robot refuses raises :class:`RobotError` with the robot's reason.
+    A command the robot refuses raises :class:`RobotError` with the robot's reason. A command
+    that does not finish within ``timeout_margin`` × its expected duration + ``timeout_allowance_s``
+    fails with a timeout naming the command and the robot's state then; a profile may set the
+    expected durations (``load_time_s``, ``clean_time_s``, ``dry_time_s``) to the real robot's.
     """
+
+    #: Expected seconds of each command (the simulation's nominal durations, devices/sim/ioc.py).
+    load_time_s = 15.0
+    clean_time_s = 20.0
+    dry_time_s = 10.0
+    timeout_margin = 3.0
+    timeout_allowance_s = 10.0
 
     plate_definition = Cpt(EpicsSignal, "PlateDefinition", string=True, auto_monitor=False, kind=Kind.omitted)
     known_plates = Cpt(EpicsSignalRO, "KnownPlates_RBV", string=True, auto_monitor=False, kind=Kind.omitted)
@@ -71,40 +81,44 @@ class HTRobot(Device):
         """Put plate ``plate_id`` on the deck (it must be defined)."""
         self.plate_id.put(plate_id, wait=True)
 
-    def _command(self, signal: EpicsSignal, expected_state: str) -> DeviceStatus:
-        status = DeviceStatus(self)
+    def command_timeout(self, expected_s: float) -> float:
+        """Seconds a command expected to take ``expected_s`` may take before it counts as failed."""
+        return bound(expected_s, self.timeout_margin, self.timeout_allowance_s)
 
-        def finished(put_status):
-            if not put_status.success:
-                status.set_exception(put_status.exception())
-                return
+    def _command(
+        self, signal: EpicsSignal, expected_state: str, what: str, expected_s: float
+    ) -> BoundedStatus:
+        status = BoundedStatus(
+            self,
+            what,
+            self.command_timeout(expected_s),
+            detail=lambda: describe_state(("robot state", self.state), ("", self.message)),
+            watch=[self.state],
+        )
+
+        def check() -> None:
             state = self.state.get(use_monitor=False)
             if self.command_refused.get(use_monitor=False) or state != expected_state:
-                status.set_exception(
-                    RobotError(f"{self.name}: {self.message.get(use_monitor=False)} (state {state})")
-                )
-            else:
-                status.set_finished()
+                raise RobotError(f"{self.name}: {self.message.get(use_monitor=False)} (state {state})")
 
-        signal.set(1).add_callback(finished)
-        return status
+        return status.follow(signal.set(1, timeout=None), check)
 
-    def set(self, value: str, **kwargs) -> DeviceStatus:
+    def set(self, value: str, **kwargs) -> BoundedStatus:
         """``"B3"``: load well B3 of the current plate; ``"clean"`` / ``"dry"``: clean or dry the cell.
 
         The status finishes when the robot is done (loaded, or idle again).
         """
         if value == "clean":
-            return self._command(self.clean_cmd, "idle")
+            return self._command(self.clean_cmd, "idle", "cleaning the cell", self.clean_time_s)
         if value == "dry":
-            return self._command(self.dry_cmd, "idle")
+            return self._command(self.dry_cmd, "idle", "drying the cell", self.dry_time_s)
         self.well.put(value, wait=True)
-        return self._command(self.load_cmd, "loaded")
+        return self._command(self.load_cmd, "loaded", f"load of well {value}", self.load_time_s)
 
-    def clean(self) -> DeviceStatus:
+    def clean(self) -> BoundedStatus:
         """Flush the cell; finishes when clean."""
         return self.set("clean")
 
-    def dry(self) -> DeviceStatus:
+    def dry(self) -> BoundedStatus:
         """Dry the cell; finishes when dry."""
         return self.set("dry")

@@ -6,19 +6,46 @@ import json
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
-from ophyd.status import DeviceStatus, SubscriptionStatus
+
+from sibyls.devices.status import BoundedStatus, BoundedSubscriptionStatus, bound, describe_state
 
 
 class SECError(RuntimeError):
-    """The HPLC refused a command; the message is the instrument's own."""
+    """The HPLC refused a command or ended its run; the message is the instrument's own."""
 
 
 class RunClockSignal(EpicsSignalRO):
-    """Seconds since injection; ``bps.mv(sec.elapsed, t)`` waits until the run clock reaches ``t``."""
+    """Seconds since injection; ``bps.mv(sec.elapsed, t)`` waits until the run clock reaches ``t``.
 
-    def set(self, value, **kwargs) -> SubscriptionStatus:
-        target = float(value)
-        return SubscriptionStatus(self, lambda value, **kw: value is not None and value >= target, run=True)
+    ``bps.abs_set(sec.elapsed, t, timeout=s, wait=True)`` bounds the wait to ``s`` wall seconds;
+    see :meth:`SECSystem.wait_for_run_clock`.
+    """
+
+    def set(self, value, *, timeout: float | None = None, **kwargs) -> RunClockStatus:
+        return self.parent.wait_for_run_clock(float(value), timeout)
+
+
+class RunClockStatus(BoundedSubscriptionStatus):
+    """Waiting for the HPLC run clock; a timeout reads ``sec: the run clock did not reach ...``."""
+
+    def __init__(self, sec: SECSystem, target_s: float, timeout: float) -> None:
+        self.sec = sec
+        self.target_s = target_s
+        super().__init__(
+            sec.elapsed,
+            lambda value, **kw: value is not None and value >= target_s,
+            f"run clock to reach {target_s:g} s",
+            timeout,
+            detail=self._where_the_run_is,
+        )
+
+    def _where_the_run_is(self) -> str:
+        clock = f"run clock at {float(self.sec.elapsed.get()):.1f} s"
+        hplc = describe_state(("HPLC", self.sec.run_state), ("", self.sec.message))
+        return f"{clock}, {hplc}" if hplc else clock
+
+    def timeout_headline(self) -> str:
+        return f"{self.sec.name}: the run clock did not reach {self.target_s:g} s within {self.timeout:.3g} s"
 
 
 class SECSystem(Device):
@@ -27,6 +54,13 @@ class SECSystem(Device):
     ``uv280``, ``mals`` and ``refractive_index`` are what a monitor stream records during
     an elution; ``eluted_volume`` and ``elapsed`` say where the run is.
     """
+
+    #: Waiting for the run clock (which runs in real time) may take ``run_clock_margin`` × the
+    #: time still to go + ``run_clock_allowance_s`` wall seconds.
+    run_clock_margin = 1.5
+    run_clock_allowance_s = 5.0
+    #: Inject and stop are acknowledged at once; this bounds the wait for the acknowledgement.
+    command_timeout_s = 10.0
 
     flow_rate = Cpt(
         EpicsSignal,
@@ -53,7 +87,7 @@ class SECSystem(Device):
         """Describe what the autosampler will inject (simulation: a ScatteringSample as a dict)."""
         self.inject_sample.put(json.dumps(sample), wait=True)
 
-    def set(self, command: str, **kwargs) -> DeviceStatus:
+    def set(self, command: str, **kwargs) -> BoundedStatus:
         """``bps.mv(sec, "inject")`` starts a run; ``bps.mv(sec, "stop")`` ends it."""
         if command == "inject":
             return self.inject()
@@ -61,21 +95,51 @@ class SECSystem(Device):
             return self.stop_run()
         raise ValueError(f"{self.name}: command must be 'inject' or 'stop', got {command!r}")
 
-    def inject(self) -> DeviceStatus:
+    def inject(self) -> BoundedStatus:
         """Inject the vial and start the run; fails with the HPLC's reason if it refuses."""
-        status = DeviceStatus(self)
+        status = BoundedStatus(self, "injection", self.command_timeout_s, watch=[self.inject_cmd])
 
-        def finished(put_status):
-            if not put_status.success:
-                status.set_exception(put_status.exception())
-            elif self.run_state.get(use_monitor=False) != "Running":
-                status.set_exception(SECError(f"{self.name}: {self.message.get(use_monitor=False)}"))
-            else:
-                status.set_finished()
+        def check() -> None:
+            if self.run_state.get(use_monitor=False) != "Running":
+                raise SECError(f"{self.name}: {self.message.get(use_monitor=False)}")
 
-        self.inject_cmd.set(1).add_callback(finished)
+        return status.follow(self.inject_cmd.set(1, timeout=None), check)
+
+    def stop_run(self) -> BoundedStatus:
+        """End the current run."""
+        status = BoundedStatus(self, "stopping the run", self.command_timeout_s, watch=[self.stop_cmd])
+        return status.follow(self.stop_cmd.set(1, timeout=None))
+
+    def run_clock_timeout(self, to_go_s: float) -> float:
+        """Wall seconds a wait for the run clock may take when it has ``to_go_s`` still to go."""
+        return bound(to_go_s, self.run_clock_margin, self.run_clock_allowance_s)
+
+    def wait_for_run_clock(self, target_s: float, timeout: float | None = None) -> RunClockStatus:
+        """A status that finishes when the run clock reaches ``target_s`` seconds.
+
+        It fails at once with :class:`SECError` and the HPLC's own message (e.g. ``Run stopped``)
+        if the run is not, or stops being, Running before then; and with a timeout after
+        ``timeout`` wall seconds (default: :meth:`run_clock_timeout` of the time still to go).
+        """
+        if timeout is None:
+            timeout = self.run_clock_timeout(target_s - float(self.elapsed.get() or 0.0))
+        status = RunClockStatus(self, target_s, timeout)
+        if status.done:
+            return status
+
+        def run_state_changed(value, **kwargs) -> None:
+            if value != "Running":
+                status.fail(self._run_ended(target_s))
+
+        cid = self.run_state.subscribe(run_state_changed, run=False)
+        status.add_callback(lambda _: self.run_state.unsubscribe(cid))
+        if self.run_state.get(use_monitor=False) != "Running":
+            status.fail(self._run_ended(target_s))
         return status
 
-    def stop_run(self) -> DeviceStatus:
-        """End the current run."""
-        return self.stop_cmd.set(1)
+    def _run_ended(self, target_s: float) -> SECError:
+        reason = describe_state(("", self.message)) or "no reason given"
+        return SECError(
+            f"{self.name}: the HPLC run is not running ({reason}); the run clock stopped at "
+            f"{float(self.elapsed.get()):.1f} s, short of {target_s:g} s"
+        )
