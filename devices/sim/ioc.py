@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import functools
 import json
 import logging
 import math
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -49,6 +51,10 @@ ROBOT_CLEAN_S = 20.0
 ROBOT_DRY_S = 10.0
 CELL_TEMPERATURE_TAU_S = 20.0
 REGISTRY_POLL_S = 1.0
+#: Disk space held beside a frame file while it is written and given back when the disk fills, so
+#: that HDF5 can still write what it must on close: a failed close cannot be retried (h5py
+#: segfaults on a second close, or when the half-closed file is garbage-collected).
+FRAME_FILE_RESERVE_BYTES = 1 << 20
 
 
 def _limits(axis: str) -> tuple[float, float]:
@@ -385,13 +391,19 @@ class PilatusGroup(PVGroup):
         await instance.write(1, verify_value=False)
         try:
             await self._acquire_series()
+        except FrameFileError as exc:  # the disk's fault, not the IOC's: no traceback
+            logger.warning("acquisition failed: %s", exc)
+            await self._report_error(str(exc))
         except Exception as exc:  # the detector reports, it does not crash the IOC
             logger.exception("acquisition failed")
-            await self.status_message.write(f"Error: {exc}")
-            await self.detector_state.write("Error")
+            await self._report_error(f"Error: {exc}")
         finally:
             self._busy = False
         return 0
+
+    async def _report_error(self, message: str) -> None:
+        await self.status_message.write(message[: PATH_STRING - 1])
+        await self.detector_state.write("Error")
 
     async def _acquire_series(self) -> None:
         target = self._next_file_name()
@@ -399,7 +411,7 @@ class PilatusGroup(PVGroup):
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            raise RuntimeError(f"cannot create FilePath {directory}: {exc.strerror}") from None
+            raise FrameFileError(f"cannot create FilePath {directory}: {exc.strerror}") from None
         await self.file_path_exists.write(1)
         if os.path.exists(target):
             raise RuntimeError(f"{target} exists; refusing to overwrite (set FileNumber)")
@@ -440,20 +452,22 @@ class PilatusGroup(PVGroup):
                 raise _Aborted
             await self.detector_state.write("Saving")
             writer = writer or await writer_task
-            await asyncio.to_thread(writer.close)
+            await asyncio.to_thread(writer.finish)
             os.replace(partial, target)
         except BaseException as exc:
             if writer is None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception):  # a writer that failed to open discarded itself
                     writer = await writer_task
             if writer is not None:
-                await asyncio.to_thread(writer.close)
+                await asyncio.to_thread(writer.discard)
             with contextlib.suppress(FileNotFoundError):
                 os.remove(partial)
             if isinstance(exc, _Aborted):
                 await self.status_message.write("Aborted; no file written")
                 await self.detector_state.write("Idle")
                 return
+            if isinstance(exc, OSError):
+                raise FrameFileError(io_error_message(exc, target)) from exc
             raise
         await self.full_file_name.write(target)
         if int(self.auto_increment.value):
@@ -474,16 +488,74 @@ class _Aborted(Exception):
     pass
 
 
+class FrameFileError(RuntimeError):
+    """A frame file could not be written; the message is what the detector reports."""
+
+
+_H5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+def io_error_message(exc: OSError, path: str) -> str:
+    """The detector's message for an I/O error on frame file ``path``: disk full, no permission..."""
+    code = exc.errno
+    if code is None and (match := _H5_ERRNO.search(str(exc))):  # HDF5 puts errno in its message
+        code = int(match.group(1))
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device: {path}"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to {os.path.dirname(path)}: {os.strerror(code)}"
+    reason = os.strerror(code) if code else str(exc).splitlines()[0]
+    return f"cannot write {path}: {reason}"
+
+
+def _reserve_space(path: str, size: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        raise
+    os.close(fd)
+
+
+#: Files whose close failed: never closed again and never garbage-collected (either segfaults h5py).
+_UNCLOSABLE: list = []
+
+
 @functools.lru_cache(maxsize=8)
 def _cached_pixel_mask(geometry: DetectorGeometry, beamstop_offset_mm: tuple[float, float]) -> np.ndarray:
     return physics.pixel_mask(geometry, beamstop_offset_mm)
 
 
 class _FrameFileWriter:
-    """Writes frames into an HDF5 file laid out like areaDetector's NeXus output."""
+    """Writes frames into an HDF5 file laid out like areaDetector's NeXus output.
+
+    An I/O error (disk full, folder not writable) raises ``OSError`` from the call that met it,
+    and the file is then :meth:`discard`-ed: closed exactly once and removed. Frames go to disk as
+    they come (direct chunk writes), so little is left for the close to write, and that little
+    fits in the space reserved beside the file.
+    """
 
     def __init__(self, path: str, geometry: DetectorGeometry, n_images: int, meta: dict) -> None:
-        self.file = h5py.File(path, "w")
+        self.path = path
+        self.file: h5py.File | None = None
+        self._closed = False
+        self._reserve = path + ".reserve"
+        self._reserved = False
+        _reserve_space(self._reserve, FRAME_FILE_RESERVE_BYTES)
+        self._reserved = True
+        try:
+            self.file = h5py.File(path, "w")
+            self._lay_out(geometry, n_images, meta)
+            self.file.flush()  # layout and pixel mask on disk before the first frame
+        except BaseException:
+            self.discard()
+            raise
+
+    def _lay_out(self, geometry: DetectorGeometry, n_images: int, meta: dict) -> None:
+        assert self.file is not None
         rows, cols = geometry.shape
         entry = self.file.create_group("entry")
         entry.attrs["NX_class"] = "NXentry"
@@ -524,15 +596,49 @@ class _FrameFileWriter:
         self.samples = entry.create_dataset("sample_in_beam", shape=(n_images,), dtype=h5py.string_dtype())
 
     def write_frame(self, index: int, frame: np.ndarray, state: BeamState) -> None:
-        self.frames[index] = frame
+        # Straight to disk (no chunk cache): a full disk shows here, not in close().
+        self.frames.id.write_direct_chunk((index, 0, 0), np.ascontiguousarray(frame, dtype="<i4").tobytes())
         contents = state.effective_contents
         self.samples[index] = contents.sample_code if contents is not None else "empty"
 
-    def close(self) -> None:
+    def finish(self) -> None:
+        """Write out and close the complete file; on an I/O error it is discarded and the error raised."""
         # No fsync: the file only gets its final name (os.replace) once closed, so a reader never
         # sees a partial file; durability across power loss is the storage system's business.
-        if self.file.id.valid:
+        try:
+            assert self.file is not None
+            self.file.flush()
+            self._close()
+        except BaseException:
+            self.discard()
+            raise
+        self._release()
+
+    def discard(self) -> None:
+        """Close (once) and remove the unfinished file; the reserved space is given back first."""
+        self._release()
+        try:
+            self._close()
+        except Exception:
+            logger.exception("closing the discarded frame file %s failed; it stays open", self.path)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+
+    def _close(self) -> None:
+        if self._closed or self.file is None:
+            return
+        self._closed = True
+        try:
             self.file.close()
+        except BaseException:
+            _UNCLOSABLE.append(self.file)
+            raise
+
+    def _release(self) -> None:
+        if self._reserved:
+            self._reserved = False
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._reserve)
 
 
 class MotorGroup(PVGroup):
@@ -880,8 +986,9 @@ class SECGroup(PVGroup):
     async def stop(self, instance, value):
         if value and self.running:
             self.running = False
-            await self.run_state.write("Idle")
+            # The reason first: a client that sees Idle reads why.
             await self.message.write("Run stopped")
+            await self.run_state.write("Idle")
         return 0
 
     @elapsed.startup
@@ -899,8 +1006,8 @@ class SECGroup(PVGroup):
                 await self.eluted_volume.write(volume)
                 if elapsed >= float(self.run_time.value) * 60.0:
                     self.running = False
-                    await self.run_state.write("Idle")
                     await self.message.write("Run finished")
+                    await self.run_state.write("Idle")
                 sample = self.sample
             else:
                 volume, sample = 0.0, None
