@@ -13,6 +13,7 @@ from sibyls.metadata.contract import inject_run_metadata
 from sibyls.metadata.rules import annotations
 from sibyls.plans.checks import check_alignment, check_live_setpoints
 from sibyls.plans.context import plan_context
+from sibyls.plans.errors import device_errors
 from sibyls.plans.exposure import with_fast_shutter_open
 
 STATS_STREAM = "signal_stats"
@@ -59,7 +60,7 @@ def _lineup(
     from apstools.plans import lineup2
 
     beamline = plan_context().beamline
-    yield from bps.mv(beamline.bs_diode.preset_time, count_time)
+    yield from device_errors(bps.mv(beamline.bs_diode.preset_time, count_time))
     plan = lineup2(
         [beamline.bs_diode],
         axis_motor,
@@ -157,7 +158,9 @@ def alignment_grid_scan(
     stage = beamline.sample_stage
     _check_span(stage.x, "half_width_x", half_width_x)
     _check_span(stage.y, "half_width_y", half_width_y)
-    yield from bps.mv(beamline.bs_diode.preset_time, count_time, beamline.i0.preset_time, count_time)
+    yield from device_errors(
+        bps.mv(beamline.bs_diode.preset_time, count_time, beamline.i0.preset_time, count_time)
+    )
     plan = bp.rel_grid_scan(
         [beamline.bs_diode, beamline.i0],
         stage.y,

@@ -13,6 +13,7 @@ from bluesky.utils import Msg
 from sibyls.devices.pilatus import check_file_name, next_file_number
 from sibyls.metadata.contract import RunMetadata, inject_run_metadata
 from sibyls.plans.context import plan_context
+from sibyls.plans.errors import cleanup_keeping_error, device_errors
 
 
 def frame_file_prefix(metadata: RunMetadata) -> str:
@@ -32,7 +33,7 @@ def configure_exposure(
     beamline = context.beamline
     directory = context.data_dir / project_code
     check_file_name(beamline.pilatus.name, file_prefix)
-    yield from bps.mv(
+    settings = bps.mv(
         beamline.pilatus.file_path,
         f"{directory}/",
         beamline.pilatus.file_name,
@@ -50,17 +51,29 @@ def configure_exposure(
         beamline.bs_diode.preset_time,
         exposure_time * frames_per_trigger,
     )
+    yield from device_errors(settings)
 
 
 def with_fast_shutter_open(plan) -> Generator[Msg, Any, Any]:
-    """Open the photon and fast shutters around ``plan``; the fast shutter closes whatever happens."""
+    """Open the photon and fast shutters around ``plan``; the fast shutter closes whatever happens.
+
+    A device that fails inside surfaces with its own message (see :func:`device_errors`), and
+    stays the reported error even if closing the fast shutter then fails too (that failure is
+    added to it as a note).
+    """
     beamline = plan_context().beamline
 
     def inner():
         yield from bps.mv(beamline.photon_shutter, "open", beamline.fast_shutter, "open")
         return (yield from plan)
 
-    return (yield from bpp.finalize_wrapper(inner(), bps.mv(beamline.fast_shutter, "close")))
+    return (
+        yield from cleanup_keeping_error(
+            device_errors(inner()),
+            lambda: bps.mv(beamline.fast_shutter, "close"),
+            "closing the fast shutter",
+        )
+    )
 
 
 def exposure_run(

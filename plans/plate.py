@@ -5,13 +5,13 @@ from collections.abc import Generator
 from typing import Any
 
 from bluesky import plan_stubs as bps
-from bluesky import preprocessors as bpp
 from bluesky.utils import Msg
 from bluesky_queueserver import parameter_annotation_decorator
 
 from sibyls.metadata.rules import annotation
 from sibyls.plans.checks import check_ht_plate, check_live_setpoints
 from sibyls.plans.context import plan_context
+from sibyls.plans.errors import cleanup_keeping_error, device_errors
 from sibyls.plans.exposure import exposure_run
 
 
@@ -47,7 +47,8 @@ def ht_plate(
     frames 1–10000, every well's metadata valid, and the plate known to the robot. Each sample's
     run records the uid of its buffer's run (``buffer_run_uid``) for subtraction. A well's
     ``num_frames`` slices are one acquisition: one HDF5 file per well, I0 and the beamstop
-    diode integrated over it.
+    diode integrated over it. A well the robot refuses (or any device failing) ends the plate
+    with the device's own message; the cell is cleaned whatever happens.
 
     Parameters
     ----------
@@ -79,11 +80,14 @@ def ht_plate(
             "nothing was moved"
         )
 
-    if cell_temperature is not None:
-        yield from bps.mv(cell, cell_temperature)
-    yield from bps.mv(robot.plate_id, spec.plate_id)
-    if (yield from bps.rd(robot.state)) == "loaded":
-        yield from bps.mv(robot, "clean")
+    def prepare() -> Generator[Msg, Any, None]:
+        if cell_temperature is not None:
+            yield from bps.mv(cell, cell_temperature)
+        yield from bps.mv(robot.plate_id, spec.plate_id)
+        if (yield from bps.rd(robot.state)) == "loaded":
+            yield from bps.mv(robot, "clean")
+
+    yield from device_errors(prepare())
 
     run_uids: dict[str, str] = {}
     total = len(spec.wells)
@@ -121,5 +125,5 @@ def ht_plate(
         if (yield from bps.rd(robot.state)) == "loaded":
             yield from bps.mv(robot, "clean")
 
-    yield from bpp.finalize_wrapper(measure_wells(), leave_cell_clean())
+    yield from cleanup_keeping_error(device_errors(measure_wells()), leave_cell_clean, "cleaning the cell")
     return run_uids

@@ -14,6 +14,7 @@ from sibyls.metadata.contract import SampleType, inject_run_metadata
 from sibyls.metadata.rules import annotations
 from sibyls.plans.checks import check_live_setpoints, check_sec_saxs, sec_frame_count
 from sibyls.plans.context import plan_context
+from sibyls.plans.errors import cleanup_keeping_error, device_errors
 from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fast_shutter_open
 
 #: Per-frame label in the primary stream: "buffer" until the UV peak starts, then "sample".
@@ -54,7 +55,9 @@ def sec_saxs(
     run clock. UV 280 nm, MALS and RI are recorded in monitor streams and with every frame.
     Frames before the UV peak starts (UV below the injection baseline + ``buffer_threshold_mau``)
     are marked ``buffer`` in ``sec_frame_role``, the rest ``sample``. The HPLC run is stopped and
-    the fast shutter closed at the end, also on error.
+    the fast shutter closed at the end, also on error. If the HPLC run stops before the last
+    frame (stopped at the instrument, or its method ended), the run ends at once with the HPLC's
+    reason; if its clock stalls, after 1.5 frame periods + 5 s.
 
     Parameters
     ----------
@@ -104,8 +107,10 @@ def sec_saxs(
         yield from bps.mv(sec, "inject")
         uv_baseline = yield from bps.rd(sec.uv280)
         peak_started = False
+        clock_timeout = sec.run_clock_timeout(frame_period)
         for index in range(num_frames):
-            yield from bps.mv(sec.elapsed, index * frame_period)  # wait for the run clock
+            # Wait for the run clock; fails at once if the HPLC run stops.
+            yield from bps.abs_set(sec.elapsed, index * frame_period, timeout=clock_timeout, wait=True)
             if not peak_started and (yield from bps.rd(sec.uv280)) > uv_baseline + buffer_threshold_mau:
                 peak_started = True
                 yield from bps.mv(frame_role, "sample")
@@ -122,7 +127,7 @@ def sec_saxs(
     check_live_setpoints(sec.flow_rate, "flow_rate", [("flow_rate", flow_rate)])
     yield from configure_exposure(exposure_time, frame_file_prefix(metadata), project_code)
     # The HPLC method runs a minute longer than we record (its RunTime is at most 600 min).
-    yield from bps.mv(sec.flow_rate, flow_rate, sec.run_time, min(duration + 1.0, 600.0))
+    yield from device_errors(bps.mv(sec.flow_rate, flow_rate, sec.run_time, min(duration + 1.0, 600.0)))
     staged = bpp.stage_wrapper(elution(), [beamline.pilatus, beamline.i0, beamline.bs_diode])
-    plan = inject_run_metadata(bpp.finalize_wrapper(staged, stop_hplc()), metadata)
-    return (yield from with_fast_shutter_open(plan))
+    measured = cleanup_keeping_error(device_errors(staged), stop_hplc, "stopping the HPLC run")
+    return (yield from with_fast_shutter_open(inject_run_metadata(measured, metadata)))
