@@ -11,8 +11,8 @@
   the floor of the request path (0MQ, Redis, logging) on this machine (information, no target).
 
 All managers run side by side on one Redis (different key prefixes), on loopback, each publishing
-its console like the stack's. The adds go in
-alternating rounds so that a slow spell of the machine hits every manager alike.
+its console and encrypting its 0MQ control socket (with the stack's key pair) like the stack's.
+The adds go in alternating rounds so that a slow spell of the machine hits every manager alike.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ def run() -> list[Figure]:
             state, var_dir, "sibylsplain", profile_manager_options(), profile_env(state)
         )
         extra_managers.append(plain_service)
-        ours_api, sim_api, plain_api = (_api(a) for a in (state.zmq_control_addr, sim_control, plain_control))
+        key = state.zmq_public_key()
+        ours_api, sim_api, plain_api = (
+            _api(a, key) for a in (state.zmq_control_addr, sim_control, plain_control)
+        )
         ours_open = _open_times(ours_api)
         sim_open = _open_times(sim_api)
 
@@ -107,17 +110,17 @@ def run() -> list[Figure]:
     ]
 
 
-def _api(address: str):
+def _api(address: str, public_key: str | None):
     from bluesky_queueserver_api.zmq import REManagerAPI
 
-    return REManagerAPI(zmq_control_addr=address, timeout_recv=30)
+    return REManagerAPI(zmq_control_addr=address, zmq_public_key=public_key, timeout_recv=30)
 
 
 def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -> tuple:
     """A plain ``start-re-manager`` (queueserver as shipped) on the stack's Redis under ``prefix``."""
     from sibyls.devices.epics_env import free_tcp_port
     from sibyls.startup.services import ManagedProcess, console_script
-    from sibyls.startup.stack import _spawn
+    from sibyls.startup.stack import _manager_config_file, _spawn
 
     control = f"tcp://127.0.0.1:{free_tcp_port()}"
     command = [
@@ -134,11 +137,13 @@ def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -
         "NEVER",
         "--zmq-publish-console",  # as the stack's manager publishes its console (for GUIs)
         "ON",
+        "--config",  # and encrypts its control socket, with the stack's key pair
+        str(_manager_config_file(var_dir)),
         *options,
     ]
     process = _spawn(prefix, command, var_dir, dict(env))
     service = ManagedProcess(prefix, process, var_dir / "logs" / f"{prefix}.log")
-    api = _api(control)
+    api = _api(control, state.zmq_public_key())
     deadline = time.monotonic() + 30
     while True:
         try:

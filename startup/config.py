@@ -15,7 +15,8 @@ class ProfileConfig:
     override single folders, ``SIBYLS_DATA_DIR``, ``SIBYLS_RECORDS_DIR``, ``SIBYLS_SPOOL_DIR``,
     ``SIBYLS_STATE_DIR``; ``SIBYLS_CONNECT_TIMEOUT`` (s). Optional services:
     ``SIBYLS_TILED_URL`` with ``SIBYLS_TILED_API_KEY_FILE`` (runs are written to Tiled) and
-    ``SIBYLS_ZMQ_CONTROL_ADDR`` (the RE Manager, asked for the running queue item).
+    ``SIBYLS_ZMQ_CONTROL_ADDR`` with ``SIBYLS_ZMQ_PUBLIC_KEY_FILE`` (the RE Manager, asked for the
+    running queue item; the file holds the manager's CURVE public key when its 0MQ is encrypted).
     """
 
     ioc_prefix: str
@@ -28,10 +29,18 @@ class ProfileConfig:
     tiled_url: str = ""
     tiled_api_key_file: str = ""
     zmq_control_addr: str = ""
+    zmq_public_key_file: str = ""
+    #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``, default ``<var>/plates.yaml``),
+    #: read by the queue gate and the simulated robot.
+    plate_registry: Path | None = None
 
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""
         return Path(self.tiled_api_key_file).read_text().strip() if self.tiled_api_key_file else None
+
+    def zmq_public_key(self) -> str | None:
+        """The RE Manager's 0MQ public key, read from its file (None: the manager is not encrypted)."""
+        return Path(self.zmq_public_key_file).read_text().strip() if self.zmq_public_key_file else None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ProfileConfig:
@@ -53,6 +62,8 @@ class ProfileConfig:
             tiled_url=env.get("SIBYLS_TILED_URL", ""),
             tiled_api_key_file=env.get("SIBYLS_TILED_API_KEY_FILE", ""),
             zmq_control_addr=env.get("SIBYLS_ZMQ_CONTROL_ADDR", ""),
+            zmq_public_key_file=env.get("SIBYLS_ZMQ_PUBLIC_KEY_FILE", ""),
+            plate_registry=folder("SIBYLS_PLATE_REGISTRY", "plates.yaml"),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -68,5 +79,7 @@ class ProfileConfig:
             "SIBYLS_TILED_URL": self.tiled_url,
             "SIBYLS_TILED_API_KEY_FILE": self.tiled_api_key_file,
             "SIBYLS_ZMQ_CONTROL_ADDR": self.zmq_control_addr,
+            "SIBYLS_ZMQ_PUBLIC_KEY_FILE": self.zmq_public_key_file,
+            "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
         }
         return {k: v for k, v in env.items() if v}

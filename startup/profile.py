@@ -41,7 +41,7 @@ if config.tiled_url:
         )
     )
 if is_re_worker_active() and config.zmq_control_addr:
-    QueueItemMetadata(config.zmq_control_addr).install(RE)
+    QueueItemMetadata(config.zmq_control_addr, config.zmq_public_key()).install(RE)
 
 if not is_re_worker_active():
     from bluesky.callbacks.best_effort import BestEffortCallback

@@ -33,8 +33,9 @@ class QueueItemMetadata:
     #: RunStart key -> the running item's field it comes from
     ITEM_FIELDS = {"queue_item_uid": "item_uid", "submitted_by": "user", "user_group": "user_group"}
 
-    def __init__(self, zmq_control_addr: str) -> None:
+    def __init__(self, zmq_control_addr: str, zmq_public_key: str | None = None) -> None:
         self.zmq_control_addr = zmq_control_addr
+        self.zmq_public_key = zmq_public_key  # of an encrypted manager (CURVE); None: plain 0MQ
         self._api = None
         self._identity: dict[str, Any] | object = {}  # of the run being opened; checked by ``problems``
 
@@ -70,7 +71,12 @@ class QueueItemMetadata:
         if self._api is None:
             from bluesky_queueserver_api.zmq import REManagerAPI
 
-            self._api = REManagerAPI(zmq_control_addr=self.zmq_control_addr, timeout_recv=2, timeout_send=2)
+            self._api = REManagerAPI(
+                zmq_control_addr=self.zmq_control_addr,
+                zmq_public_key=self.zmq_public_key,
+                timeout_recv=2,
+                timeout_send=2,
+            )
         return self._api.queue_get().get("running_item") or None
 
     def _identity_of_running_item(self) -> dict[str, Any] | object:

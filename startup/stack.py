@@ -3,6 +3,18 @@
 ``sibyls up`` starts what is not running, on configured or free loopback ports, waits until each
 part is healthy and records ports and PIDs in ``<var>/stack.json``; ``sibyls down`` ends exactly
 those processes (and their children); ``sibyls status`` shows them.
+
+Secured by default, with the servers' own mechanisms (secrets in 0600 files under ``<var>``, never
+printed or logged):
+
+* RE Manager's 0MQ control socket is CURVE-encrypted: the private key is only in the manager's
+  config file ``re_manager.yml``; clients need ``zmq_public_key`` (``QSERVER_ZMQ_PUBLIC_KEY`` for the
+  ``qserver`` CLI and the HTTP server, ``zmq_public_key=`` for REManagerAPI, see ``manager_api``
+  and ``StackState.qserver_env``). Without it a client gets no answer.
+* The HTTP server has person logins (demo accounts ``staff``, ``user``, ``observer`` of
+  httpserver's ``DictionaryAuthenticator``, passwords in ``http_users.yaml``) and roles: only staff
+  may upload scripts, change permissions or stop the manager. ``http_api_key`` is an API key of the
+  ``user`` account, so it carries the user role's scopes.
 """
 
 from __future__ import annotations
@@ -11,6 +23,7 @@ import json
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +37,27 @@ from sibyls.startup.services import console_script, spawn_service, start_ioc
 
 HOST = "127.0.0.1"
 SERVICES = ("redis", "ioc", "tiled", "manager", "http")
+
+#: The HTTP server's login provider (``POST /api/auth/provider/<name>/token``) for the demo accounts.
+HTTP_AUTH_PROVIDER = "demo"
+#: Demo accounts of the HTTP server and their httpserver roles: beamline staff, a user, an observer.
+HTTP_ACCOUNTS: dict[str, list[str]] = {
+    "staff": ["admin", "expert"],
+    "user": ["user"],
+    "observer": ["observer"],
+}
+#: Scopes that could change what the beamline runs outside the queue's checks, or stop it: staff only
+#: (the ``expert`` role; ``admin`` is given ``write:manager:stop``).
+STAFF_ONLY_SCOPES = (
+    "write:scripts",
+    "write:permissions",
+    "write:config",
+    "write:lock",
+    "write:manager:stop",
+    "write:testing",
+)
+#: Roles that must never hold a staff-only scope (httpserver's default single-user key role had them all).
+NON_STAFF_ROLES = ("user", "advanced", "observer", "unauthenticated_single_user", "unauthenticated_public")
 
 
 class StackError(RuntimeError):
@@ -43,6 +77,10 @@ class StackState:
     started_at: float = 0.0
     #: Kernel start time (clock ticks) of each PID: a PID reused by another process is never signalled.
     starts: dict[str, int] = field(default_factory=dict)
+    #: RE Manager's 0MQ CURVE public key (0600); clients cannot reach the manager without it.
+    zmq_public_key_file: str = ""
+    #: Passwords of the HTTP server's demo accounts (0600).
+    http_users_file: str = ""
 
     @property
     def zmq_control_addr(self) -> str:
@@ -64,9 +102,36 @@ class StackState:
     def redis_addr(self) -> str:
         return f"{HOST}:{self.ports['redis']}"
 
+    @property
+    def http_token_url(self) -> str:
+        """Where the demo accounts log in (form ``username``, ``password``) for a bearer token."""
+        return f"{self.http_url}/api/auth/provider/{HTTP_AUTH_PROVIDER}/token"
+
     def api_key(self) -> str:
-        """The HTTP API key (read from its 0600 file; never printed)."""
+        """The HTTP API key of the ``user`` account (read from its 0600 file; never printed)."""
         return Path(self.api_key_file).read_text().strip()
+
+    def http_password(self, username: str) -> str:
+        """The password of an HTTP demo account (read from its 0600 file; never printed)."""
+        import yaml
+
+        return yaml.safe_load(Path(self.http_users_file).read_text())[username]
+
+    def zmq_public_key(self) -> str | None:
+        """RE Manager's 0MQ public key (None for a stack recorded before the manager was encrypted)."""
+        return Path(self.zmq_public_key_file).read_text().strip() if self.zmq_public_key_file else None
+
+    def qserver_env(self) -> dict[str, str]:
+        """Environment for queueserver clients of this stack's manager (the ``qserver`` CLI,
+        REManagerAPI, the HTTP server): control and info addresses and the manager's public key."""
+        env = {
+            "QSERVER_ZMQ_CONTROL_ADDRESS": self.zmq_control_addr,
+            "QSERVER_ZMQ_INFO_ADDRESS": self.zmq_info_addr,
+        }
+        key = self.zmq_public_key()
+        if key:
+            env["QSERVER_ZMQ_PUBLIC_KEY"] = key
+        return env
 
     def ca_env(self) -> dict[str, str]:
         """EPICS environment for clients of this stack's IOC."""
@@ -151,21 +216,70 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _api_key_file(var_dir: Path) -> Path:
-    """The HTTP API key: ``SIBYLS_HTTP_API_KEY`` if set, else one generated once into a 0600 file."""
-    path = var_dir / "http_api_key"
-    key = os.environ.get("SIBYLS_HTTP_API_KEY")
-    if key:
-        if not key.isalnum():
-            raise StackError("SIBYLS_HTTP_API_KEY must be letters and digits only")
-    elif path.exists():
-        return path
-    else:
-        key = secrets.token_hex(32)
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mode 0600, also when it existed with a wider mode)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(key)
-    os.chmod(path, 0o600)
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text)
+
+
+def _private(path: Path) -> bool:
+    """True if ``path`` exists and neither group nor others may read it."""
+    try:
+        return not stat.S_IMODE(path.stat().st_mode) & 0o077
+    except OSError:
+        return False
+
+
+def _manager_config_file(var_dir: Path) -> Path:
+    """RE Manager's config file: its 0MQ CURVE private key (the key's only copy)."""
+    return var_dir / "re_manager.yml"
+
+
+def _zmq_key_files(var_dir: Path) -> Path:
+    """The manager's 0MQ key pair, generated once: public key file (the manager's config has the private)."""
+    import yaml
+    from bluesky_queueserver import generate_zmq_keys, generate_zmq_public_key
+
+    public_path, config_path = var_dir / "zmq_public_key", _manager_config_file(var_dir)
+    try:
+        private = yaml.safe_load(config_path.read_text())["network"]["zmq_private_key"]
+        if (
+            _private(public_path)
+            and _private(config_path)
+            and public_path.read_text().strip() == generate_zmq_public_key(private)
+        ):
+            return public_path
+    except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError):
+        pass
+    public, private = generate_zmq_keys()
+    while "$" in private:  # the manager expands $NAME in its config files: keep the key literal
+        public, private = generate_zmq_keys()
+    header = "# RE Manager settings written by 'sibyls up': the 0MQ CURVE private key. Keep it private.\n"
+    _write_private(config_path, header + yaml.safe_dump({"network": {"zmq_private_key": private}}))
+    _write_private(public_path, public + "\n")
+    return public_path
+
+
+def _http_users_file(var_dir: Path) -> Path:
+    """Passwords of the HTTP demo accounts, generated once into a 0600 file."""
+    import yaml
+
+    path = var_dir / "http_users.yaml"
+    try:
+        passwords = yaml.safe_load(path.read_text())
+        if _private(path) and all(isinstance(passwords.get(name), str) for name in HTTP_ACCOUNTS):
+            return path
+    except (OSError, AttributeError, yaml.YAMLError):
+        pass
+    passwords = {name: secrets.token_urlsafe(18) for name in HTTP_ACCOUNTS}
+    roles = ", ".join(f"{name}: {'+'.join(r)}" for name, r in HTTP_ACCOUNTS.items())
+    header = (
+        f"# Demo accounts of the SIBYLS HTTP server (login provider '{HTTP_AUTH_PROVIDER}'; roles {roles}).\n"
+        "# Written once by 'sibyls up'; delete this file to get new passwords at the next 'up'.\n"
+    )
+    _write_private(path, header + yaml.safe_dump(passwords))
     return path
 
 
@@ -228,7 +342,14 @@ def up(
         "tiled": wanted.get("tiled") or free_tcp_port(),
     }
     state = StackState(
-        str(var_dir), ioc_prefix, chosen, {}, str(_api_key_file(var_dir)), started_at=time.time()
+        str(var_dir),
+        ioc_prefix,
+        chosen,
+        {},
+        str(var_dir / "http_api_key"),
+        started_at=time.time(),
+        zmq_public_key_file=str(_zmq_key_files(var_dir)),
+        http_users_file=str(_http_users_file(var_dir)),
     )
     try:
         _start_redis(state, timeout)
@@ -238,6 +359,7 @@ def up(
             var_dir / "logs" / "ioc.log",
             binning=binning,
             time_scale=time_scale,
+            plate_registry=profile_config(state).plate_registry,
             timeout=timeout,
         )
         _record(state, "ioc", ioc.pid)
@@ -296,6 +418,7 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_TILED_URL": state.tiled_url,
             "SIBYLS_TILED_API_KEY_FILE": state.tiled_api_key_file,
             "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
+            "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
         }
     )
 
@@ -306,8 +429,10 @@ def profile_env(state: StackState) -> dict[str, str]:
 
 
 def _child_env() -> dict[str, str]:
-    """This process's environment for a service, without secrets it does not need."""
-    return {k: v for k, v in os.environ.items() if k != "SIBYLS_HTTP_API_KEY"}
+    """This process's environment for a service, without queueserver settings or keys from the calling
+    shell (the stack sets its services' own, e.g. a ``QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER`` never
+    reaches the manager or its RE worker)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("QSERVER_")}
 
 
 def _start_tiled(state: StackState, timeout: float) -> None:
@@ -346,6 +471,9 @@ def _start_manager(state: StackState, timeout: float) -> None:
         # start-re-manager with the plan validation cache (see sibyls.startup.re_manager).
         console_script("sibyls-re-manager"),
         *profile_manager_options(),
+        # The 0MQ private key comes from this 0600 file, not the environment the RE worker inherits.
+        "--config",
+        str(_manager_config_file(var_dir)),
         "--update-existing-plans-devices",
         "NEVER",
         "--redis-addr",
@@ -376,19 +504,71 @@ def _start_manager(state: StackState, timeout: float) -> None:
     )
 
 
+def _password_env(username: str) -> str:
+    return f"SIBYLS_HTTP_PASSWORD_{username.upper()}"
+
+
+def _http_config(state: StackState) -> dict:
+    """bluesky-httpserver's configuration: demo logins, roles and scopes, its session database.
+
+    No secret is in it: passwords are ``${SIBYLS_HTTP_PASSWORD_...}`` references the server expands
+    from its environment.
+    """
+    return {
+        "authentication": {
+            "providers": [
+                {
+                    "provider": HTTP_AUTH_PROVIDER,
+                    "authenticator": "bluesky_httpserver.authenticators:DictionaryAuthenticator",
+                    "args": {
+                        "users_to_passwords": {name: f"${{{_password_env(name)}}}" for name in HTTP_ACCOUNTS}
+                    },
+                }
+            ],
+            "allow_anonymous_access": False,
+        },
+        "api_access": {
+            "policy": "bluesky_httpserver.authorization:DictionaryAPIAccessControl",
+            "args": {
+                "roles": {
+                    "admin": {"scopes_add": ["write:manager:stop"]},
+                    **{role: {"scopes_remove": list(STAFF_ONLY_SCOPES)} for role in NON_STAFF_ROLES},
+                },
+                "users": {name: {"roles": roles} for name, roles in HTTP_ACCOUNTS.items()},
+            },
+        },
+        "database": {"uri": f"sqlite:///{Path(state.var_dir) / 'http' / 'httpserver.sqlite'}"},
+    }
+
+
 def _start_http(state: StackState, timeout: float) -> None:
+    import yaml
+
     var_dir = Path(state.var_dir)
+    http_dir = var_dir / "http"  # the session and API-key database (hashed keys)
+    http_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(http_dir, 0o700)
+    config_path = http_dir / "config.yml"
+    _write_private(config_path, yaml.safe_dump(_http_config(state), sort_keys=False))
+    passwords = {_password_env(name): state.http_password(name) for name in HTTP_ACCOUNTS}
+    secret_env = {
+        **passwords,
+        # Signs the login tokens; a new one at each start (tokens do not outlive the server).
+        "QSERVER_HTTP_SERVER_SERVER_SECRET_KEYS": secrets.token_hex(32),
+        # Unused once logins are configured; set here only so the settings log line shows it redacted.
+        "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": secrets.token_hex(32),
+    }
     env = {
         **_child_env(),
-        "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": state.api_key(),
-        "QSERVER_ZMQ_CONTROL_ADDRESS": state.zmq_control_addr,
-        "QSERVER_ZMQ_INFO_ADDRESS": state.zmq_info_addr,
+        **state.qserver_env(),
+        **secret_env,
+        "QSERVER_HTTP_SERVER_CONFIG": str(config_path),
         "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http_extensions.router",
         "QSERVER_CUSTOM_MODULES": "sibyls.startup.http_extensions",
     }
-    # bluesky-httpserver logs its settings, key included: run it with the key redacted from its output.
+    # bluesky-httpserver logs its settings, secrets included: run it with them redacted from its output.
     command = redacted_command(
-        "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY",
+        [*secret_env, "QSERVER_ZMQ_PUBLIC_KEY"],
         "bluesky_httpserver.server:start_server",
         "--host",
         HOST,
@@ -397,6 +577,9 @@ def _start_http(state: StackState, timeout: float) -> None:
     )
     process = _spawn("http", command, var_dir, env)
     _record(state, "http", process.pid)
+    log = var_dir / "logs" / "http.log"
+    _wait("HTTP server", lambda: bool(http_login(state, "user", timeout=2)), process, timeout, log)
+    _ensure_http_api_key(state)
 
     def status_ok() -> bool:
         import httpx
@@ -406,7 +589,50 @@ def _start_http(state: StackState, timeout: float) -> None:
         )
         return response.status_code == 200
 
-    _wait("HTTP server", status_ok, process, timeout, var_dir / "logs" / "http.log")
+    _wait("HTTP server", status_ok, process, timeout, log)
+
+
+def http_login(state: StackState, username: str, password: str | None = None, timeout: float = 10.0) -> str:
+    """An access token of an HTTP demo account (``Authorization: Bearer <token>``; valid 15 minutes).
+
+    The password is the account's own from ``http_users.yaml`` unless given; raises
+    ``httpx.HTTPStatusError`` (401) for a wrong one.
+    """
+    import httpx
+
+    form = {"username": username, "password": state.http_password(username) if password is None else password}
+    response = httpx.post(state.http_token_url, data=form, timeout=timeout)
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def _ensure_http_api_key(state: StackState) -> None:
+    """``http_api_key``: an API key of the ``user`` account (its scopes follow the user role), made once.
+
+    httpserver keeps only its hash, in the session database under ``<var>/http``; a key that database
+    does not know (a new database, a key from an older stack) is replaced.
+    """
+    import httpx
+
+    path = Path(state.api_key_file)
+    if _private(path):
+        known = httpx.get(
+            f"{state.http_url}/api/auth/apikey",
+            headers={"Authorization": f"ApiKey {state.api_key()}"},
+            timeout=10,
+        )
+        if known.status_code == 200:
+            return
+    token = http_login(state, "user")
+    response = httpx.post(
+        f"{state.http_url}/api/auth/apikey",
+        json={"expires_in": None, "scopes": ["inherit"], "note": "sibyls up: the user account's API key"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    if response.status_code != 200:
+        raise StackError(f"the HTTP server did not issue an API key (HTTP {response.status_code})")
+    _write_private(path, response.json()["secret"] + "\n")
 
 
 def manager_api(state: StackState, timeout: float = 5.0):
@@ -416,6 +642,7 @@ def manager_api(state: StackState, timeout: float = 5.0):
     return REManagerAPI(
         zmq_control_addr=state.zmq_control_addr,
         zmq_info_addr=state.zmq_info_addr,
+        zmq_public_key=state.zmq_public_key(),
         timeout_recv=timeout,
         timeout_send=timeout,
     )
@@ -534,6 +761,15 @@ def describe(state: StackState | None) -> str:
         pid = state.pids.get(name)
         alive = "up" if _ours(state, name) else "DOWN"
         lines.append(f"  {name:<8} pid {pid!s:<8} {alive:<5} {addresses[name]}")
-    lines.append(f"  HTTP API key in {state.api_key_file} (mode 0600)")
+    if state.zmq_public_key_file:
+        lines.append(
+            f"  0MQ public key in {state.zmq_public_key_file} (mode 0600; clients: QSERVER_ZMQ_PUBLIC_KEY)"
+        )
+    lines.append(f"  HTTP API key (user role) in {state.api_key_file} (mode 0600)")
+    if state.http_users_file:
+        accounts = ", ".join(HTTP_ACCOUNTS)
+        lines.append(
+            f"  HTTP logins ({accounts}) in {state.http_users_file} (mode 0600): POST {state.http_token_url}"
+        )
     lines.append(f"  logs in {Path(state.var_dir) / 'logs'}")
     return "\n".join(lines)

@@ -1,65 +1,34 @@
 """The whole stack, the way beamline staff run it: real Redis, IOC, Tiled, RE Manager and HTTP server.
 
 Three ways in: the ``qserver`` CLI, the HTTP API (bluesky-httpserver, API key) and the Python API
-(bluesky-queueserver-api). Every process is started on free loopback ports by ``sibyls up`` and
-ended by ``sibyls down``; the last test checks that none is left.
+(bluesky-queueserver-api), the 0MQ ones with the manager's public key. Every process is started on
+free loopback ports by ``sibyls up`` (the ``stack`` fixture in conftest.py) and ended by ``sibyls
+down``; the last test checks that none is left. Roles, logins and encryption: test_security.py.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import RequestFailedError
+from stack_helpers import http, qserver, wait_until_idle
 
 from sibyls.metadata.exchange import read_document_log
 from sibyls.metadata.validation import RecordValidator
-from sibyls.startup.services import console_script
 from sibyls.startup.stack import StackState, _children, down, load_state, manager_api, pid_alive, up
 
 PROJECT = "STACK_TEST"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    var_dir = tmp_path_factory.mktemp("stack")
-    state = up(var_dir, ioc_prefix="STK:", time_scale=50.0, binning=8)
-    try:
-        yield state
-    finally:
-        down(var_dir)
-
-
-@pytest.fixture
-def api(stack):
-    client = manager_api(stack, timeout=10)
-    client.queue_clear()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def validator(upstream_schema_dir):
     return RecordValidator(upstream_schema_dir, with_extension=True)
-
-
-def wait_until_idle(api, timeout: float = 120.0) -> None:
-    """Until the manager has stopped running the queue (it stops on a failed item, too)."""
-    deadline = time.monotonic() + timeout
-    time.sleep(0.3)
-    while time.monotonic() < deadline:
-        status = api.status()
-        if status["manager_state"] == "idle" and status["running_item_uid"] is None:
-            return
-        time.sleep(0.2)
-    raise TimeoutError("the queue did not finish")
 
 
 def records(stack: StackState) -> dict[str, Path]:
@@ -86,20 +55,6 @@ def the_completed_run(stack: StackState, api, validator) -> tuple[dict, dict]:
     name, start = next(read_document_log(next((Path(stack.var_dir) / "runs").rglob(f"*{uid[:8]}.jsonl"))))
     assert name == "start" and start["uid"] == uid
     return entry, start
-
-
-def qserver(stack: StackState, *args: str) -> subprocess.CompletedProcess:
-    command = [console_script("qserver"), "--zmq-control-addr", stack.zmq_control_addr, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
-
-
-def http(stack: StackState, method: str, path: str, key: str | None = "default", **kwargs) -> httpx.Response:
-    headers = {}
-    if key == "default":
-        key = stack.api_key()
-    if key:
-        headers["Authorization"] = f"ApiKey {key}"
-    return httpx.request(method, f"{stack.http_url}{path}", headers=headers, timeout=30, **kwargs)
 
 
 def test_cli_item_completes_and_its_record_validates(stack, api, validator):

@@ -1,0 +1,57 @@
+"""Clients of a running stack for the integration tests: the ``qserver`` CLI, HTTP, queue waits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import httpx
+
+from sibyls.startup.services import console_script
+from sibyls.startup.stack import StackState
+
+
+def wait_until_idle(api, timeout: float = 120.0) -> None:
+    """Until the manager has stopped running the queue (it stops on a failed item, too)."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.3)
+    while time.monotonic() < deadline:
+        status = api.status()
+        if status["manager_state"] == "idle" and status["running_item_uid"] is None:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the queue did not finish")
+
+
+def qserver(
+    stack: StackState, *args: str, with_key: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """The ``qserver`` CLI against the stack's manager; ``with_key=False`` leaves out its public key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QSERVER_")}
+    env.update(stack.qserver_env())
+    if not with_key:
+        env.pop("QSERVER_ZMQ_PUBLIC_KEY", None)
+    command = [console_script("qserver"), "--zmq-control-addr", stack.zmq_control_addr, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def http(
+    stack: StackState,
+    method: str,
+    path: str,
+    key: str | None = "default",
+    token: str | None = None,
+    **kwargs,
+) -> httpx.Response:
+    """An HTTP request with the stack's API key (the ``user`` account's), another key, a login
+    token (``Authorization: Bearer``) or nothing (``key=None``)."""
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    else:
+        if key == "default":
+            key = stack.api_key()
+        if key:
+            headers["Authorization"] = f"ApiKey {key}"
+    return httpx.request(method, f"{stack.http_url}{path}", headers=headers, timeout=30, **kwargs)
