@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: A file is read only once its last modification is at least this old: file times tick in
 #: jiffies (1-10 ms), so a write in the same tick as an earlier one would leave mtime unchanged.
 RACY_WINDOW_S = 0.02
-_BLOCK = 1 << 20
+_BLOCK = 4 << 20
 
 
 class Cancelled(Exception):
