@@ -295,7 +295,8 @@ class RecordWriter:
         self._cond = threading.Condition()
         self._unfinished = 0  # jobs handed off and not yet written or spooled
         self._in_flight: set[Path] = set()  # their record paths
-        self._lock = threading.RLock()  # store / retry_spooled / pending
+        self._retry_lock = threading.Lock()  # one retry_spooled at a time
+        self._pending_lock = threading.Lock()  # pending and last_*
         self._abandon = threading.Event()
         self._closed = False
         #: Records neither written nor spooled: (relative path, YAML text), retried later.
@@ -344,7 +345,7 @@ class RecordWriter:
         with self._cond:
             if relpath in self._in_flight:
                 return True
-        with self._lock:
+        with self._pending_lock:
             if any(p == relpath for p, _ in self.pending):
                 return True
         return any(
@@ -427,26 +428,28 @@ class RecordWriter:
     def store(self, relpath: Path, text: str) -> Path:
         """Write a record below the records folder; on failure spool it (or keep it in memory)."""
         target = self.records_dir / relpath
-        with self._lock:
-            try:
-                self._write(target, text)
-            except Exception as exc:
-                log.error("could not write lambda-ber record %s (%s); spooling it", target, exc)
-            else:
-                log.info("lambda-ber record written: %s", target)
+        try:
+            self._write(target, text)
+        except Exception as exc:
+            log.error("could not write lambda-ber record %s (%s); spooling it", target, exc)
+        else:
+            log.info("lambda-ber record written: %s", target)
+            with self._pending_lock:
                 self.last_record_path, self.last_status = target, "written"
-                return target
-            spooled = self.spool_dir / relpath
-            try:
-                atomic_write_text(spooled, text)
-            except Exception as exc:
-                log.error("could not spool record %s either (%s); keeping it in memory", spooled, exc)
+            return target
+        spooled = self.spool_dir / relpath
+        try:
+            atomic_write_text(spooled, text)
+        except Exception as exc:
+            log.error("could not spool record %s either (%s); keeping it in memory", spooled, exc)
+            with self._pending_lock:
                 self.pending.append((relpath, text))
                 self.last_record_path, self.last_status = None, "pending"
-                return target
-            log.warning("lambda-ber record spooled to %s; it moves to %s once writable", spooled, target)
+            return target
+        log.warning("lambda-ber record spooled to %s; it moves to %s once writable", spooled, target)
+        with self._pending_lock:
             self.last_record_path, self.last_status = spooled, "spooled"
-            return spooled
+        return spooled
 
     def _write(self, target: Path, text: str) -> None:
         atomic_write_text(target, text)
@@ -458,15 +461,18 @@ class RecordWriter:
         file not hashed yet).
         """
         landed: list[Path] = []
-        with self._lock:
+        with self._retry_lock:
+            with self._pending_lock:
+                waiting, self.pending = self.pending, []
             still: list[tuple[Path, str]] = []
-            for relpath, text in self.pending:
+            for relpath, text in waiting:
                 try:
                     self._write(self.records_dir / relpath, text)
                     landed.append(self.records_dir / relpath)
                 except Exception:
                     still.append((relpath, text))
-            self.pending = still
+            with self._pending_lock:
+                self.pending[:0] = still
             if self.spool_dir.is_dir():
                 for spooled in sorted(self.spool_dir.rglob("*.yaml")):
                     if spooled.name.startswith("."):
@@ -486,10 +492,11 @@ class RecordWriter:
                     path = self._complete_summary(state_file)
                     if path is not None and path.is_relative_to(self.records_dir):
                         landed.append(path)
-            for target in landed:
-                log.info("spooled lambda-ber record landed: %s", target)
-                if self.last_status != "written":
-                    self.last_record_path, self.last_status = target, "written"
+        for target in landed:
+            log.info("spooled lambda-ber record landed: %s", target)
+        with self._pending_lock:
+            if landed and self.last_status != "written":
+                self.last_record_path, self.last_status = landed[-1], "written"
         return landed
 
     def _complete_summary(self, state_file: Path) -> Path | None:
@@ -545,12 +552,13 @@ class RecordWriter:
             self._hand_off(recorder.summary)
         self._open.clear()
         drained = self.flush(timeout)
-        if not drained:
-            self._abandon.set()
-            self._hasher.close(timeout=0)
+        # What is left is spooled; a retry of an earlier spooled summary under way stops hashing and
+        # leaves it in the spool for the next process.
+        self._abandon.set()
+        self._hasher.close(timeout=0)
         self._queue.put(_STOP)
-        self._thread.join(None if drained else 5.0)
-        self._hasher.close()
+        self._thread.join(5.0)
+        self._hasher.close(5.0)
         if self._thread.is_alive():
             log.error("record writer thread did not end; %d record(s) may be unwritten", self._unfinished)
         return drained
