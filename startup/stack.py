@@ -569,7 +569,7 @@ def _start_http(state: StackState, timeout: float) -> None:
     # bluesky-httpserver logs its settings, secrets included: run it with them redacted from its output.
     command = redacted_command(
         [*secret_env, "QSERVER_ZMQ_PUBLIC_KEY"],
-        "bluesky_httpserver.server:start_server",
+        "sibyls.startup.http_server:main",  # start-bluesky-httpserver, missing scopes answered 403
         "--host",
         HOST,
         "--port",

@@ -55,3 +55,27 @@ def http(
         if key:
             headers["Authorization"] = f"ApiKey {key}"
     return httpx.request(method, f"{stack.http_url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def register_plate(stack: StackState, plate_id: str, wells: dict[str, str]) -> None:
+    """Put a plate into the stack's plate registry (as staff would), wells ``{"A1": "buffer", ...}``.
+
+    Buffers are solvent only; samples are a small protein at 2 mg/mL, so the simulated robot can
+    load every well.
+    """
+    from sibyls.metadata.plate_registry import PlateRegistry
+    from sibyls.startup.stack import profile_config
+
+    protein = {"kind": "sample", "rg_a": 20.0, "concentration_mg_ml": 2.0, "mw_kda": 50.0}
+    buffer = {"kind": "buffer"}
+    definition = {
+        "plate_id": plate_id,
+        "wells": {
+            well: {
+                "sample_code": f"{plate_id}_{well}",
+                **(buffer if kind.startswith("buffer") else protein),
+            }
+            for well, kind in wells.items()
+        },
+    }
+    PlateRegistry(profile_config(stack).plate_registry).add(definition)

@@ -2,9 +2,10 @@
 
 Against the real stack ``sibyls up`` starts (the module's own, from the ``stack`` fixture): the
 HTTP server's demo accounts log in with their passwords, the API key is the ``user`` account's, and
-RE Manager answers only 0MQ clients that hold its public key. bluesky-httpserver 0.0.14 refuses a
-request whose login lacks a scope with HTTP 401 and "Not enough permissions" (not 403); a bad login
-is a 401 with another message. The last test stops the manager (staff may): keep it last.
+RE Manager answers only 0MQ clients that hold its public key. A request whose login lacks a scope is
+refused with HTTP 403 and httpserver's "Not enough permissions" detail (sibyls.startup.http_server
+turns upstream's 401 into 403); a missing or bad login is a 401. The last test stops the manager
+(staff may): keep it last.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def refused(response: httpx.Response, scope: str) -> bool:
     """httpserver's answer to a valid login that lacks ``scope``."""
     required = response.json().get("detail", "").split("Request had")[0]
     return (
-        response.status_code == 401
+        response.status_code == 403
         and required.startswith("Not enough permissions")
         and f"'{scope}'" in required
     )

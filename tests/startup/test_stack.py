@@ -17,7 +17,7 @@ import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import RequestFailedError
-from stack_helpers import http, qserver, wait_until_idle
+from stack_helpers import http, qserver, register_plate, wait_until_idle
 
 from sibyls.metadata.exchange import read_document_log
 from sibyls.metadata.validation import RecordValidator
@@ -166,6 +166,7 @@ def upload(stack, name: str, content: bytes) -> dict:
 
 
 def test_valid_plate_sheet_becomes_exactly_one_item(stack, api):
+    register_plate(stack, "SHEET_PLATE", {row["well"]: row["sample_role"] for row in eight_well_rows()})
     before = api.status()["items_in_queue"]
     body = upload(stack, "plate.csv", plate_sheet(eight_well_rows()))
     assert body["success"], body
@@ -241,28 +242,21 @@ def test_primary_users_cannot_move_motors_or_override_the_contract(stack, api):
     assert api.item_add(BPlan("mv", "sample_stage_x", 0.0), user_group="admin")["success"]
     api.queue_clear()
 
+    # The queue gate refuses meta that would override the contract or the queue identity when the
+    # item is added, not when its run opens (the worker's own check stays, see test_queue_metadata).
     runs_before = set(records(stack))
     override = BPlan("saxs_exposure", "honest", PROJECT, exposure_time=0.1, num_frames=1)
     override.meta = {"sample_code": "forged", "plan_type": "count"}
-    assert api.item_add(override)["success"]  # the manager only checks that meta is a dict
-    api.queue_start()
-    wait_until_idle(api)
-    (entry,) = last_history(api)
-    assert entry["result"]["exit_status"] == "failed"
-    assert "sample_code" in entry["result"]["msg"] and "reserved" in entry["result"]["msg"]
-    assert entry["result"]["run_uids"] == []  # refused before the run opened: no RunStart at all
-    assert set(records(stack)) == runs_before
-
-    api.queue_clear()  # a failed item goes back to the front of the queue
+    with pytest.raises(RequestFailedError) as refused:
+        api.item_add(override)
+    assert "meta.plan_type: reserved" in str(refused.value) and "meta.sample_code: reserved" in str(
+        refused.value
+    )
     impersonation = BPlan("saxs_exposure", "honest", PROJECT, exposure_time=0.1, num_frames=1)
     impersonation.meta = {"submitted_by": "beamline-director"}
-    assert api.item_add(impersonation)["success"]
-    api.queue_start()
-    wait_until_idle(api)
-    (entry,) = last_history(api)
-    assert entry["result"]["exit_status"] == "failed"
-    assert "submitted_by: reserved, set by the queue server" in entry["result"]["msg"]
-    assert entry["result"]["run_uids"] == [] and set(records(stack)) == runs_before
+    with pytest.raises(RequestFailedError, match="meta.submitted_by: reserved"):
+        api.item_add(impersonation)
+    assert api.status()["items_in_queue"] == 0 and set(records(stack)) == runs_before
     problems = http(
         stack,
         "POST",
