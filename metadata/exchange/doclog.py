@@ -91,10 +91,12 @@ class DocumentLog:
             del self._open[run]
             fh.flush()
             os.fsync(fh.fileno())
-            fh.close()
             target = self.folder / record_relpath(start).with_suffix(".jsonl")
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)  # renamed while still locked: recovery never sees it half-done
+            finally:
+                fh.close()
             self._owner = {k: v for k, v in self._owner.items() if v != run}
             self.last_path = target
 
