@@ -14,6 +14,8 @@ from bluesky_queueserver import is_re_worker_active
 
 from sibyls.devices.beamline import build_beamline
 from sibyls.metadata.exchange import DocumentLog, LazyTiledWriter
+from sibyls.metadata.exchange.doclog import recover_unfinished_runs
+from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
 from sibyls.plans import QUEUE_PLANS, configure_plans, plan_progress, setup_run_engine
 from sibyls.plans.validation import validate_queue_item
 from sibyls.startup.config import ProfileConfig
@@ -34,6 +36,15 @@ globals().update(QUEUE_PLANS)
 
 runs_log = DocumentLog(config.var_dir / "runs")  # every run's documents, for `sibyls export --runs-dir`
 RE.subscribe(runs_log)
+# A record for every run that opened (runs whose RE worker died); then that worker's leftovers go.
+recover_unfinished_runs(config.var_dir / "runs", record_writer)  # records written in the background
+cleanup_leftovers(
+    runs_dir=config.var_dir / "runs",
+    records_dir=config.records_dir,
+    spool_dir=config.spool_dir,
+    data_dir=config.data_dir,
+    keep=[acquisition_partial(beamline.pilatus)],
+)
 if config.tiled_url:
     RE.subscribe(  # connects at the first run: a Tiled outage never blocks the environment
         LazyTiledWriter(

@@ -152,6 +152,7 @@ def test_saxs_exposure_runs_with_the_contract_baseline_and_a_valid_record(sessio
         assert f["entry/sample_in_beam"][0] == b"GluRS_1"
     assert plan_progress()["state"] == "finished"
     assert beamline_closed(RE, session)
+    writer.flush(30)  # records are written off the RunEngine thread
     paths = records_of(tmp_path)
     assert [p.name for p in paths] == [writer.last_record_path.name]
     check_records(paths, validator, recorder)
@@ -226,6 +227,7 @@ def test_ht_plate_of_8_wells_runs_buffers_first_with_a_record_each(session, beam
     assert result.plan_result == {s["well"]: s["uid"] for s in starts}
     frames = sorted(p.name for p in (tmp_path / "data" / PROJECT).glob("*.h5"))
     assert frames[0].startswith("HEPES0") is False and any(f.startswith("buff_HEPES0_") for f in frames)
+    writer.flush(30)
     paths = records_of(tmp_path)
     assert len(paths) == 8
     check_records(paths, validator, recorder)
@@ -300,6 +302,7 @@ def test_sec_saxs_frames_monitor_stream_and_buffer_marks(session, simulation, be
     assert set(roles[first_sample:]) == {"sample"}
     assert peak_time - 120 < elapsed[first_sample] <= peak_time
     assert beamline.sec.run_state.get() == "Idle"
+    writer.flush(30)
     check_records(records_of(tmp_path), validator, recorder)
 
 
