@@ -114,13 +114,20 @@ def plan_progress() -> dict[str, Any]:
 
 
 def setup_run_engine(
-    run_engine: Any, beamline: SibylsBeamline, records_dir: Path | str, spool_dir: Path | str | None = None
+    run_engine: Any,
+    beamline: SibylsBeamline,
+    records_dir: Path | str,
+    spool_dir: Path | str | None = None,
+    record_retry_s: float = 30.0,
 ) -> RecordWriter:
-    """Make ``run_engine`` SIBYLS-ready: contract guard, baseline of ``beamline``, records, progress."""
+    """Make ``run_engine`` SIBYLS-ready: contract guard, baseline of ``beamline``, records, progress.
+
+    Records that cannot be written are spooled and retried every ``record_retry_s`` seconds.
+    """
     install_contract(run_engine)
     supplemental = SupplementalData(baseline=beamline.baseline())
     run_engine.preprocessors.append(supplemental)
-    writer = RecordWriter(records_dir, spool_dir=spool_dir)
+    writer = RecordWriter(records_dir, spool_dir=spool_dir, retry_interval_s=record_retry_s)
     run_engine.subscribe(writer)
     run_engine.subscribe(progress)
     return writer

@@ -33,6 +33,8 @@ class ProfileConfig:
     #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``, default ``<var>/plates.yaml``),
     #: read by the queue gate and the simulated robot.
     plate_registry: Path | None = None
+    #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
+    record_retry_s: float = 30.0
 
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""
@@ -64,6 +66,7 @@ class ProfileConfig:
             zmq_control_addr=env.get("SIBYLS_ZMQ_CONTROL_ADDR", ""),
             zmq_public_key_file=env.get("SIBYLS_ZMQ_PUBLIC_KEY_FILE", ""),
             plate_registry=folder("SIBYLS_PLATE_REGISTRY", "plates.yaml"),
+            record_retry_s=float(env.get("SIBYLS_RECORD_RETRY_S", "30")),
         )
 
     def as_env(self) -> dict[str, str]:
@@ -81,5 +84,6 @@ class ProfileConfig:
             "SIBYLS_ZMQ_CONTROL_ADDR": self.zmq_control_addr,
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": self.zmq_public_key_file,
             "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
+            "SIBYLS_RECORD_RETRY_S": f"{self.record_retry_s:g}",
         }
         return {k: v for k, v in env.items() if v}

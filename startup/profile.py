@@ -30,7 +30,9 @@ globals().update(beamline.devices())
 
 # scan_id (and only that: the contract guard refuses contract keys in RE.md) survives restarts.
 RE = RunEngine(PersistentDict(str(config.state_dir / "runengine-md")))
-record_writer = setup_run_engine(RE, beamline, config.records_dir, spool_dir=config.spool_dir)
+record_writer = setup_run_engine(
+    RE, beamline, config.records_dir, spool_dir=config.spool_dir, record_retry_s=config.record_retry_s
+)
 configure_plans(beamline, config.data_dir)
 globals().update(QUEUE_PLANS)
 

@@ -156,7 +156,13 @@ def validate_plan(plan, *, allowed_plans, allowed_devices):
     filtered for the group), so the gate also enforces the group's devices.
     """
     name = plan.get("name") if isinstance(plan, dict) else None
-    if allowed_plans is None or not is_gated(name) or name not in allowed_plans:
+    if allowed_plans is not None and name not in allowed_plans:
+        allowed = ", ".join(sorted(allowed_plans))
+        return False, (
+            f"Plan validation failed: Plan {name!r} is not in the list of allowed plans.\n"
+            f"  - name: {name!r} is not a plan this user group may queue (plans: {allowed})"
+        )
+    if allowed_plans is None or not is_gated(name):
         return _upstream_validate_plan(plan, allowed_plans=allowed_plans, allowed_devices=allowed_devices)
     try:
         problems = item_problems(plan, allowed_plans[name])

@@ -19,16 +19,18 @@ printed or logged):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
-import signal
 import stat
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+
+import psutil
 
 from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port, loopback_ca_env
 from sibyls.startup.config import ProfileConfig
@@ -75,12 +77,15 @@ class StackState:
     api_key_file: str = ""
     tiled_api_key_file: str = ""
     started_at: float = 0.0
-    #: Kernel start time (clock ticks) of each PID: a PID reused by another process is never signalled.
-    starts: dict[str, int] = field(default_factory=dict)
+    #: Start time of each PID (psutil ``create_time``): a PID reused by another process is never signalled.
+    starts: dict[str, float] = field(default_factory=dict)
     #: RE Manager's 0MQ CURVE public key (0600); clients cannot reach the manager without it.
     zmq_public_key_file: str = ""
     #: Passwords of the HTTP server's demo accounts (0600).
     http_users_file: str = ""
+    #: The simulated IOC's settings, so a restarted IOC is the same beamline.
+    time_scale: float = 1.0
+    binning: int = 4
 
     @property
     def zmq_control_addr(self) -> str:
@@ -157,24 +162,20 @@ def _save_state(state: StackState) -> None:
     os.replace(tmp, path)
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
 def pid_alive(pid: int) -> bool:
     """True if ``pid`` is a live (not zombie) process."""
-    fields = _stat_fields(pid)
-    return bool(fields) and fields[0] != "Z"
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
-def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started (clock ticks since boot), to tell it from a later process with its PID."""
-    fields = _stat_fields(pid)
-    return int(fields[19]) if fields else None
+def start_time(pid: int) -> float | None:
+    """When ``pid`` started (seconds since the epoch), to tell it from a later process with its PID."""
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
 
 
 def _ours(state: StackState, name: str) -> int | None:
@@ -183,7 +184,7 @@ def _ours(state: StackState, name: str) -> int | None:
     if pid is None or not pid_alive(pid):
         return None
     recorded = state.starts.get(name)
-    if recorded is not None and start_ticks(pid) != recorded:
+    if recorded is not None and start_time(pid) != recorded:
         return None
     return pid
 
@@ -191,29 +192,18 @@ def _ours(state: StackState, name: str) -> int | None:
 def _record(state: StackState, name: str, pid: int) -> None:
     """Note a started service in the state file at once, before waiting for it to be healthy."""
     state.pids[name] = pid
-    ticks = start_ticks(pid)
-    if ticks is not None:
-        state.starts[name] = ticks
+    started = start_time(pid)
+    if started is not None:
+        state.starts[name] = started
     _save_state(state)
 
 
 def _children(pid: int) -> list[int]:
-    """All descendants of ``pid`` (from /proc), deepest last."""
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    """All descendants of ``pid``."""
+    try:
+        return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -328,10 +318,13 @@ def up(
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     existing = load_state(var_dir)
-    if existing and all(_ours(existing, name) for name in SERVICES):
-        return existing
-    if existing:
-        down(var_dir)  # a partial or stale stack: start clean
+    if existing is not None:
+        dead = [name for name in SERVICES if not _ours(existing, name)]
+        if not dead:
+            return existing
+        if len(dead) < len(SERVICES):
+            return restart_services(existing, dead, open_environment=open_environment, timeout=timeout)
+        down(var_dir)  # nothing of it is left: start clean
     wanted = dict(ports or {})
     chosen = {
         "redis": wanted.get("redis") or free_tcp_port(),
@@ -350,22 +343,12 @@ def up(
         started_at=time.time(),
         zmq_public_key_file=str(_zmq_key_files(var_dir)),
         http_users_file=str(_http_users_file(var_dir)),
+        time_scale=time_scale,
+        binning=binning,
     )
     try:
-        _start_redis(state, timeout)
-        ioc = start_ioc(
-            ioc_prefix,
-            chosen["ca"],
-            var_dir / "logs" / "ioc.log",
-            binning=binning,
-            time_scale=time_scale,
-            plate_registry=profile_config(state).plate_registry,
-            timeout=timeout,
-        )
-        _record(state, "ioc", ioc.pid)
-        _start_tiled(state, timeout)
-        _start_manager(state, timeout)
-        _start_http(state, timeout)
+        for name in SERVICES:
+            _STARTERS[name](state, timeout)
         if open_environment:
             open_re_environment(state, timeout=timeout)
     except BaseException:
@@ -373,6 +356,37 @@ def up(
         state_path(var_dir).unlink(missing_ok=True)
         raise
     return state
+
+
+def restart_services(
+    state: StackState, names: list[str], *, open_environment: bool = True, timeout: float = 60.0
+) -> StackState:
+    """Start again just the services ``names`` (those that died), on their ports; the rest keeps running.
+
+    The queue and history live in Redis (append-only file), records and frames on disk, scan ids in
+    the worker's state folder: none of them is lost. A restarted manager reopens the environment.
+    """
+    _stop_services(state, timeout, names=[n for n in names if _ours(state, n)])  # half-dead ones
+    for name in SERVICES:
+        if name in names:
+            _STARTERS[name](state, timeout)
+    if open_environment and "manager" in names:
+        open_re_environment(state, timeout=timeout)
+    return state
+
+
+def _start_ioc(state: StackState, timeout: float) -> None:
+    var_dir = Path(state.var_dir)
+    ioc = start_ioc(
+        state.ioc_prefix,
+        state.ports["ca"],
+        var_dir / "logs" / "ioc.log",
+        binning=state.binning,
+        time_scale=state.time_scale,
+        plate_registry=profile_config(state).plate_registry,
+        timeout=timeout,
+    )
+    _record(state, "ioc", ioc.pid)
 
 
 def _start_redis(state: StackState, timeout: float) -> None:
@@ -419,6 +433,8 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_TILED_API_KEY_FILE": state.tiled_api_key_file,
             "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
+            # tuning the caller may set in its environment
+            **{k: os.environ[k] for k in ("SIBYLS_RECORD_RETRY_S",) if k in os.environ},
         }
     )
 
@@ -563,6 +579,8 @@ def _start_http(state: StackState, timeout: float) -> None:
         **state.qserver_env(),
         **secret_env,
         "QSERVER_HTTP_SERVER_CONFIG": str(config_path),
+        # The dry-run endpoint and plate sheets check plate ids against the robot's registry too.
+        "SIBYLS_PLATE_REGISTRY": str(profile_config(state).plate_registry),
         "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http_extensions.router",
         "QSERVER_CUSTOM_MODULES": "sibyls.startup.http_extensions",
     }
@@ -635,6 +653,15 @@ def _ensure_http_api_key(state: StackState) -> None:
     _write_private(path, response.json()["secret"] + "\n")
 
 
+_STARTERS = {
+    "redis": _start_redis,
+    "ioc": _start_ioc,
+    "tiled": _start_tiled,
+    "manager": _start_manager,
+    "http": _start_http,
+}
+
+
 def manager_api(state: StackState, timeout: float = 5.0):
     """A bluesky-queueserver-api client (0MQ) for this stack's RE Manager."""
     from bluesky_queueserver_api.zmq import REManagerAPI
@@ -664,31 +691,22 @@ def open_re_environment(state: StackState, timeout: float = 60.0) -> None:
         api.close()
 
 
-def _terminate(pid: int, timeout: float = 10.0) -> None:
-    if not pid_alive(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            _reap(pid)
-            return
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
+def _terminate(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """SIGTERM ``pids``, SIGKILL what has not ended after ``timeout`` s; reap them. The PIDs ended."""
+    processes = []
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            process.terminate()
+        except psutil.Error:
+            continue
+        processes.append(process)
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    return [process.pid for process in processes]
 
 
 def down(var_dir: Path, timeout: float = 15.0) -> list[int]:
@@ -721,7 +739,7 @@ def _abort_and_stop_manager(state: StackState, timeout: float) -> None:
                 api.wait_for_idle_or_paused(timeout=timeout)
             api.re_abort()
             api.wait_for_idle(timeout=timeout)
-        api.manager_stop(option="safe_on")
+        api.send_request(method="manager_stop", params={"option": "safe_on"})  # no API method in 0.0.13
     except Exception:  # the signals below still stop everything
         pass
     finally:
@@ -732,21 +750,105 @@ def _abort_and_stop_manager(state: StackState, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _stop_services(state: StackState, timeout: float = 15.0) -> list[int]:
-    stopped = []
-    for name in ("http", "manager", "tiled", "ioc", "redis"):
+def _stop_services(
+    state: StackState, timeout: float = 15.0, names=("http", "manager", "tiled", "ioc", "redis")
+):
+    """End each named service that is still ours, with its children; the PIDs ended."""
+    stopped: list[int] = []
+    for name in names:
         pid = _ours(state, name)
-        if pid is None:
-            continue
-        family = [pid, *_children(pid)]
-        for member in family:
-            _terminate(member, timeout)
-        stopped += family
+        if pid is not None:
+            stopped += _terminate([pid, *_children(pid)], timeout)
     return stopped
 
 
+def health(state: StackState) -> dict[str, str]:
+    """One line per service saying whether it answers and how it is (not just whether its PID lives).
+
+    Redis answers a ping; the IOC serves a PV; Tiled and the HTTP server answer; the manager says its
+    state, whether the RE worker's environment is open, the queue length, and a worker death it
+    recovered from; records waiting in the spool folder are counted.
+    """
+    checks = {
+        "redis": _redis_health,
+        "ioc": _ioc_health,
+        "tiled": _tiled_health,
+        "manager": _manager_health,
+        "http": _http_health,
+    }
+    report = {}
+    for name, check in checks.items():
+        if not _ours(state, name):
+            report[name] = "DOWN (not running; `sibyls up` restarts it)"
+            continue
+        try:
+            report[name] = check(state)
+        except Exception as exc:
+            report[name] = f"NOT ANSWERING ({type(exc).__name__}: {exc})"
+    config = profile_config(state)
+    spooled = (
+        [p for p in config.spool_dir.rglob("*") if p.suffix in (".yaml", ".json")]
+        if config.spool_dir.is_dir()
+        else []
+    )
+    report["records"] = f"{len(spooled)} waiting in {config.spool_dir}" if spooled else "none waiting"
+    return report
+
+
+def _redis_health(state: StackState) -> str:
+    import redis
+
+    client = redis.Redis(host=HOST, port=state.ports["redis"], socket_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "up, answers"
+
+
+def _ioc_health(state: StackState) -> str:
+    from caproto.sync.client import read
+
+    os.environ.update(state.ca_env())
+    scale = read(f"{state.ioc_prefix}Sim:TimeScale", timeout=2, repeater=False).data[0]
+    return f"up, serves PVs (time scale {scale:g})"
+
+
+def _tiled_health(state: StackState) -> str:
+    import httpx
+
+    httpx.get(f"{state.tiled_url}/healthz", timeout=2).raise_for_status()
+    return "up, answers"
+
+
+def _http_health(state: StackState) -> str:
+    import httpx
+
+    response = httpx.get(
+        f"{state.http_url}/api/status", timeout=2, headers={"Authorization": f"ApiKey {state.api_key()}"}
+    )
+    response.raise_for_status()
+    return "up, answers"
+
+
+def _manager_health(state: StackState) -> str:
+    api = manager_api(state, timeout=2)
+    try:
+        status = api.status()
+    finally:
+        api.close()
+    worker = "worker environment open" if status["worker_environment_exists"] else "NO worker environment"
+    text = f"up, {status['manager_state']}, {worker}, {status['items_in_queue']} queued"
+    lost = status.get("sibyls_worker_lost")
+    if lost:
+        when = time.strftime("%H:%M:%S", time.localtime(lost["time"]))
+        reopened = "environment reopened" if lost["environment_reopened"] else "environment NOT reopened"
+        text += f"; RE worker died at {when} running {lost['item_name']} ({reopened})"
+    return text
+
+
 def describe(state: StackState | None) -> str:
-    """Human-readable status: each service's PID, liveness and address; where keys and logs are."""
+    """Human-readable status: each service's PID, address and health; where keys and logs are."""
     if state is None:
         return "SIBYLS stack: not running (no stack.json)"
     lines = [f"SIBYLS stack in {state.var_dir} (IOC prefix {state.ioc_prefix})"]
@@ -757,10 +859,11 @@ def describe(state: StackState | None) -> str:
         "manager": state.zmq_control_addr,
         "http": state.http_url,
     }
+    report = health(state)
     for name in SERVICES:
         pid = state.pids.get(name)
-        alive = "up" if _ours(state, name) else "DOWN"
-        lines.append(f"  {name:<8} pid {pid!s:<8} {alive:<5} {addresses[name]}")
+        lines.append(f"  {name:<8} pid {pid!s:<8} {addresses[name]:<28} {report[name]}")
+    lines.append(f"  records  {report['records']}")
     if state.zmq_public_key_file:
         lines.append(
             f"  0MQ public key in {state.zmq_public_key_file} (mode 0600; clients: QSERVER_ZMQ_PUBLIC_KEY)"

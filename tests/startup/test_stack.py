@@ -110,7 +110,7 @@ def test_http_needs_the_key_and_runs_items(stack, api):
 
 
 def test_http_invalid_item_is_refused_naming_the_field(stack, api):
-    before = api.status()["items_in_queue"]
+    before = api.status(reload=True)["items_in_queue"]
     bad = {
         "name": "saxs_exposure",
         "item_type": "plan",
@@ -122,7 +122,7 @@ def test_http_invalid_item_is_refused_naming_the_field(stack, api):
     checked = http(stack, "POST", "/api/sibyls/validate", json=empty_code).json()
     assert checked["success"] is False
     assert any(p.startswith("sample_code:") for p in checked["problems"])
-    assert api.status()["items_in_queue"] == before
+    assert api.status(reload=True)["items_in_queue"] == before
 
 
 def plate_sheet(rows: list[dict]) -> bytes:
