@@ -27,7 +27,7 @@ class GatedCounter(Device):
 
     def trigger(self) -> BoundedStatus:
         """Count for ``preset_time``; the status finishes when the counts are in."""
-        preset = float(self.preset_time.get())
+        preset = float(self.preset_time.get(use_monitor=False))  # a just-written preset may not be in yet
         timeout = bound(preset, self.timeout_margin, self.timeout_allowance_s)
         status = BoundedStatus(self, f"count of {preset:g} s", timeout, watch=[self.count])
         return status.follow(self.count.set(1, timeout=None))

@@ -125,21 +125,27 @@ class PilatusDetector(Device):
             self.acquire_period.put(self.acquire_time.get(), wait=True)
         return super().stage()
 
-    def trigger_timeout(self) -> float:
+    def _acquisition_settings(self) -> tuple[int, float, float]:
+        # Read fresh: the monitor update of a setting just written may still be on its way.
+        frames = int(self.num_images.get(use_monitor=False))
+        exposure = float(self.acquire_time.get(use_monitor=False))
+        return frames, exposure, max(exposure, float(self.acquire_period.get(use_monitor=False)))
+
+    def trigger_timeout(self, settings: tuple[int, float, float] | None = None) -> float:
         """Seconds the next trigger may take with the current ``num_images``, times and period."""
-        frames = int(self.num_images.get())
-        period = max(float(self.acquire_time.get()), float(self.acquire_period.get()))
+        frames, _, period = settings or self._acquisition_settings()
         allowance = self.readout_allowance_s + frames * self.frame_readout_s
         return bound(frames * period, self.trigger_timeout_margin, allowance)
 
     def trigger(self) -> BoundedStatus:
         """Acquire ``num_images`` frames into a new HDF5 file; finishes when the file is written."""
         previous_file = self.full_file_name.get()
-        frames, exposure = int(self.num_images.get()), float(self.acquire_time.get())
+        settings = self._acquisition_settings()
+        frames, exposure, _ = settings
         status = BoundedStatus(
             self,
             f"acquisition of {frames} x {exposure:g} s",
-            self.trigger_timeout(),
+            self.trigger_timeout(settings),
             detail=lambda: describe_state(("detector", self.detector_state), ("", self.status_message)),
             watch=[self.acquire],
         )

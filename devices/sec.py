@@ -31,13 +31,24 @@ class RunClockStatus(BoundedSubscriptionStatus):
     def __init__(self, sec: SECSystem, target_s: float, timeout: float) -> None:
         self.sec = sec
         self.target_s = target_s
+
+        def reached(value, **kwargs) -> bool:
+            # An update may be a late copy of the last run's clock (seen right after an injection):
+            # the IOC's clock itself must have got there.
+            if value is None or value < target_s:
+                return False
+            return float(sec.elapsed.get(use_monitor=False)) >= target_s
+
         super().__init__(
             sec.elapsed,
-            lambda value, **kw: value is not None and value >= target_s,
+            reached,
             f"run clock to reach {target_s:g} s",
             timeout,
             detail=self._where_the_run_is,
+            # Not the cached value: right after an injection it may still be the last run's.
+            run=False,
         )
+        self.check_value(value=float(sec.elapsed.get(use_monitor=False)))
 
     def _where_the_run_is(self) -> str:
         clock = f"run clock at {float(self.sec.elapsed.get()):.1f} s"
@@ -100,8 +111,10 @@ class SECSystem(Device):
         status = BoundedStatus(self, "injection", self.command_timeout_s, watch=[self.inject_cmd])
 
         def check() -> None:
-            if self.run_state.get(use_monitor=False) != "Running":
-                raise SECError(f"{self.name}: {self.message.get(use_monitor=False)}")
+            message = self.message.get(use_monitor=False)
+            # A refused injection leaves a run already in progress Running: the message tells.
+            if self.run_state.get(use_monitor=False) != "Running" or message.startswith("Inject refused"):
+                raise SECError(f"{self.name}: {message}")
 
         return status.follow(self.inject_cmd.set(1, timeout=None), check)
 
@@ -122,13 +135,13 @@ class SECSystem(Device):
         ``timeout`` wall seconds (default: :meth:`run_clock_timeout` of the time still to go).
         """
         if timeout is None:
-            timeout = self.run_clock_timeout(target_s - float(self.elapsed.get() or 0.0))
+            timeout = self.run_clock_timeout(target_s - float(self.elapsed.get(use_monitor=False)))
         status = RunClockStatus(self, target_s, timeout)
         if status.done:
             return status
 
         def run_state_changed(value, **kwargs) -> None:
-            if value != "Running":
+            if value != "Running" and self.run_state.get(use_monitor=False) != "Running":
                 status.fail(self._run_ended(target_s))
 
         cid = self.run_state.subscribe(run_state_changed, run=False)
