@@ -460,8 +460,7 @@ class PilatusGroup(PVGroup):
                     writer = await writer_task
             if writer is not None:
                 await asyncio.to_thread(writer.discard)
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(partial)
+            _remove_quietly(partial)
             if isinstance(exc, _Aborted):
                 await self.status_message.write("Aborted; no file written")
                 await self.detector_state.write("Idle")
@@ -508,14 +507,24 @@ def io_error_message(exc: OSError, path: str) -> str:
     return f"cannot write {path}: {reason}"
 
 
+def _remove_quietly(path: str) -> None:
+    """Remove ``path`` if it is there; a failure is logged, never raised over the error being handled."""
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if os.path.lexists(path):  # on a read-only file system even a missing file reports EROFS
+            logger.warning("could not remove %s: %s", path, exc.strerror)
+
+
 def _reserve_space(path: str, size: int) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.posix_fallocate(fd, 0, size)
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.remove(path)
+        _remove_quietly(path)
         raise
     os.close(fd)
 
@@ -621,8 +630,7 @@ class _FrameFileWriter:
             self._close()
         except Exception:
             logger.exception("closing the discarded frame file %s failed; it stays open", self.path)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.path)
+        _remove_quietly(self.path)
 
     def _close(self) -> None:
         if self._closed or self.file is None:
@@ -637,8 +645,7 @@ class _FrameFileWriter:
     def _release(self) -> None:
         if self._reserved:
             self._reserved = False
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(self._reserve)
+            _remove_quietly(self._reserve)
 
 
 class MotorGroup(PVGroup):
