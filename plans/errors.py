@@ -56,19 +56,44 @@ def device_errors(plan: Generator[Msg, Any, Any]) -> Generator[Msg, Any, Any]:
     """Run ``plan``; a device that failed surfaces as its own exception, not as ``FailedStatus``.
 
     What a beamline user reads is then e.g. ``RobotError: ht_robot: Load refused: well H12 of
-    plate P1 is empty (state idle)``. The FailedStatus stays in the chain (``__cause__``), and
-    notes already attached to it are carried over.
+    plate P1 is empty (state idle)``, in the item's error and in the stop document's ``reason``.
+    The FailedStatus stays in the chain (``__cause__``), and notes attached to it are carried over.
     """
-    try:
-        return (yield from plan)
-    except FailedStatus as failed:
-        cause = root_cause(failed)
-        if cause is None:
+    # Not ``try: yield from plan``: the device's exception must be what ``plan`` itself receives,
+    # so that a run it opens (bluesky's run_wrapper) closes with the device's reason.
+    reply: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            msg = plan.send(reply) if error is None else plan.throw(error)
+        except StopIteration as done:
+            return done.value
+        except FailedStatus as failed:
+            cause = _device_error(failed)
+            if cause is failed:
+                raise
+            raise cause from failed
+        try:
+            reply, error = (yield msg), None
+        except GeneratorExit:
+            plan.close()
             raise
-        for note in getattr(failed, "__notes__", []):
-            if note not in getattr(cause, "__notes__", []):
-                cause.add_note(note)
-        raise cause from failed
+        except FailedStatus as failed:
+            error = _device_error(failed)
+        except BaseException as other:
+            error = other
+
+
+def _device_error(failed: FailedStatus) -> BaseException:
+    cause = root_cause(failed)
+    if cause is None:
+        return failed
+    for note in getattr(failed, "__notes__", []):
+        if note not in getattr(cause, "__notes__", []):
+            cause.add_note(note)
+    if cause.__cause__ is None or isinstance(cause.__cause__, FailedStatus):
+        cause.__cause__ = failed
+    return cause
 
 
 def cleanup_keeping_error(
