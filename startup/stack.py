@@ -719,11 +719,14 @@ def down(var_dir: Path, timeout: float = 15.0) -> list[int]:
     state = load_state(var_dir)
     if state is None:
         return []
-    if _ours(state, "manager"):
+    manager = _ours(state, "manager")
+    # The manager and its RE worker end by themselves when asked (a safe stop); count them too.
+    asked = [manager, *_children(manager)] if manager else []
+    if manager:
         _abort_and_stop_manager(state, timeout)
     stopped = _stop_services(state, timeout)
     state_path(var_dir).unlink(missing_ok=True)
-    return stopped
+    return [*[pid for pid in asked if pid not in stopped and not pid_alive(pid)], *stopped]
 
 
 def _abort_and_stop_manager(state: StackState, timeout: float) -> None:
