@@ -7,16 +7,60 @@ lambda-ber record writer and progress tracking.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bluesky.preprocessors import SupplementalData
+from bluesky.plan_stubs import declare_stream, trigger_and_read
+from bluesky.preprocessors import plan_mutator, set_run_key_wrapper
 
 from sibyls.devices.beamline import SibylsBeamline
 from sibyls.metadata import RecordWriter
 from sibyls.metadata.contract import install_contract
+
+logger = logging.getLogger(__name__)
+
+
+class Baseline:
+    """RunEngine preprocessor: a ``baseline`` stream read after ``open_run`` and before ``close_run``.
+
+    As bluesky's ``SupplementalData(baseline=...)``, except that a run which already failed closes
+    with its own reason even when the closing baseline cannot be read (an IOC that died mid-run
+    took its devices with it): the user reads "pilatus: lost connection", not "ring_current is not
+    connected". A closing baseline that fails on a run that succeeded still fails the run.
+    """
+
+    def __init__(self, devices: list, name: str = "baseline") -> None:
+        self.devices, self.name = list(devices), name
+
+    def __call__(self, plan):
+        devices, name = self.devices, self.name
+
+        def opening():
+            yield from declare_stream(*devices, name=name)
+            yield from trigger_and_read(devices, name=name)
+
+        def closing(msg):
+            try:
+                yield from trigger_and_read(devices, name=name)
+            except Exception as exc:
+                if (msg.kwargs.get("exit_status") or "success") == "success":
+                    raise
+                logger.warning("closing baseline not read (the run already failed): %s", exc)
+            return (yield msg)
+
+        def insert(msg):
+            if msg.command == "open_run":
+                head = opening()
+                return None, (set_run_key_wrapper(head, msg.run) if msg.run is not None else head)
+            if msg.command == "close_run":
+                tail = closing(msg)
+                return (set_run_key_wrapper(tail, msg.run) if msg.run is not None else tail), None
+            return None, None
+
+        return (yield from plan_mutator(plan, insert))
 
 
 @dataclass
@@ -125,8 +169,7 @@ def setup_run_engine(
     Records that cannot be written are spooled and retried every ``record_retry_s`` seconds.
     """
     install_contract(run_engine)
-    supplemental = SupplementalData(baseline=beamline.baseline())
-    run_engine.preprocessors.append(supplemental)
+    run_engine.preprocessors.append(Baseline(beamline.baseline()))
     writer = RecordWriter(records_dir, spool_dir=spool_dir, retry_interval_s=record_retry_s)
     run_engine.subscribe(writer)
     run_engine.subscribe(progress)

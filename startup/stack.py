@@ -372,11 +372,19 @@ def restart_services(
             _STARTERS[name](state, timeout)
     if open_environment and "manager" in names:
         open_re_environment(state, timeout=timeout)
+    elif open_environment and "ioc" in names:
+        # The worker's devices were connected to the IOC that died: a fresh environment connects
+        # them at once (Channel Access would otherwise find the new IOC only on its slow re-search).
+        reopen_re_environment(state, timeout=timeout)
     return state
 
 
 def _start_ioc(state: StackState, timeout: float) -> None:
     var_dir = Path(state.var_dir)
+    # No IOC of this stack runs now, so every unfinished frame file is a dead acquisition's.
+    from sibyls.metadata.housekeeping import cleanup_leftovers
+
+    cleanup_leftovers(data_dir=profile_config(state).data_dir, min_age_s=0)
     ioc = start_ioc(
         state.ioc_prefix,
         state.ports["ca"],
@@ -689,6 +697,24 @@ def open_re_environment(state: StackState, timeout: float = 60.0) -> None:
             )
     finally:
         api.close()
+
+
+def reopen_re_environment(state: StackState, timeout: float = 60.0) -> None:
+    """Close the RE worker's environment (when idle) and open it again, e.g. after an IOC restart."""
+    api = manager_api(state)
+    try:
+        status = api.status(reload=True)
+        if status["worker_environment_exists"]:
+            if status["manager_state"] != "idle":
+                raise StackError(
+                    f"the RE environment is busy ({status['manager_state']}); reopen it when idle "
+                    "(qserver environment close / open)"
+                )
+            api.environment_close()
+            api.wait_for_idle(timeout=timeout)
+    finally:
+        api.close()
+    open_re_environment(state, timeout=timeout)
 
 
 def _terminate(pids: list[int], timeout: float = 10.0) -> list[int]:
