@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.lambda_ber import (
     BlueskyDataset,
     DataFile,
@@ -23,7 +24,7 @@ from sibyls.metadata.lambda_ber import (
     Study,
 )
 from sibyls.metadata.mapping import safe_part
-from sibyls.metadata.writer import atomic_write_text, dump_record
+from sibyls.metadata.writer import dump_record
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sibyls.metadata.writer import atomic_write_text
+from sibyls.metadata.atomic import atomic_write_text
 
 ENV_VAR = "SIBYLS_PLATE_REGISTRY"
 

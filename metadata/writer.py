@@ -24,7 +24,6 @@ import logging
 import multiprocessing.util
 import os
 import queue
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +35,7 @@ import numpy as np
 import yaml
 from event_model import DocumentRouter, RunRouter
 
+from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.hashing import Cancelled, FileFacts, FileHasher
 from sibyls.metadata.mapping import RunSummary, record_relpath
 
@@ -55,36 +55,6 @@ def default_spool_dir() -> Path:
 def dump_record(record: dict) -> str:
     """YAML text of a record (key order kept)."""
     return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=100)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder, fsync, rename; no partial file.
-
-    The temp file is ``.<name>.<random>.tmp``; :func:`sibyls.metadata.housekeeping.cleanup_leftovers`
-    removes any left by a crash.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _json_default(value: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.exchange.atomic import ExchangeError
 from sibyls.metadata.exchange.runs import RunSource, select_runs
 from sibyls.metadata.mapping import (
@@ -30,7 +31,7 @@ from sibyls.metadata.mapping import (
     record_relpath,
     sha256_file,
 )
-from sibyls.metadata.writer import atomic_write_text, dump_record
+from sibyls.metadata.writer import dump_record
 
 
 def records_from_runs(
