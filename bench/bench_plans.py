@@ -53,16 +53,16 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
     simulation.put_in_cell(
         {"sample_code": "lys", "kind": "sample", "rg_a": 14.0, "concentration_mg_ml": 5.0, "mw_kda": 14.3}
     )
-    configure_plans(beamline, workdir / "data")
+    context = configure_plans(beamline, workdir / "data")
     RE = RunEngine({})
     setup_run_engine(RE, beamline, workdir / "records", spool_dir=workdir / "spool")
 
     def raw_count(project: str):
         # The same devices, shutters and file settings, but a plain bluesky count.
         metadata = RunMetadata(sample_code="lys", project_code=project, plan_type="count")
-        yield from configure_exposure(EXPOSURE_S, "lys", project)
+        yield from configure_exposure(context, EXPOSURE_S, "lys", project)
         plan = bp.count([beamline.pilatus, beamline.i0, beamline.bs_diode], num=FRAMES)
-        yield from with_fast_shutter_open(inject_run_metadata(plan, metadata))
+        yield from with_fast_shutter_open(context, inject_run_metadata(plan, metadata))
 
     def timed(plan_factory) -> float:
         start = time.perf_counter()

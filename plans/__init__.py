@@ -15,8 +15,8 @@ _WHERE = {
     "align_beamstop": "alignment",
     "align_sample_stage": "alignment",
     "alignment_grid_scan": "alignment",
-    "saxs_exposure": "batch",
-    "temperature_series": "batch",
+    "saxs_exposure": "saxs",
+    "temperature_series": "saxs",
     "ht_plate": "plate",
     "sec_saxs": "sec",
     "count": "standard",
@@ -24,10 +24,11 @@ _WHERE = {
     "rel_scan": "standard",
     "list_scan": "standard",
     "grid_scan": "standard",
+    "PlanContext": "context",
     "configure_plans": "context",
     "plan_context": "context",
-    "plan_progress": "context",
-    "setup_run_engine": "context",
+    "plan_progress": "run_engine",
+    "setup_run_engine": "run_engine",
 }
 
 #: The plans offered through the queue, in this order (the bare bluesky plans are not).

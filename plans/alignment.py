@@ -12,7 +12,7 @@ from bluesky_queueserver import parameter_annotation_decorator
 from sibyls.metadata.contract import inject_run_metadata
 from sibyls.metadata.rules import annotations
 from sibyls.plans.checks import check_alignment, check_live_setpoints
-from sibyls.plans.context import plan_context
+from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.errors import device_errors
 from sibyls.plans.exposure import with_fast_shutter_open
 
@@ -45,6 +45,7 @@ class _StatsStreamReader:
 
 
 def _lineup(
+    context: PlanContext,
     axis_motor,
     half_width: float,
     points: int,
@@ -59,7 +60,7 @@ def _lineup(
     from apstools.callbacks import SignalStatsCallback
     from apstools.plans import lineup2
 
-    beamline = plan_context().beamline
+    beamline = context.beamline
     yield from device_errors(bps.mv(beamline.bs_diode.preset_time, count_time))
     plan = lineup2(
         [beamline.bs_diode],
@@ -75,7 +76,7 @@ def _lineup(
         stats_stream=STATS_STREAM,
     )
     stats = _StatsStreamReader()
-    yield from with_fast_shutter_open(inject_run_metadata(bpp.subs_wrapper(plan, stats), metadata))
+    yield from with_fast_shutter_open(context, inject_run_metadata(bpp.subs_wrapper(plan, stats), metadata))
     last = stats.results[-1] if stats.results else {}
     reasons = last.get("reasons") or ([] if last else ["no statistics were recorded"])
     return {
@@ -91,6 +92,7 @@ def _lineup(
         "parameters": annotations("points", "count_time", "half_width", "nscans"),
     }
 )
+@beamline_plan
 def align_beamstop(
     axis: Literal["x", "y"],
     project_code: str,
@@ -99,6 +101,8 @@ def align_beamstop(
     points: int = 31,
     count_time: float = 0.1,
     nscans: int = 2,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, dict]:
     """Scan the beamstop along ``axis`` and leave it where the diode sees the direct beam best.
 
@@ -107,9 +111,11 @@ def align_beamstop(
     goes back to where it started.
     """
     metadata = check_alignment(locals())
-    motor = getattr(plan_context().beamline.beamstop, axis)
+    motor = getattr(context.beamline.beamstop, axis)
     _check_span(motor, "half_width", half_width)
-    return (yield from _lineup(motor, half_width, points, count_time, "centroid", 1.5, nscans, metadata))
+    return (
+        yield from _lineup(context, motor, half_width, points, count_time, "centroid", 1.5, nscans, metadata)
+    )
 
 
 @parameter_annotation_decorator(
@@ -118,6 +124,7 @@ def align_beamstop(
         "parameters": annotations("points", "count_time", "half_width"),
     }
 )
+@beamline_plan
 def align_sample_stage(
     axis: Literal["x"],
     project_code: str,
@@ -125,6 +132,8 @@ def align_sample_stage(
     half_width: float = 2.0,
     points: int = 41,
     count_time: float = 0.1,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, dict]:
     """Scan the sample stage across the capillary and move to where transmission is lowest.
 
@@ -132,9 +141,11 @@ def align_sample_stage(
     crosses it. One run, ``plan_type`` ``alignment``.
     """
     metadata = check_alignment(locals())
-    motor = getattr(plan_context().beamline.sample_stage, axis)
+    motor = getattr(context.beamline.sample_stage, axis)
     _check_span(motor, "half_width", half_width)
-    return (yield from _lineup(motor, half_width, points, count_time, "x_at_min_y", 1.2, 1, metadata))
+    return (
+        yield from _lineup(context, motor, half_width, points, count_time, "x_at_min_y", 1.2, 1, metadata)
+    )
 
 
 @parameter_annotation_decorator(
@@ -143,6 +154,7 @@ def align_sample_stage(
         "parameters": annotations("num_x", "num_y", "count_time", "half_width_x", "half_width_y"),
     }
 )
+@beamline_plan
 def alignment_grid_scan(
     project_code: str,
     sample_code: str,
@@ -151,10 +163,12 @@ def alignment_grid_scan(
     half_width_y: float = 1.0,
     num_y: int = 5,
     count_time: float = 0.1,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, str]:
     """Relative grid scan of the sample stage (y slow, x fast) reading I0 and the beamstop diode."""
     metadata = check_alignment(locals())
-    beamline = plan_context().beamline
+    beamline = context.beamline
     stage = beamline.sample_stage
     _check_span(stage.x, "half_width_x", half_width_x)
     _check_span(stage.y, "half_width_y", half_width_y)
@@ -174,4 +188,4 @@ def alignment_grid_scan(
         snake_axes=True,
         md={"plan_name": "alignment_grid_scan"},
     )
-    return (yield from with_fast_shutter_open(inject_run_metadata(plan, metadata)))
+    return (yield from with_fast_shutter_open(context, inject_run_metadata(plan, metadata)))

@@ -1,69 +1,27 @@
-"""Where the SIBYLS plans find the beamline, and how a RunEngine is set up to run them.
+"""Where a SIBYLS plan finds the beamline: passed in, or the default the profile configured.
 
-The profile (or a test) calls :func:`configure_plans` once with the connected beamline and the
-data folder, and :func:`setup_run_engine` on its RunEngine: contract guard, baseline stream,
-lambda-ber record writer and progress tracking.
+Every plan that drives beamline devices is decorated with :func:`beamline_plan`: it takes a
+keyword ``context`` (a :class:`PlanContext`: the beamline's devices and the frame-file folder)
+that queueserver does not see — it is not in the plan's signature, so no queue item can pass it.
+Left out, the plan uses the default context, which the composition root sets once with
+:func:`configure_plans` (``sibyls.startup.profile``; a test may do the same, or pass ``context=``
+with mock devices and need no set-up at all).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import functools
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bluesky.plan_stubs import declare_stream, trigger_and_read
-from bluesky.preprocessors import plan_mutator, set_run_key_wrapper
-
-from sibyls.devices.beamline import SibylsBeamline
-from sibyls.metadata import RecordWriter
-from sibyls.metadata.contract import install_contract
-
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from sibyls.devices.beamline import SibylsBeamline
 
 
-class Baseline:
-    """RunEngine preprocessor: a ``baseline`` stream read after ``open_run`` and before ``close_run``.
-
-    As bluesky's ``SupplementalData(baseline=...)``, except that a run which already failed closes
-    with its own reason even when the closing baseline cannot be read (an IOC that died mid-run
-    took its devices with it): the user reads "pilatus: lost connection", not "ring_current is not
-    connected". A closing baseline that fails on a run that succeeded still fails the run.
-    """
-
-    def __init__(self, devices: list, name: str = "baseline") -> None:
-        self.devices, self.name = list(devices), name
-
-    def __call__(self, plan):
-        devices, name = self.devices, self.name
-
-        def opening():
-            yield from declare_stream(*devices, name=name)
-            yield from trigger_and_read(devices, name=name)
-
-        def closing(msg):
-            try:
-                yield from trigger_and_read(devices, name=name)
-            except Exception as exc:
-                if (msg.kwargs.get("exit_status") or "success") == "success":
-                    raise
-                logger.warning("closing baseline not read (the run already failed): %s", exc)
-            return (yield msg)
-
-        def insert(msg):
-            if msg.command == "open_run":
-                head = opening()
-                return None, (set_run_key_wrapper(head, msg.run) if msg.run is not None else head)
-            if msg.command == "close_run":
-                tail = closing(msg)
-                return (set_run_key_wrapper(tail, msg.run) if msg.run is not None else tail), None
-            return None, None
-
-        return (yield from plan_mutator(plan, insert))
-
-
-@dataclass
+@dataclass(frozen=True)
 class PlanContext:
     """The connected beamline and where frame files go (``<data_dir>/<project_code>/``)."""
 
@@ -71,106 +29,47 @@ class PlanContext:
     data_dir: Path
 
 
-_context: PlanContext | None = None
+_default: PlanContext | None = None
 
 
 def configure_plans(beamline: SibylsBeamline, data_dir: Path | str) -> PlanContext:
-    """Point the SIBYLS plans at ``beamline`` and the frame-file folder ``data_dir``."""
-    global _context
+    """Make ``beamline`` and the frame-file folder ``data_dir`` the plans' default context."""
+    global _default
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    _context = PlanContext(beamline, data_dir)
-    return _context
+    _default = PlanContext(beamline, data_dir)
+    return _default
 
 
 def plan_context() -> PlanContext:
-    """The configured beamline; a clear error when the profile has not configured the plans."""
-    if _context is None:
+    """The default context; a clear error when the profile has not configured the plans."""
+    if _default is None:
         raise RuntimeError(
             "SIBYLS plans are not configured: load the SIBYLS profile (sibyls.startup.profile) or call "
-            "sibyls.plans.configure_plans(beamline, data_dir) first"
+            "sibyls.plans.configure_plans(beamline, data_dir) first (or pass context=PlanContext(...))"
         )
-    return _context
+    return _default
 
 
-class ProgressTracker:
-    """Document callback that knows where the running plan is and how long it has left.
+#: The keyword a :func:`beamline_plan` receives its context by (hidden from queueserver).
+CONTEXT = "context"
 
-    A run's RunStart carries ``num_points`` (frames) and, for plates, ``plate_position``
-    ({"index": 17, "total": 96}); primary events count the frames done.
+
+def beamline_plan(plan: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: ``plan`` (a generator function with a keyword-only ``context``) gets its context.
+
+    The returned plan's signature, as ``inspect.signature`` and so queueserver see it, has no
+    ``context``; a caller may still pass ``context=PlanContext(...)``. Left out, the default
+    context is looked up when the plan starts (its first message), not when it is called.
     """
+    signature = inspect.signature(plan)
+    if CONTEXT not in signature.parameters:
+        raise TypeError(f"{plan.__name__} has no keyword-only parameter {CONTEXT!r}")
+    shown = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != CONTEXT])
 
-    def __init__(self) -> None:
-        self._start: dict[str, Any] | None = None
-        self._done = 0
-        self._t0 = 0.0
-        self._last: dict[str, Any] = {"state": "idle"}
-        self._primary: set[str] = set()
+    @functools.wraps(plan)
+    def with_context(*args: Any, context: PlanContext | None = None, **kwargs: Any):
+        return (yield from plan(*args, context=context or plan_context(), **kwargs))
 
-    def __call__(self, name: str, doc: dict) -> None:
-        if name == "start":
-            self._start, self._done, self._t0 = doc, 0, time.time()
-            self._primary.clear()
-        elif name == "descriptor" and doc.get("name") == "primary":
-            self._primary.add(doc["uid"])
-        elif name == "event" and doc.get("descriptor") in self._primary:
-            self._done += 1
-        elif name == "event_page" and doc.get("descriptor") in self._primary:
-            self._done += len(doc.get("seq_num", []))
-        elif name == "stop":
-            self._last = {**self.snapshot(), "state": "finished", "exit_status": doc.get("exit_status")}
-            self._start = None
-
-    def snapshot(self) -> dict[str, Any]:
-        """Plain dict: plan, sample, frame i/N, well i/N, elapsed and estimated seconds remaining."""
-        if self._start is None:
-            return dict(self._last)
-        start = self._start
-        total = start.get("num_points")
-        elapsed = time.time() - self._t0
-        remaining = None
-        if total and self._done:
-            remaining = elapsed / self._done * (total - self._done)
-        report = {
-            "state": "running",
-            "plan_name": start.get("plan_name"),
-            "plan_type": start.get("plan_type"),
-            "sample_code": start.get("sample_code"),
-            "scan_id": start.get("scan_id"),
-            "frame": self._done,
-            "frames": total,
-            "elapsed_s": round(elapsed, 3),
-            "run_remaining_s": None if remaining is None else round(remaining, 3),
-        }
-        position = start.get("plate_position")
-        if position:
-            report["well"] = f"{position['index']}/{position['total']}"
-            report["well_id"] = start.get("well")
-        return report
-
-
-progress = ProgressTracker()
-
-
-def plan_progress() -> dict[str, Any]:
-    """Where the current plan is (frame i/N, well i/N, time left): for queue clients and consoles."""
-    return progress.snapshot()
-
-
-def setup_run_engine(
-    run_engine: Any,
-    beamline: SibylsBeamline,
-    records_dir: Path | str,
-    spool_dir: Path | str | None = None,
-    record_retry_s: float = 30.0,
-) -> RecordWriter:
-    """Make ``run_engine`` SIBYLS-ready: contract guard, baseline of ``beamline``, records, progress.
-
-    Records that cannot be written are spooled and retried every ``record_retry_s`` seconds.
-    """
-    install_contract(run_engine)
-    run_engine.preprocessors.append(Baseline(beamline.baseline()))
-    writer = RecordWriter(records_dir, spool_dir=spool_dir, retry_interval_s=record_retry_s)
-    run_engine.subscribe(writer)
-    run_engine.subscribe(progress)
-    return writer
+    with_context.__signature__ = shown  # type: ignore[attr-defined]
+    return with_context

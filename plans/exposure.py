@@ -12,7 +12,7 @@ from bluesky.utils import Msg
 
 from sibyls.devices.pilatus import check_file_name, next_file_number
 from sibyls.metadata.contract import RunMetadata, inject_run_metadata
-from sibyls.plans.context import plan_context
+from sibyls.plans.context import PlanContext
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 
 
@@ -23,13 +23,16 @@ def frame_file_prefix(metadata: RunMetadata) -> str:
 
 
 def configure_exposure(
-    exposure_time: float, file_prefix: str, project_code: str, frames_per_trigger: int = 1
+    context: PlanContext,
+    exposure_time: float,
+    file_prefix: str,
+    project_code: str,
+    frames_per_trigger: int = 1,
 ) -> Generator[Msg, Any, None]:
     """Detector and counters for ``frames_per_trigger`` frames of ``exposure_time`` per trigger.
 
     Files go to ``<data_dir>/<project_code>/`` (the detector creates the folder).
     """
-    context = plan_context()
     beamline = context.beamline
     directory = context.data_dir / project_code
     check_file_name(beamline.pilatus.name, file_prefix)
@@ -54,14 +57,14 @@ def configure_exposure(
     yield from device_errors(settings)
 
 
-def with_fast_shutter_open(plan) -> Generator[Msg, Any, Any]:
+def with_fast_shutter_open(context: PlanContext, plan) -> Generator[Msg, Any, Any]:
     """Open the photon and fast shutters around ``plan``; the fast shutter closes whatever happens.
 
     A device that fails inside surfaces with its own message (see :func:`device_errors`), and
     stays the reported error even if closing the fast shutter then fails too (that failure is
     added to it as a note).
     """
-    beamline = plan_context().beamline
+    beamline = context.beamline
 
     def inner():
         yield from bps.mv(beamline.photon_shutter, "open", beamline.fast_shutter, "open")
@@ -77,6 +80,7 @@ def with_fast_shutter_open(plan) -> Generator[Msg, Any, Any]:
 
 
 def exposure_run(
+    context: PlanContext,
     metadata: RunMetadata,
     exposure_time: float,
     num_frames: int,
@@ -91,10 +95,10 @@ def exposure_run(
     frames in one acquisition (one event, one file of ``num_frames`` slices, I0 and diode over
     the whole exposure), as HT-SAXS does.
     """
-    beamline = plan_context().beamline
+    beamline = context.beamline
     per_trigger = num_frames if one_file else 1
     yield from configure_exposure(
-        exposure_time, frame_file_prefix(metadata), metadata.project_code, per_trigger
+        context, exposure_time, frame_file_prefix(metadata), metadata.project_code, per_trigger
     )
     detectors = [beamline.pilatus, beamline.i0, beamline.bs_diode]
     md = {
@@ -107,5 +111,5 @@ def exposure_run(
     uids: list[str] = []
     count = bp.count(detectors, num=num_frames // per_trigger, md=md)
     capture = bpp.subs_wrapper(count, {"start": [lambda name, doc: uids.append(doc["uid"])]})
-    yield from with_fast_shutter_open(inject_run_metadata(capture, metadata))
+    yield from with_fast_shutter_open(context, inject_run_metadata(capture, metadata))
     return uids[0]

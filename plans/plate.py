@@ -10,7 +10,7 @@ from bluesky_queueserver import parameter_annotation_decorator
 
 from sibyls.metadata.rules import annotation
 from sibyls.plans.checks import check_ht_plate, check_live_setpoints
-from sibyls.plans.context import plan_context
+from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 from sibyls.plans.exposure import exposure_run
 
@@ -32,6 +32,7 @@ class PlateNotOnRobotError(ValueError):
         },
     }
 )
+@beamline_plan
 def ht_plate(
     plate: dict,
     project_code: str,
@@ -39,6 +40,8 @@ def ht_plate(
     dry_between_wells: bool = True,
     proposal_id: str | None = None,
     operator: str | None = None,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, dict[str, str]]:
     """Measure a 96-well plate in the listed order: one run per well, buffers before their samples.
 
@@ -69,8 +72,8 @@ def ht_plate(
         Well → run uid.
     """
     spec, wells_md = check_ht_plate(locals())
-    robot = plan_context().beamline.ht_robot
-    cell = plan_context().beamline.cell_temperature
+    robot = context.beamline.ht_robot
+    cell = context.beamline.cell_temperature
     if cell_temperature is not None:
         check_live_setpoints(cell, "cell_temperature", [("cell_temperature", cell_temperature)])
     known = json.loads((yield from bps.rd(robot.known_plates)) or "[]")
@@ -97,7 +100,7 @@ def ht_plate(
             if well.buffer_well is not None:
                 metadata = metadata.model_copy(update={"buffer_run_uid": run_uids[well.buffer_well]})
             if index == 1:  # open the photon shutter while the robot loads the first well
-                yield from bps.mv(robot, well.well, plan_context().beamline.photon_shutter, "open")
+                yield from bps.mv(robot, well.well, context.beamline.photon_shutter, "open")
             else:
                 yield from bps.mv(robot, well.well)
             plan_args = {
@@ -108,6 +111,7 @@ def ht_plate(
             }
             extra = {"plate_position": {"index": index, "total": total}, "buffer_well": well.buffer_well}
             run_uids[well.well] = yield from exposure_run(
+                context,
                 metadata,
                 well.exposure_time,
                 well.num_frames,

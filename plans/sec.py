@@ -13,12 +13,12 @@ from sibyls.devices.sec import SECError
 from sibyls.metadata.contract import SampleType, inject_run_metadata
 from sibyls.metadata.rules import annotations
 from sibyls.plans.checks import check_live_setpoints, check_sec_saxs, sec_frame_count
-from sibyls.plans.context import plan_context
+from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fast_shutter_open
 
-#: Per-frame label in the primary stream: "buffer" until the UV peak starts, then "sample".
-frame_role = Signal(name="sec_frame_role", value="buffer", kind=Kind.normal)
+#: Name of the per-frame label in the primary stream: "buffer" until the UV peak starts, then "sample".
+FRAME_ROLE = "sec_frame_role"
 
 
 @parameter_annotation_decorator(
@@ -33,6 +33,7 @@ frame_role = Signal(name="sec_frame_role", value="buffer", kind=Kind.normal)
         ),
     }
 )
+@beamline_plan
 def sec_saxs(
     sample_code: str,
     project_code: str,
@@ -48,6 +49,8 @@ def sec_saxs(
     proposal_id: str | None = None,
     operator: str | None = None,
     description: str | None = None,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, str]:
     """Run an elution of the vial in the autosampler and take SAXS frames throughout (one run).
 
@@ -76,8 +79,9 @@ def sec_saxs(
     """
     metadata = check_sec_saxs(locals())
     num_frames = sec_frame_count(duration, frame_period)
-    beamline = plan_context().beamline
+    beamline = context.beamline
     sec = beamline.sec
+    frame_role = Signal(name=FRAME_ROLE, value="buffer", kind=Kind.normal)  # this run's own label
     detectors = [beamline.pilatus, beamline.i0, beamline.bs_diode, sec, frame_role]
     monitored = [sec.uv280, sec.mals, sec.refractive_index]
     md = {
@@ -125,9 +129,9 @@ def sec_saxs(
             yield from bps.mv(sec, "stop")
 
     check_live_setpoints(sec.flow_rate, "flow_rate", [("flow_rate", flow_rate)])
-    yield from configure_exposure(exposure_time, frame_file_prefix(metadata), project_code)
+    yield from configure_exposure(context, exposure_time, frame_file_prefix(metadata), project_code)
     # The HPLC method runs a minute longer than we record (its RunTime is at most 600 min).
     yield from device_errors(bps.mv(sec.flow_rate, flow_rate, sec.run_time, min(duration + 1.0, 600.0)))
     staged = bpp.stage_wrapper(elution(), [beamline.pilatus, beamline.i0, beamline.bs_diode])
     measured = cleanup_keeping_error(device_errors(staged), stop_hplc, "stopping the HPLC run")
-    return (yield from with_fast_shutter_open(inject_run_metadata(measured, metadata)))
+    return (yield from with_fast_shutter_open(context, inject_run_metadata(measured, metadata)))

@@ -1,10 +1,15 @@
 """Standard bluesky plans offered through the queue, each demanding the metadata contract.
 
 Same arguments as bluesky's own ``count``, ``scan``, ``rel_scan``, ``list_scan`` and
-``grid_scan`` plus ``sample_code`` and ``project_code``; ``plan_type`` is the plan's name.
+``grid_scan`` plus ``sample_code`` and ``project_code``; ``plan_type`` is the plan's name. Each is
+a one-liner around bluesky's plan, made a queue plan by :func:`contract_plan`. They take their
+devices as arguments (queue items name them; the RE worker passes the objects), so they need no
+beamline context.
 """
 
-from collections.abc import Generator
+import functools
+import inspect
+from collections.abc import Callable, Generator
 from typing import Any
 
 from bluesky import plans as bp
@@ -13,7 +18,7 @@ from bluesky_queueserver import parameter_annotation_decorator
 
 from sibyls.metadata.contract import inject_run_metadata
 from sibyls.metadata.rules import AXIS_LIMITS, annotation, annotations
-from sibyls.plans.checks import PLAN_CHECKS, check_live_setpoints, scan_setpoints
+from sibyls.plans.checks import PLAN_CHECKS, RELATIVE_SCANS, check_live_setpoints, scan_setpoints
 
 #: What the standard plans may read: every SIBYLS device (a test keeps this equal to the beamline's).
 READABLE_DEVICES = (
@@ -48,25 +53,46 @@ _MOTOR = {
 }
 
 
+def contract_plan(description: str, parameters: dict[str, Any]) -> Callable[[Callable[..., Any]], Any]:
+    """Decorator: a queue plan around the bluesky plan its body returns, with the contract and checks.
+
+    The decorated function keeps its explicit signature and docstring (what queueserver lists) and
+    only builds the bluesky plan. The plan it becomes first runs the argument check of
+    :data:`~sibyls.plans.checks.PLAN_CHECKS` on the bound arguments (defaults applied) and checks
+    every setpoint against its motor's live soft limits — before any message — then runs the
+    bluesky plan with the RunStart contract injected. ``description`` and ``parameters`` are the
+    queueserver annotation (``parameter_annotation_decorator``).
+    """
+
+    def decorate(build: Callable[..., Any]) -> Any:
+        signature = inspect.signature(build)
+
+        @functools.wraps(build)
+        def plan(*args: Any, **kwargs: Any) -> Generator[Msg, Any, Any]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            metadata = _checked(build.__name__, dict(bound.arguments))
+            return (yield from inject_run_metadata(build(*args, **kwargs), metadata))
+
+        return parameter_annotation_decorator({"description": description, "parameters": parameters})(plan)
+
+    return decorate
+
+
 def _checked(plan_name: str, arguments: dict[str, Any]):
     """The plan's argument check, then every setpoint against its motor's live soft limits."""
     metadata = PLAN_CHECKS[plan_name](arguments)
     for motor_arg, motor, points in scan_setpoints(plan_name, arguments):
-        if plan_name == "rel_scan":
+        if plan_name in RELATIVE_SCANS:
             here = motor.position
             points = [(label, here + offset) for label, offset in points]
         check_live_setpoints(motor, motor_arg, points)
     return metadata
 
 
-@parameter_annotation_decorator(
-    {
-        "description": "Read detectors N times (bluesky count), with the SIBYLS metadata contract.",
-        "parameters": {
-            "detectors": _DETECTORS,
-            **annotations("num", "delay"),
-        },
-    }
+@contract_plan(
+    "Read detectors N times (bluesky count), with the SIBYLS metadata contract.",
+    {"detectors": _DETECTORS, **annotations("num", "delay")},
 )
 def count(
     detectors: list,
@@ -77,15 +103,12 @@ def count(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Take ``num`` readings of ``detectors`` (bluesky ``count``), filed under sample and project."""
-    metadata = _checked("count", locals())
-    return (yield from inject_run_metadata(bp.count(detectors, num=num, delay=delay or None), metadata))
+    return bp.count(detectors, num=num, delay=delay or None)
 
 
-@parameter_annotation_decorator(
-    {
-        "description": "Step scan of one motor (bluesky scan), with the SIBYLS metadata contract.",
-        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
-    }
+@contract_plan(
+    "Step scan of one motor (bluesky scan), with the SIBYLS metadata contract.",
+    {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
 )
 def scan(
     detectors: list,
@@ -98,15 +121,12 @@ def scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor`` from ``start`` to ``stop`` in ``num`` points, reading ``detectors`` at each."""
-    metadata = _checked("scan", locals())
-    return (yield from inject_run_metadata(bp.scan(detectors, motor, start, stop, num), metadata))
+    return bp.scan(detectors, motor, start, stop, num)
 
 
-@parameter_annotation_decorator(
-    {
-        "description": "Step scan relative to the motor's position (bluesky rel_scan), with the contract.",
-        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
-    }
+@contract_plan(
+    "Step scan relative to the motor's position (bluesky rel_scan), with the contract.",
+    {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
 )
 def rel_scan(
     detectors: list,
@@ -119,15 +139,12 @@ def rel_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor`` from ``start`` to ``stop`` relative to where it is; it returns there."""
-    metadata = _checked("rel_scan", locals())
-    return (yield from inject_run_metadata(bp.rel_scan(detectors, motor, start, stop, num), metadata))
+    return bp.rel_scan(detectors, motor, start, stop, num)
 
 
-@parameter_annotation_decorator(
-    {
-        "description": "Scan one motor through a list of positions (bluesky list_scan), with the contract.",
-        "parameters": {"detectors": _DETECTORS, "motor": _MOTOR},
-    }
+@contract_plan(
+    "Scan one motor through a list of positions (bluesky list_scan), with the contract.",
+    {"detectors": _DETECTORS, "motor": _MOTOR},
 )
 def list_scan(
     detectors: list,
@@ -138,20 +155,12 @@ def list_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Move ``motor`` to each of ``positions`` and read ``detectors`` there."""
-    metadata = _checked("list_scan", locals())
-    return (yield from inject_run_metadata(bp.list_scan(detectors, motor, positions), metadata))
+    return bp.list_scan(detectors, motor, positions)
 
 
-@parameter_annotation_decorator(
-    {
-        "description": "Two-motor grid scan (bluesky grid_scan), with the SIBYLS metadata contract.",
-        "parameters": {
-            "detectors": _DETECTORS,
-            "motor1": _MOTOR,
-            "motor2": _MOTOR,
-            **annotations("num1", "num2"),
-        },
-    }
+@contract_plan(
+    "Two-motor grid scan (bluesky grid_scan), with the SIBYLS metadata contract.",
+    {"detectors": _DETECTORS, "motor1": _MOTOR, "motor2": _MOTOR, **annotations("num1", "num2")},
 )
 def grid_scan(
     detectors: list,
@@ -169,6 +178,4 @@ def grid_scan(
     description: str | None = None,
 ) -> Generator[Msg, Any, Any]:
     """Scan ``motor1`` (slow) × ``motor2`` (fast) on a grid, reading ``detectors`` at each point."""
-    metadata = _checked("grid_scan", locals())
-    plan = bp.grid_scan(detectors, motor1, start1, stop1, num1, motor2, start2, stop2, num2, snake_axes=snake)
-    return (yield from inject_run_metadata(plan, metadata))
+    return bp.grid_scan(detectors, motor1, start1, stop1, num1, motor2, start2, stop2, num2, snake_axes=snake)

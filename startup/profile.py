@@ -16,7 +16,8 @@ from sibyls.devices.beamline import build_beamline
 from sibyls.metadata.exchange import DocumentLog, LazyTiledWriter
 from sibyls.metadata.exchange.doclog import recover_unfinished_runs
 from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
-from sibyls.plans import QUEUE_PLANS, configure_plans, plan_progress, setup_run_engine
+from sibyls.plans import QUEUE_PLANS, configure_plans, setup_run_engine
+from sibyls.plans.run_engine import plan_progress as _progress_of
 from sibyls.plans.validation import validate_queue_item
 from sibyls.startup.config import ProfileConfig
 from sibyls.startup.queue_metadata import QueueItemMetadata
@@ -35,6 +36,12 @@ record_writer = setup_run_engine(
 )
 configure_plans(beamline, config.data_dir)
 globals().update(QUEUE_PLANS)
+
+
+def plan_progress() -> dict:
+    """Where the current plan is (frame i/N, well i/N, time left): for queue clients and consoles."""
+    return _progress_of(RE)
+
 
 runs_log = DocumentLog(config.var_dir / "runs")  # every run's documents, for `sibyls export --runs-dir`
 RE.subscribe(runs_log)

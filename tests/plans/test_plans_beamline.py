@@ -150,7 +150,7 @@ def test_saxs_exposure_runs_with_the_contract_baseline_and_a_valid_record(sessio
     assert names[0].startswith("GluRS_1_") and names[0].endswith(".h5")
     with h5py.File("/" + resources[0]["resource_path"]) as f:
         assert f["entry/sample_in_beam"][0] == b"GluRS_1"
-    assert plan_progress()["state"] == "finished"
+    assert plan_progress(RE)["state"] == "finished"
     assert beamline_closed(RE, session)
     writer.flush(30)  # records are written off the RunEngine thread
     paths = records_of(tmp_path)

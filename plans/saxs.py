@@ -10,7 +10,7 @@ from bluesky_queueserver import parameter_annotation_decorator
 from sibyls.metadata.contract import SampleRole, SampleType
 from sibyls.metadata.rules import annotations
 from sibyls.plans.checks import check_live_setpoints, check_saxs_exposure, check_temperature_series
-from sibyls.plans.context import plan_context
+from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.exposure import exposure_run
 
 
@@ -25,6 +25,7 @@ from sibyls.plans.exposure import exposure_run
         ),
     }
 )
+@beamline_plan
 def saxs_exposure(
     sample_code: str,
     project_code: str,
@@ -40,6 +41,8 @@ def saxs_exposure(
     proposal_id: str | None = None,
     operator: str | None = None,
     description: str | None = None,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, str]:
     """Expose the sample in the cell: ``num_frames`` frames of ``exposure_time`` s, one run.
 
@@ -70,12 +73,12 @@ def saxs_exposure(
         Recorded with the run.
     """
     metadata = check_saxs_exposure(locals())
-    cell = plan_context().beamline.cell_temperature
+    cell = context.beamline.cell_temperature
     if cell_temperature is not None:
         check_live_setpoints(cell, "cell_temperature", [("cell_temperature", cell_temperature)])
         yield from bps.mv(cell, cell_temperature)
     plan_args = {"exposure_time": exposure_time, "num_frames": num_frames}
-    return (yield from exposure_run(metadata, exposure_time, num_frames, "saxs_exposure", plan_args))
+    return (yield from exposure_run(context, metadata, exposure_time, num_frames, "saxs_exposure", plan_args))
 
 
 @parameter_annotation_decorator(
@@ -86,6 +89,7 @@ def saxs_exposure(
         ),
     }
 )
+@beamline_plan
 def temperature_series(
     sample_code: str,
     project_code: str,
@@ -100,6 +104,8 @@ def temperature_series(
     proposal_id: str | None = None,
     operator: str | None = None,
     description: str | None = None,
+    *,
+    context: PlanContext,
 ) -> Generator[Msg, Any, list[str]]:
     """Measure the sample in the cell at each temperature (4–60 °C): one run per setpoint.
 
@@ -120,7 +126,7 @@ def temperature_series(
         Seconds to hold each temperature before exposing.
     """
     runs = check_temperature_series(locals())
-    cell = plan_context().beamline.cell_temperature
+    cell = context.beamline.cell_temperature
     setpoints = [(f"temperatures[{i}]", t) for i, t in enumerate(temperatures)]
     check_live_setpoints(cell, "temperatures", setpoints)
     uids = []
@@ -137,7 +143,7 @@ def temperature_series(
         uids.append(
             (
                 yield from exposure_run(
-                    metadata, exposure_time, num_frames, "temperature_series", plan_args, extra
+                    context, metadata, exposure_time, num_frames, "temperature_series", plan_args, extra
                 )
             )
         )
