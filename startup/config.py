@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Folder fields → their default under ``var_dir``.
+_FOLDERS = {
+    "data_dir": "data",
+    "records_dir": "records",
+    "spool_dir": "spool",
+    "state_dir": "state",
+    "plate_registry": "plates.yaml",
+}
 
 
-@dataclass(frozen=True)
-class ProfileConfig:
+class ProfileConfig(BaseSettings):
     """Where the beamline is and where data, records and state go.
 
     ``SIBYLS_IOC_PREFIX`` (default ``SIBYLS:``), ``SIBYLS_VAR_DIR`` (default ``./var``) and, to
@@ -17,15 +27,18 @@ class ProfileConfig:
     ``SIBYLS_TILED_URL`` with ``SIBYLS_TILED_API_KEY_FILE`` (runs are written to Tiled) and
     ``SIBYLS_ZMQ_CONTROL_ADDR`` with ``SIBYLS_ZMQ_PUBLIC_KEY_FILE`` (the RE Manager, asked for the
     running queue item; the file holds the manager's CURVE public key when its 0MQ is encrypted).
+    Relative folders are taken from the current directory.
     """
 
-    ioc_prefix: str
-    var_dir: Path
+    model_config = SettingsConfigDict(env_prefix="SIBYLS_", frozen=True, extra="ignore")
+
+    ioc_prefix: str = "SIBYLS:"
+    var_dir: Path = Path("var")
     data_dir: Path
     records_dir: Path
     spool_dir: Path
     state_dir: Path
-    connect_timeout: float
+    connect_timeout: float = 10.0
     tiled_url: str = ""
     tiled_api_key_file: str = ""
     zmq_control_addr: str = ""
@@ -36,6 +49,16 @@ class ProfileConfig:
     #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
     record_retry_s: float = 30.0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _folders_under_var_dir(cls, data: Any) -> Any:
+        """Absolute folders; those not given lie under ``var_dir``."""
+        if not isinstance(data, dict):
+            return data
+        var = Path(data.get("var_dir") or "var").resolve()
+        folders = {name: Path(data.get(name) or var / default) for name, default in _FOLDERS.items()}
+        return {**data, "var_dir": var, **{name: path.resolve() for name, path in folders.items()}}
+
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""
         return Path(self.tiled_api_key_file).read_text().strip() if self.tiled_api_key_file else None
@@ -45,29 +68,15 @@ class ProfileConfig:
         return Path(self.zmq_public_key_file).read_text().strip() if self.zmq_public_key_file else None
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> ProfileConfig:
-        """Read the settings; relative folders are taken from the current directory."""
-        env = dict(os.environ if env is None else env)
-        var = Path(env.get("SIBYLS_VAR_DIR", "var")).resolve()
-
-        def folder(key: str, default: str) -> Path:
-            return Path(env.get(key, str(var / default))).resolve()
-
-        return cls(
-            ioc_prefix=env.get("SIBYLS_IOC_PREFIX", "SIBYLS:"),
-            var_dir=var,
-            data_dir=folder("SIBYLS_DATA_DIR", "data"),
-            records_dir=folder("SIBYLS_RECORDS_DIR", "records"),
-            spool_dir=folder("SIBYLS_SPOOL_DIR", "spool"),
-            state_dir=folder("SIBYLS_STATE_DIR", "state"),
-            connect_timeout=float(env.get("SIBYLS_CONNECT_TIMEOUT", "10")),
-            tiled_url=env.get("SIBYLS_TILED_URL", ""),
-            tiled_api_key_file=env.get("SIBYLS_TILED_API_KEY_FILE", ""),
-            zmq_control_addr=env.get("SIBYLS_ZMQ_CONTROL_ADDR", ""),
-            zmq_public_key_file=env.get("SIBYLS_ZMQ_PUBLIC_KEY_FILE", ""),
-            plate_registry=folder("SIBYLS_PLATE_REGISTRY", "plates.yaml"),
-            record_retry_s=float(env.get("SIBYLS_RECORD_RETRY_S", "30")),
-        )
+    def from_env(cls, env: dict[str, Any] | None = None) -> ProfileConfig:
+        """The settings from ``env`` (``SIBYLS_*`` keys only; default: this process's environment)."""
+        if env is None:
+            return cls()
+        prefix = cls.model_config["env_prefix"]
+        given = {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
+        # Every field given (defaults for the missing ones): the process environment is not consulted.
+        defaults = {name: f.default for name, f in cls.model_fields.items() if not f.is_required()}
+        return cls(**{**defaults, **dict.fromkeys(_FOLDERS), **given})
 
     def as_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in another process."""
