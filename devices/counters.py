@@ -5,7 +5,7 @@ from __future__ import annotations
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
 
-from sibyls.devices.status import BoundedStatus, bound
+from sibyls.devices.status import BoundedStatus, at_least_written, bound
 
 
 class GatedCounter(Device):
@@ -27,7 +27,7 @@ class GatedCounter(Device):
 
     def trigger(self) -> BoundedStatus:
         """Count for ``preset_time``; the status finishes when the counts are in."""
-        preset = float(self.preset_time.get(use_monitor=False))  # a just-written preset may not be in yet
+        preset = at_least_written(self.preset_time)
         timeout = bound(preset, self.timeout_margin, self.timeout_allowance_s)
         status = BoundedStatus(self, f"count of {preset:g} s", timeout, watch=[self.count])
         return status.follow(self.count.set(1, timeout=None))

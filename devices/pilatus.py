@@ -19,7 +19,7 @@ from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind, Signal
 
 from sibyls.devices.geometry import FULL_SHAPE
-from sibyls.devices.status import BoundedStatus, bound, describe_state
+from sibyls.devices.status import BoundedStatus, at_least_written, bound, describe_state
 
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -126,10 +126,9 @@ class PilatusDetector(Device):
         return super().stage()
 
     def _acquisition_settings(self) -> tuple[int, float, float]:
-        # Read fresh: the monitor update of a setting just written may still be on its way.
-        frames = int(self.num_images.get(use_monitor=False))
-        exposure = float(self.acquire_time.get(use_monitor=False))
-        return frames, exposure, max(exposure, float(self.acquire_period.get(use_monitor=False)))
+        frames = int(at_least_written(self.num_images))
+        exposure = at_least_written(self.acquire_time)
+        return frames, exposure, max(exposure, at_least_written(self.acquire_period))
 
     def trigger_timeout(self, settings: tuple[int, float, float] | None = None) -> float:
         """Seconds the next trigger may take with the current ``num_images``, times and period."""

@@ -12,6 +12,7 @@ loading: Load ...)``. If the IOC goes away meanwhile, the status fails at once w
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,9 +31,29 @@ class DeviceDisconnectedError(ConnectionError):
     """A device's IOC stopped answering while a plan waited for it."""
 
 
+#: How long a Channel Access failure waits for the disconnection it may be the first sign of.
+DISCONNECT_GRACE_S = 0.5
+
+
+def _from_control_layer(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in ("epics", "caproto", "ophyd")
+
+
 def bound(expected_s: float, margin: float, allowance_s: float) -> float:
     """Seconds an action expected to take ``expected_s`` may take: ``margin`` × expected + allowance."""
     return margin * max(float(expected_s), 0.0) + allowance_s
+
+
+def at_least_written(signal: Signal) -> float:
+    """The larger of ``signal``'s monitored value and the value this process last wrote to it.
+
+    For bounds: the monitor update of a value just written may still be on its way (seen here
+    tens of milliseconds after the put completed), and a bound must not come out short. No
+    network round trip, unlike a fresh read.
+    """
+    value = float(signal.get())
+    written = getattr(signal, "setpoint", None)
+    return max(value, float(written)) if written is not None else value
 
 
 def describe_state(*parts: tuple[str, Signal]) -> str:
@@ -101,17 +122,23 @@ class BoundedStatus(_NamedTimeout, DeviceStatus):
         self.what = what
         self._detail = detail
         self._inner: StatusBase | None = None
+        self._watched = list(watch)
         super().__init__(device, timeout=timeout)
-        meta = Signal.SUB_META
-        watched = [(signal, signal.subscribe(self._connection_changed, meta, run=False)) for signal in watch]
-        if watched:
-            self.add_callback(lambda status: [signal.unsubscribe(cid) for signal, cid in watched])
+        watching = [
+            (signal, signal.subscribe(self._connection_changed, Signal.SUB_META, run=False))
+            for signal in self._watched
+        ]
+        if watching:
+            self.add_callback(lambda status: [signal.unsubscribe(cid) for signal, cid in watching])
 
     def _connection_changed(self, *, obj: Signal, connected: bool = True, **kwargs) -> None:
         if not connected:
-            pv = getattr(obj, "pvname", obj.name)
-            lost = f"{self.device.name}: lost connection to {pv} while waiting for {self.what}"
-            self.finish(DeviceDisconnectedError(lost))
+            self.finish(self._lost(obj))
+
+    def _lost(self, signal: Signal) -> DeviceDisconnectedError:
+        pv = getattr(signal, "pvname", signal.name)
+        lost = f"{self.device.name}: lost connection to {pv} while waiting for {self.what}"
+        return DeviceDisconnectedError(lost)
 
     def finish(self, exc: BaseException | None = None) -> None:
         """End the action (failed if ``exc``); no-op if it already ended (timed out, disconnected)."""
@@ -119,6 +146,23 @@ class BoundedStatus(_NamedTimeout, DeviceStatus):
             return
         if isinstance(exc, StatusTimeoutError):  # ophyd reserves these for a status's own timeout
             exc = TimeoutError(f"{self.device.name}: {self.what}: {exc}")
+        if exc is not None and not isinstance(exc, DeviceDisconnectedError):
+            # A dying IOC may end a put with a failure, or let it "complete" so that the check's
+            # read fails (ECA_DISCONN) a moment before the disconnection is reported: either way
+            # the cause is the lost connection.
+            if _from_control_layer(exc):
+                deadline = time.monotonic() + DISCONNECT_GRACE_S
+                while not self.done and all(s.connected for s in self._watched):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.02)
+                if self.done:
+                    return
+            gone = next((signal for signal in self._watched if not signal.connected), None)
+            if gone is not None:
+                lost = self._lost(gone)
+                lost.__cause__ = exc
+                exc = lost
         try:
             if exc is None:
                 self.set_finished()
