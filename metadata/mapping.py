@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from event_model import DocumentRouter, unpack_datum_page, unpack_event_page
+
 from sibyls.metadata.hashing import FileFacts, file_facts
 from sibyls.metadata.lambda_ber import (
     BeamlineInstrument,
@@ -156,15 +158,54 @@ class _Resource:
     datum_ids: list[str] = field(default_factory=list)
 
 
+class _Ingest(DocumentRouter):
+    """event_model's dispatch by document name for a :class:`RunSummary`; pages are unpacked."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def start(self, doc):
+        self.summary._start(doc)
+
+    def stop(self, doc):
+        self.summary._stop(doc)
+
+    def descriptor(self, doc):
+        self.summary._descriptor(doc)
+
+    def event(self, doc):
+        self.summary._event(doc)
+
+    def event_page(self, doc):
+        # Pages built by hand may lack the uids and timestamps the summary does not need.
+        page = {"uid": [None] * len(doc.get("seq_num", [])), "timestamps": {}, **doc}
+        for event in unpack_event_page(page):
+            self.summary._event(event)
+
+    def resource(self, doc):
+        self.summary._resource(doc)
+
+    def stream_resource(self, doc):
+        self.summary._stream_resource(doc)
+
+    def datum(self, doc):
+        self.summary._datum(doc)
+
+    def datum_page(self, doc):
+        for datum in unpack_datum_page({"datum_kwargs": {}, **doc}):
+            self.summary._datum(datum)
+
+
 class RunSummary:
-    """Accumulates what the record needs from a run's documents, one document at a time."""
+    """Accumulates what the record needs from a run's documents: ``summary(name, doc)``, one at a time."""
 
     def __init__(self) -> None:
+        self._ingest = _Ingest(self)
         self.start: dict | None = None
         self.stop: dict | None = None
         self.streams: dict[str, _Stream] = {}
         self.resources: dict[str, _Resource] = {}
-        self._datum_resource: dict[str, str] = {}
         self.image_datums: list[str] = []
 
     def to_state(self) -> dict[str, Any]:
@@ -187,15 +228,13 @@ class RunSummary:
         summary.image_datums = list(state.get("image_datums", []))
         return summary
 
+    def __call__(self, name: str, doc: dict) -> None:
+        """Ingest one ``(name, doc)`` pair (routed by event_model's ``DocumentRouter``)."""
+        self._ingest(name, doc)
+
     def file_paths(self) -> dict[str, Path]:
         """Resource uid → the frame file it names."""
         return {uid: Path(res.path) for uid, res in self.resources.items()}
-
-    def __call__(self, name: str, doc: dict) -> None:
-        """Ingest one ``(name, doc)`` pair."""
-        handler = getattr(self, "_" + name, None)
-        if handler is not None:
-            handler(doc)
 
     def _start(self, doc: dict) -> None:
         self.start = doc
@@ -232,18 +271,6 @@ class RunSummary:
         if KEY_IMAGE in data and isinstance(data[KEY_IMAGE], str):
             self.image_datums.append(data[KEY_IMAGE])
 
-    def _event_page(self, doc: dict) -> None:
-        n = len(doc.get("seq_num", []))
-        for i in range(n):
-            self._event(
-                {
-                    "descriptor": doc["descriptor"],
-                    "seq_num": doc["seq_num"][i],
-                    "time": doc["time"][i],
-                    "data": {k: v[i] for k, v in doc.get("data", {}).items()},
-                }
-            )
-
     def _resource(self, doc: dict) -> None:
         root = doc.get("root") or ""
         rpath = doc.get("resource_path") or ""
@@ -263,10 +290,6 @@ class RunSummary:
         res = self.resources.get(doc["resource"])
         if res is not None:
             res.datum_ids.append(doc["datum_id"])
-
-    def _datum_page(self, doc: dict) -> None:
-        for datum_id in doc.get("datum_id", []):
-            self._datum({"resource": doc["resource"], "datum_id": datum_id})
 
     # ---- values -----------------------------------------------------------------------------------
 

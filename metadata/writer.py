@@ -26,18 +26,18 @@ import os
 import queue
 import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
-from event_model import DocumentRouter, RunRouter
+from event_model import DocumentRouter
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.hashing import Cancelled, FileFacts, FileHasher
 from sibyls.metadata.mapping import RunSummary, record_relpath
+from sibyls.metadata.routing import PerRunRouter
 
 log = logging.getLogger(__name__)
 
@@ -80,77 +80,6 @@ class _Job:
 
 
 _STOP = object()
-
-
-class _PassThrough(DocumentRouter):
-    """Stands in for RunRouter's Filler: the writer never loads external data."""
-
-    def __init__(self, handler_registry: dict | None = None, *, root_map: Any = None, inplace: bool = False):
-        super().__init__()
-
-    def descriptor(self, doc):
-        return doc
-
-    def resource(self, doc):
-        return doc
-
-    def stream_resource(self, doc):
-        return doc
-
-    def event_page(self, doc):
-        return doc
-
-    def datum_page(self, doc):
-        return doc
-
-    def stream_datum(self, doc):
-        return doc
-
-
-class _Router(RunRouter):
-    """RunRouter that also forgets each run's resources at its stop (upstream keeps them forever)."""
-
-    def __init__(self, factories: list) -> None:
-        super().__init__(factories, filler_class=_PassThrough)
-        self._run_resources: defaultdict[str, list[str]] = defaultdict(list)
-
-    def resource(self, doc):
-        super().resource(doc)
-        if "run_start" in doc:
-            self._run_resources[doc["run_start"]].append(doc["uid"])
-
-    def stream_resource(self, doc):
-        super().stream_resource(doc)
-        self._run_resources[doc["run_start"]].append(doc["uid"])
-
-    def stop(self, doc):
-        try:
-            super().stop(doc)
-        finally:
-            for uid in self._run_resources.pop(doc["run_start"], ()):
-                self._resources.pop(uid, None)
-                self._stream_resources.pop(uid, None)
-
-    # Upstream turns each event (datum) into a one-row page and back; the recorders take single
-    # documents too, so route them as they are (a third of the per-frame cost on the RE thread).
-
-    def event(self, doc):
-        descriptor_uid = doc["descriptor"]
-        if descriptor_uid not in self._descriptor_to_start:
-            raise KeyError(f"event of unknown descriptor {descriptor_uid}")
-        for callback in self._factory_cbs_by_descriptor[descriptor_uid]:
-            callback("event", doc)
-        for callback in self._subfactory_cbs_by_descriptor[descriptor_uid]:
-            callback("event", doc)
-
-    def datum(self, doc):
-        start_uid = self._resources.get(doc["resource"])
-        if start_uid is None:
-            return NotImplemented  # an unlabeled resource's datum: upstream's datum_page path fans it out
-        for callback in self._factory_cbs_by_start[start_uid]:
-            callback("datum", doc)
-        for callback in self._subfactory_cbs_by_start[start_uid]:
-            callback("datum", doc)
 
 
 class _RunRecorder(DocumentRouter):
@@ -258,7 +187,7 @@ class RecordWriter:
         self.spool_dir = Path(spool_dir) if spool_dir is not None else default_spool_dir()
         self.retry_interval_s = retry_interval_s
         self.exit_timeout_s = exit_timeout_s
-        self._router = _Router([self._factory])
+        self._router = PerRunRouter([self._factory])
         self._open: dict[str, _RunRecorder] = {}
         self._hasher = FileHasher()
         self._queue: queue.Queue = queue.Queue()

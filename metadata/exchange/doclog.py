@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from event_model import UnresolvableForeignKeyError
 
+from sibyls.metadata.atomic import atomic_path, publish
 from sibyls.metadata.mapping import RunSummary, record_relpath
+from sibyls.metadata.routing import PerRunRouter
 
 if TYPE_CHECKING:
     from sibyls.metadata.writer import RecordWriter
@@ -52,53 +55,54 @@ WORKER_DIED_REASON = "the RE worker ended before the run stopped (no stop docume
 
 
 class DocumentLog:
-    """Document callback writing one ``.jsonl`` per run; never raises into the RunEngine."""
+    """Document callback writing one ``.jsonl`` per run; never raises into the RunEngine.
+
+    Documents are routed to their run by :class:`~sibyls.metadata.routing.PerRunRouter`; each run
+    gets a :class:`_RunLogFile`.
+    """
 
     def __init__(self, folder: Path | str) -> None:
         self.folder = Path(folder)
-        self._open: dict[str, tuple[Any, Path, dict]] = {}  # run uid -> (file, temp path, start)
-        self._owner: dict[str, str] = {}  # descriptor / resource uid -> run uid
+        self._router = PerRunRouter([self._factory])
         self.last_path: Path | None = None
 
     def __call__(self, name: str, doc: dict) -> None:
         try:
-            self._route(name, doc)
+            self._router(name, doc)
+        except (KeyError, UnresolvableForeignKeyError) as exc:
+            log.debug("document log ignored a %r document of an unknown run (%s)", name, exc)
         except Exception:
             log.exception("document log failed on a %r document; the run goes on", name)
 
-    def _route(self, name: str, doc: dict) -> None:
-        if name == "start":
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{doc['uid']}.", suffix=PART_SUFFIX, dir=self.folder)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "this run is alive" for recovery
-            self._open[doc["uid"]] = (os.fdopen(fd, "w", encoding="utf-8"), Path(tmp), doc)
-            run = doc["uid"]
-        else:
-            run = doc.get("run_start") if name in ("descriptor", "stop") else None
-            if run is None:
-                key = doc.get("descriptor") or doc.get("resource") or doc.get("stream_resource")
-                run = self._owner.get(key) if key else None
-            if run is None and len(self._open) == 1:
-                run = next(iter(self._open))
-            if run not in self._open:
-                return
-        fh, tmp, start = self._open[run]
-        if name in ("descriptor", "resource", "stream_resource"):
-            self._owner[doc["uid"]] = run
+    def _factory(self, name: str, start: dict) -> tuple[list, list]:
+        return [_RunLogFile(self, start)], []
+
+
+class _RunLogFile:
+    """One run's part file: created and locked at its start, one line per document, renamed at its stop."""
+
+    def __init__(self, log_: DocumentLog, start: dict) -> None:
+        self.log = log_
+        self.start = start
+        log_.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{start['uid']}.", suffix=PART_SUFFIX, dir=log_.folder)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "this run is alive" for recovery
+        self.fh = os.fdopen(fd, "w", encoding="utf-8")
+        self.tmp = Path(tmp)
+
+    def __call__(self, name: str, doc: dict) -> None:
+        fh = self.fh
         fh.write(json.dumps([name, doc], default=_default) + "\n")
         fh.flush()  # on disk (page cache) line by line: a killed worker leaves every document it emitted
         if name == "stop":
-            del self._open[run]
-            fh.flush()
             os.fsync(fh.fileno())
-            target = self.folder / record_relpath(start).with_suffix(".jsonl")
+            target = self.log.folder / record_relpath(self.start).with_suffix(".jsonl")
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
-                os.replace(tmp, target)  # renamed while still locked: recovery never sees it half-done
+                publish(self.tmp, target)  # renamed while still locked: recovery never sees it half-done
             finally:
                 fh.close()
-            self._owner = {k: v for k, v in self._owner.items() if v != run}
-            self.last_path = target
+            self.log.last_path = target
 
 
 def read_document_log(path: Path | str) -> Iterator[tuple[str, dict]]:
@@ -116,8 +120,6 @@ def read_document_log(path: Path | str) -> Iterator[tuple[str, dict]]:
 
 def write_document_log(path: Path | str, documents) -> Path:
     """Write ``(name, doc)`` pairs to ``path`` as a document log, atomically."""
-    from sibyls.metadata.exchange.atomic import atomic_path
-
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for name, doc in documents:

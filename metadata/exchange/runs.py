@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 import numpy as np
+from event_model import unpack_event_page
 
 from sibyls.metadata.exchange.atomic import ExchangeError
 from sibyls.metadata.exchange.doclog import read_document_log
@@ -95,7 +96,7 @@ def run_from_documents(documents: Iterable[tuple[str, dict]]) -> StoredRun:
             descriptors[doc["uid"]] = doc
             rows.setdefault(doc["name"], [])
         elif name in ("event", "event_page"):
-            events = [doc] if name == "event" else _unpack_page(doc)
+            events = [doc] if name == "event" else unpack_event_page(doc)
             for event in events:
                 desc = descriptors.get(event["descriptor"])
                 if desc is None:
@@ -129,19 +130,6 @@ def run_from_documents(documents: Iterable[tuple[str, dict]]) -> StoredRun:
         if path is not None and path not in frame_files:
             frame_files.append(path)
     return StoredRun(start, stop, streams, frame_files, _documents=docs)
-
-
-def _unpack_page(page: dict) -> list[dict]:
-    return [
-        {
-            "descriptor": page["descriptor"],
-            "time": page["time"][i],
-            "seq_num": page["seq_num"][i],
-            "data": {k: v[i] for k, v in page["data"].items()},
-            "timestamps": {k: v[i] for k, v in page["timestamps"].items()},
-        }
-        for i in range(len(page["seq_num"]))
-    ]
 
 
 def synthesize_documents(run: StoredRun) -> Iterator[tuple[str, dict]]:
