@@ -1,40 +1,350 @@
-"""The ``sibyls`` command: run the simulated beamline, the demo, and project utilities."""
+"""The ``sibyls`` command: every subcommand's options are defined here, and only here.
+
+Each subcommand parses its options and calls a plain function of the package that does the work:
+
+=====================  ==========================================================================
+``ioc``                :func:`sibyls.devices.sim.ioc.run_ioc` (the simulated beamline alone)
+``up/down/status``     :mod:`sibyls.startup.stack` (the whole stack, its state under ``--var-dir``)
+``validate-item``      :func:`sibyls.plans.validation.validate_queue_item`
+``demo``               :func:`sibyls.startup.demo.run_demo`
+``export``             :func:`sibyls.metadata.exchange.export` (NXcanSAS, CSV, JSON, SPEC, PNG)
+``export-lambda-ber``  :func:`sibyls.metadata.export.export_project`
+``records-from-runs``  :func:`sibyls.metadata.exchange.records_from_runs`
+``replay-record``      :func:`sibyls.metadata.exchange.replay_record`
+=====================  ==========================================================================
+
+The work is imported when a subcommand runs. ``python -m sibyls.startup.cli ioc ...`` is how the
+stack starts the IOC.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from textwrap import dedent
+from typing import Any
+
+#: The environment variable the exchange commands read a Tiled API key from.
+TILED_API_KEY_ENV = "TILED_API_KEY"
+
+# ---- sibyls ioc ---------------------------------------------------------------------------------
+
+
+def _add_ioc(subparsers) -> None:
+    from sibyls.devices.sim.ioc import DEFAULT_PREFIX, SibylsIOC
+
+    parser = subparsers.add_parser(
+        "ioc",
+        help="run the simulated SIBYLS beamline (caproto IOC) on loopback",
+        description=dedent(SibylsIOC.__doc__ or ""),
+    )
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="PV prefix (default %(default)s)")
+    parser.add_argument("--port", type=int, default=5064, help="CA server port (default %(default)s)")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="simulated s per wall s")
+    parser.add_argument("--binning", type=int, default=1, choices=(1, 2, 4, 8), help="detector binning")
+    parser.add_argument("--plate", action="append", default=[], help="plate definition file (JSON/YAML)")
+    parser.add_argument(
+        "--plate-registry", default=None, help="plate registry file shared with the queue gate (YAML)"
+    )
+    parser.add_argument(
+        "--interface", action="append", default=None, help="interface to serve on (default 127.0.0.1)"
+    )
+    parser.set_defaults(func=_ioc)
+
+
+def _ioc(args: argparse.Namespace) -> int:
+    from sibyls.devices.epics_env import apply_loopback_ca_env
+    from sibyls.devices.sim.ioc import load_plates, run_ioc
+
+    plates = load_plates(args.plate)
+    interfaces = tuple(args.interface or ["127.0.0.1"])
+    env = apply_loopback_ca_env(args.port)
+    print(
+        f"SIBYLS simulated beamline: PV prefix {args.prefix!r}, time scale {args.time_scale:g}x", flush=True
+    )
+    print("Clients need this EPICS environment:", flush=True)
+    for key, value in env.items():
+        if key.startswith("EPICS_CA_"):
+            print(f"  export {key}={value}", flush=True)
+    logging.basicConfig(level=logging.WARNING)
+    run_ioc(args.prefix, args.port, args.time_scale, args.binning, plates, interfaces, args.plate_registry)
+    return 0
+
+
+# ---- sibyls up | down | status | validate-item | demo -------------------------------------------
+
+
+def _var_dir_option(parser, default: str = "var/stack", what: str = "state, logs, data and records") -> None:
+    parser.add_argument(
+        "--var-dir", type=Path, default=Path(default), help=f"{what} of the stack (default %(default)s)"
+    )
+
+
+def _add_stack(subparsers) -> None:
+    up = subparsers.add_parser("up", help="start Redis, the simulated IOC, RE Manager and the HTTP server")
+    _var_dir_option(up)
+    up.add_argument("--ioc-prefix", default="SIBYLS:", help="PV prefix of the simulated beamline")
+    up.add_argument("--time-scale", type=float, default=1.0, help="simulation speed-up")
+    up.add_argument("--binning", type=int, default=4, choices=(1, 2, 4, 8), help="detector binning")
+    for name in ("redis", "ca", "zmq-control", "zmq-info", "http"):
+        up.add_argument(f"--{name}-port", type=int, default=None, help=f"{name} port (default: a free one)")
+    up.add_argument("--no-open", action="store_true", help="do not open the RE environment")
+    up.set_defaults(func=_up)
+
+    down = subparsers.add_parser("down", help="stop exactly the processes 'sibyls up' started")
+    _var_dir_option(down)
+    down.set_defaults(func=_down)
+
+    status = subparsers.add_parser("status", help="show the stack's processes, ports and log folder")
+    _var_dir_option(status)
+    status.set_defaults(func=_status)
+
+    validate = subparsers.add_parser(
+        "validate-item", help="dry-run a queue item (JSON, or @file.json) with the plans' own checks"
+    )
+    validate.add_argument("item", help='e.g. \'{"name": "saxs_exposure", "kwargs": {...}}\' or @item.json')
+    validate.set_defaults(func=_validate)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="bring the whole stack up, queue a SAXS sample and an 8-well plate, run them, show records",
+    )
+    demo.add_argument(
+        "--var-dir",
+        type=Path,
+        default=Path("var/demo"),
+        help="where the stack keeps data, records, logs and state (default %(default)s)",
+    )
+    demo.add_argument("--time-scale", type=float, default=20.0, help="simulation speed-up (default 20x)")
+    demo.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    demo.set_defaults(func=_demo)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from sibyls.startup.stack import describe, up
+
+    ports = {
+        "redis": args.redis_port,
+        "ca": args.ca_port,
+        "zmq_control": args.zmq_control_port,
+        "zmq_info": args.zmq_info_port,
+        "http": args.http_port,
+    }
+    state = up(
+        args.var_dir,
+        ioc_prefix=args.ioc_prefix,
+        time_scale=args.time_scale,
+        binning=args.binning,
+        ports={k: v for k, v in ports.items() if v},
+        open_environment=not args.no_open,
+    )
+    print(describe(state))
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from sibyls.startup.stack import down
+
+    stopped = down(args.var_dir)
+    print(f"stopped {len(stopped)} processes" if stopped else "nothing was running")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from sibyls.startup.stack import describe, load_state
+
+    print(describe(load_state(args.var_dir.resolve())))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from sibyls.plans.validation import validate_queue_item
+
+    text = Path(args.item[1:]).read_text() if args.item.startswith("@") else args.item
+    try:
+        item = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"item: not valid JSON ({exc})", file=sys.stderr)
+        return 2
+    result = validate_queue_item(item)
+    if result["success"]:
+        print("valid")
+        return 0
+    for problem in result["problems"]:
+        print(problem, file=sys.stderr)
+    return 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from sibyls.startup.demo import run_demo
+
+    return run_demo(args.var_dir, time_scale=args.time_scale, keep_up=args.keep_up)
+
+
+# ---- sibyls export | export-lambda-ber | records-from-runs | replay-record -----------------------
+
+
+def _add_source(parser: argparse.ArgumentParser, selection: bool = True) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--runs-dir", help="folder of document logs (*.jsonl) written by DocumentLog")
+    where.add_argument("--tiled", metavar="URL", help=f"Tiled server URL (API key from ${TILED_API_KEY_ENV})")
+    if selection:
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--scan-id", type=int, help="the run with this scan id")
+        which.add_argument("--uid", help="the run with this uid (or its first characters)")
+        which.add_argument("--project", help="every run of this project")
+
+
+def _add_exchange(subparsers) -> None:
+    from sibyls.metadata.exchange.exports import FORMATS
+
+    p = subparsers.add_parser(
+        "export",
+        help="export stored runs as NXcanSAS, CSV, JSON, SPEC or a PNG of I(q)",
+        description="Export a run (by scan id or uid) or a whole project from a folder of document logs "
+        "or a Tiled server. Files are named <project>/<scan>_<sample>_<uid8>.* and written atomically.",
+    )
+    _add_source(p)
+    p.add_argument("--format", nargs="+", choices=FORMATS, required=True, help="one or more formats")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_reporting_errors(_export))
+
+    p = subparsers.add_parser(
+        "export-lambda-ber",
+        help="merge a project's run records into one lambda-ber Dataset valid against the upstream schema",
+        description="Upstream-strict lambda-ber export: a project's run records merged into one Dataset "
+        "valid against lambda-ber alone (no Bluesky extension slots).",
+    )
+    p.add_argument("--records", type=Path, required=True, help="records folder (holds <project>/)")
+    p.add_argument("--project", required=True, help="project_code to export")
+    p.add_argument("--out", type=Path, required=True, help="output YAML file")
+    p.set_defaults(func=_export_lambda_ber)
+
+    p = subparsers.add_parser(
+        "records-from-runs",
+        help="write lambda-ber records for stored (past) runs",
+        description="Turn stored runs into lambda-ber records with the live record writer's mapping.",
+    )
+    _add_source(p)
+    p.add_argument("--records", required=True, help="records folder (<records>/<project>/...yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace records that already exist")
+    p.set_defaults(func=_reporting_errors(_records_from_runs))
+
+    p = subparsers.add_parser(
+        "replay-record",
+        help="rebuild a run's Bluesky documents from a lambda-ber record and its data files",
+        description="Rebuild and validate (event-model) the documents of a record; optionally write them "
+        "as a document log and/or send them to a Tiled server.",
+    )
+    p.add_argument("record", help="the record's YAML file")
+    p.add_argument("--out", help="write the documents to this .jsonl document log")
+    p.add_argument(
+        "--tiled", metavar="URL", help=f"also write the run into Tiled (API key from ${TILED_API_KEY_ENV})"
+    )
+    p.add_argument("--no-checksums", action="store_true", help="skip the data files' sha256 check")
+    p.set_defaults(func=_reporting_errors(_replay_record))
+
+
+def _reporting_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A bad source, selection or file is one ``error:`` line and exit status 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        from sibyls.metadata.exchange import ExchangeError
+
+        try:
+            return func(args)
+        except (ExchangeError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _source(args: argparse.Namespace) -> Any:
+    from sibyls.metadata.exchange import FolderRunSource, TiledRunSource
+
+    if args.runs_dir:
+        return FolderRunSource(args.runs_dir)
+    return TiledRunSource(args.tiled, api_key=os.environ.get(TILED_API_KEY_ENV))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sibyls.metadata.exchange import export
+
+    paths = []
+    for fmt in args.format:
+        paths += export(
+            _source(args), fmt, args.out, scan_id=args.scan_id, uid=args.uid, project=args.project
+        )
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _export_lambda_ber(args: argparse.Namespace) -> int:
+    from sibyls.metadata.export import export_project
+
+    try:
+        dataset = export_project(args.records, args.project, args.out)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}")
+        return 1
+    print(f"wrote {args.out}: {len(dataset.experiment_runs or [])} experiment runs")
+    return 0
+
+
+def _records_from_runs(args: argparse.Namespace) -> int:
+    from sibyls.metadata.exchange import records_from_runs
+
+    paths = records_from_runs(
+        _source(args),
+        args.records,
+        scan_id=args.scan_id,
+        uid=args.uid,
+        project=args.project,
+        overwrite=args.overwrite,
+    )
+    for path in paths:
+        print(path)
+    print(f"{len(paths)} record(s) written", file=sys.stderr)
+    return 0
+
+
+def _replay_record(args: argparse.Namespace) -> int:
+    from sibyls.metadata.exchange import make_tiled_writer, replay_record, write_document_log
+
+    callbacks = []
+    if args.tiled:
+        callbacks.append(make_tiled_writer(args.tiled, os.environ.get(TILED_API_KEY_ENV), raise_errors=True))
+    documents = replay_record(args.record, callbacks, verify_checksums=not args.no_checksums)
+    if args.out:
+        write_document_log(args.out, documents)
+        print(args.out)
+    print(f"{len(documents)} valid documents replayed", file=sys.stderr)
+    return 0
+
+
+# ---- the command --------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``sibyls`` subcommand."""
-    parser = argparse.ArgumentParser(prog="sibyls", description=__doc__)
+    parser = argparse.ArgumentParser(prog="sibyls", description="SIBYLS beamline: stack, simulation, data.")
     subparsers = parser.add_subparsers(dest="command", required=True)
-
-    from sibyls.devices.sim.ioc import add_ioc_command
-
-    add_ioc_command(subparsers)
-
-    from sibyls.startup.demo import add_demo_command
-    from sibyls.startup.stack_cli import add_stack_commands
-
-    add_demo_command(subparsers)
-    add_stack_commands(subparsers)
-
-    from sibyls.metadata.export import add_export_command
-
-    add_export_command(subparsers)
-    from sibyls.metadata.exchange import add_exchange_commands
-
-    add_exchange_commands(subparsers)
+    _add_ioc(subparsers)
+    _add_stack(subparsers)
+    _add_exchange(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``sibyls`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the ``sibyls`` console script (and of ``python -m sibyls.startup.cli``)."""
+    args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
 

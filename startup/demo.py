@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -59,32 +58,16 @@ def demo_plate() -> tuple[dict, dict]:
     return {"plate_id": "DEMO_PLATE_1", "wells": wells}, {"plate_id": "DEMO_PLATE_1", "wells": robot_wells}
 
 
-def add_demo_command(subparsers) -> None:
-    """Register ``sibyls demo``."""
-    parser = subparsers.add_parser(
-        "demo",
-        help="bring the whole stack up, queue a SAXS sample and an 8-well plate, run them, show records",
-    )
-    parser.add_argument(
-        "--var-dir",
-        type=Path,
-        default=Path("var/demo"),
-        help="where the stack keeps data, records, logs and state (default %(default)s)",
-    )
-    parser.add_argument("--time-scale", type=float, default=20.0, help="simulation speed-up (default 20x)")
-    parser.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
-    parser.set_defaults(func=_demo_main)
-
-
-def _demo_main(args: argparse.Namespace) -> int:
+def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> int:
+    """The whole stack up in ``var_dir``, the demo items queued and run, records listed; 0 if all ran."""
     from sibyls.startup.stack import describe, down, manager_api, up
 
-    var_dir = args.var_dir.resolve()
+    var_dir = Path(var_dir).resolve()
     print(
         f"Starting the SIBYLS stack in {var_dir} (Redis, simulated beamline, RE Manager, HTTP server)...",
         flush=True,
     )
-    state = up(var_dir, ioc_prefix="DEMO:", time_scale=args.time_scale, binning=4)
+    state = up(var_dir, ioc_prefix="DEMO:", time_scale=time_scale, binning=4)
     try:
         print(describe(state), flush=True)
         _prepare_simulated_beamline(state)
@@ -129,7 +112,7 @@ def _demo_main(args: argparse.Namespace) -> int:
             return 1
         return 0
     finally:
-        if args.keep_up:
+        if keep_up:
             print(f"Stack left running; stop it with: sibyls down --var-dir {var_dir}")
         else:
             stopped = down(var_dir)

@@ -101,7 +101,8 @@ def start_ioc(
     command = [
         sys.executable,
         "-m",
-        "sibyls.devices.sim",
+        "sibyls.startup.cli",
+        "ioc",
         "--prefix",
         prefix,
         "--port",

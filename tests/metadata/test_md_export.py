@@ -9,15 +9,13 @@ import pytest
 import yaml
 
 from sibyls.metadata import RunMetadata, inject_run_metadata
-from sibyls.metadata.export import add_export_command
 from sibyls.metadata.validation import linkml_validate_cli
 from sibyls.metadata.writer import RecordWriter
+from sibyls.startup.cli import build_parser
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sibyls")
-    add_export_command(parser.add_subparsers(dest="command", required=True))
-    return parser
+    return build_parser()
 
 
 def test_export_project_is_upstream_strict(RE, tmp_path, beamline, upstream_validator, upstream_schema_dir):
