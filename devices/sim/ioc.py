@@ -9,7 +9,6 @@ file contents do not change).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
@@ -22,7 +21,6 @@ import re
 import socket
 import time
 from pathlib import Path
-from textwrap import dedent
 
 import h5py
 import numpy as np
@@ -1159,40 +1157,3 @@ class _LowLatencyContext(caproto_asyncio_server.Context):
             self.server_tasks.create(self.tcp_handler(transport, transport.getpeername()))
 
         await asyncio.start_server(new_client, sock=sock)
-
-
-def add_ioc_command(subparsers) -> None:
-    """Register ``sibyls ioc``."""
-    parser = subparsers.add_parser(
-        "ioc",
-        help="run the simulated SIBYLS beamline (caproto IOC) on loopback",
-        description=dedent(SibylsIOC.__doc__ or ""),
-    )
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="PV prefix (default %(default)s)")
-    parser.add_argument("--port", type=int, default=5064, help="CA server port (default %(default)s)")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="simulated s per wall s")
-    parser.add_argument("--binning", type=int, default=1, choices=(1, 2, 4, 8), help="detector binning")
-    parser.add_argument("--plate", action="append", default=[], help="plate definition file (JSON/YAML)")
-    parser.add_argument(
-        "--plate-registry", default=None, help="plate registry file shared with the queue gate (YAML)"
-    )
-    parser.add_argument(
-        "--interface", action="append", default=None, help="interface to serve on (default 127.0.0.1)"
-    )
-    parser.set_defaults(func=_ioc_main)
-
-
-def _ioc_main(args: argparse.Namespace) -> int:
-    plates = load_plates(args.plate)
-    interfaces = tuple(args.interface or ["127.0.0.1"])
-    env = apply_loopback_ca_env(args.port)
-    print(
-        f"SIBYLS simulated beamline: PV prefix {args.prefix!r}, time scale {args.time_scale:g}x", flush=True
-    )
-    print("Clients need this EPICS environment:", flush=True)
-    for key, value in env.items():
-        if key.startswith("EPICS_CA_"):
-            print(f"  export {key}={value}", flush=True)
-    logging.basicConfig(level=logging.WARNING)
-    run_ioc(args.prefix, args.port, args.time_scale, args.binning, plates, interfaces, args.plate_registry)
-    return 0

@@ -19,14 +19,6 @@ from sibyls.metadata.exchange.runs import (
 )
 from sibyls.metadata.exchange.tiled import LazyTiledWriter, make_tiled_writer
 
-
-def add_exchange_commands(subparsers) -> None:
-    """Add ``sibyls export``, ``sibyls records-from-runs`` and ``sibyls replay-record``."""
-    from sibyls.metadata.exchange.cli import add_exchange_commands as add
-
-    add(subparsers)
-
-
 __all__ = [
     "FORMATS",
     "DocumentLog",
@@ -36,7 +28,6 @@ __all__ = [
     "RunNotFoundError",
     "StoredRun",
     "TiledRunSource",
-    "add_exchange_commands",
     "atomic_path",
     "export",
     "export_run",
