@@ -5,7 +5,7 @@ gets a timeout derived from what is expected of it (``margin`` × expected durat
 allowance). When the bound runs out the status fails with :class:`DeviceTimeoutError`, whose
 message names the device, what it waited for, the bound and — where the device can say — its
 state at that moment, e.g. ``ht_robot: load of well B3 did not finish within 55 s (robot state
-loading: Load ...)``. If the IOC goes away meanwhile, the status fails at once with
+loading, Load ...)``. If the IOC goes away meanwhile, the status fails at once with
 :class:`DeviceDisconnectedError` instead of waiting out the bound.
 """
 
@@ -47,9 +47,9 @@ def bound(expected_s: float, margin: float, allowance_s: float) -> float:
 def at_least_written(signal: Signal) -> float:
     """The larger of ``signal``'s monitored value and the value this process last wrote to it.
 
-    For bounds: the monitor update of a value just written may still be on its way (seen here
-    tens of milliseconds after the put completed), and a bound must not come out short. No
-    network round trip, unlike a fresh read.
+    For bounds: the monitor update of a value just written may still be on its way (seen here: a
+    trigger right after ``acquire_time`` was put read the old value), and a bound must not come
+    out short. No network round trip, unlike a fresh read.
     """
     value = float(signal.get())
     written = getattr(signal, "setpoint", None)
