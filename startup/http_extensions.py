@@ -15,10 +15,10 @@ from typing import Any
 
 from bluesky_httpserver.authentication import get_current_principal
 from fastapi import APIRouter, Security
-from pydantic import ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from sibyls.metadata.contract import ContractError
-from sibyls.metadata.plate import PlateWell, validate_plate
+from sibyls.metadata.plate_spec import PlateWell, validate_plate
 from sibyls.plans.validation import validate_queue_item
 
 router = APIRouter(prefix="/api/sibyls")
@@ -36,13 +36,28 @@ NUMERIC_COLUMNS = {
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
-@router.post("/validate")
-async def validate_item(item: dict, principal=Security(get_current_principal, scopes=["read:queue"])):
-    """Dry-run a queue item with the plan's own checks; nothing is queued.
+class QueueItemRequest(RootModel[dict[str, Any]]):
+    """Body of ``POST /api/sibyls/validate``: a queue item as the queue takes it.
 
-    Returns ``{"success": bool, "problems": ["field: rule", ...]}``.
+    ``{"name": ..., "args": [...], "kwargs": {...}, "meta": {...}, "item_type": "plan"}`` — any JSON
+    object: its structure is judged by the plans' checks, so a malformed item gets the same named
+    problems here as when it is added to the queue.
     """
-    return validate_queue_item(item)
+
+
+class ValidationReport(BaseModel):
+    """The verdict on an item: valid, or each problem as ``"argument: rule"``."""
+
+    success: bool
+    problems: list[str]
+
+
+@router.post("/validate", response_model=ValidationReport)
+async def validate_item(
+    item: QueueItemRequest, principal=Security(get_current_principal, scopes=["read:queue"])
+) -> ValidationReport:
+    """Dry-run a queue item with the plan's own checks; nothing is queued."""
+    return ValidationReport.model_validate(validate_queue_item(item.root))
 
 
 class SheetError(ValueError):
