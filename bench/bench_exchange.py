@@ -138,8 +138,10 @@ def run() -> list[Figure]:
         )
     ]
 
-    from sibyls.metadata.exchange import FolderRunSource, export, write_document_log
-    from sibyls.metadata.exchange.reduce import read_frame_geometry
+    from sibyls.metadata.exports.formats import export
+    from sibyls.metadata.reduction.iq import read_frame_geometry
+    from sibyls.metadata.runs.doclog import write_document_log
+    from sibyls.metadata.runs.sources import FolderRunSource
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -101,7 +101,7 @@ def cleanup_leftovers(
     neither given nor derivable is skipped. ``keep``: partial frame files not to touch (the IOC's
     current acquisition).
     """
-    from sibyls.metadata.exchange.doclog import stale_part_files
+    from sibyls.metadata.runs.recovery import stale_part_files
 
     def folder(given: Path | str | None, name: str) -> Path | None:
         if given is not None:

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sibyls.metadata.contract import ContractError, RunMetadata, validate_run_metadata
-from sibyls.metadata.plate import PlateSpec, validate_plate
 from sibyls.metadata.plate_registry import unknown_plate_problem
+from sibyls.metadata.plate_spec import PlateSpec, validate_plate
 from sibyls.metadata.rules import AXIS_LIMITS, RULES, argument_problems
 
 #: Plan argument name → RunStart contract field (where they differ).

@@ -7,10 +7,10 @@ Each subcommand parses its options and calls a plain function of the package tha
 ``up/down/status``     :mod:`sibyls.startup.stack` (the whole stack, its state under ``--var-dir``)
 ``validate-item``      :func:`sibyls.plans.validation.validate_queue_item`
 ``demo``               :func:`sibyls.startup.demo.run_demo`
-``export``             :func:`sibyls.metadata.exchange.export` (NXcanSAS, CSV, JSON, SPEC, PNG)
-``export-lambda-ber``  :func:`sibyls.metadata.export.export_project`
-``records-from-runs``  :func:`sibyls.metadata.exchange.records_from_runs`
-``replay-record``      :func:`sibyls.metadata.exchange.replay_record`
+``export``             :func:`sibyls.metadata.exports.formats.export` (NXcanSAS, CSV, JSON, SPEC, PNG)
+``export-lambda-ber``  :func:`sibyls.metadata.exports.lambda_ber.export_project`
+``records-from-runs``  :func:`sibyls.metadata.replay.records.records_from_runs`
+``replay-record``      :func:`sibyls.metadata.replay.records.replay_record`
 =====================  ==========================================================================
 
 The work is imported when a subcommand runs. ``python -m sibyls.startup.cli ioc ...`` is how the
@@ -201,7 +201,7 @@ def _add_source(parser: argparse.ArgumentParser, selection: bool = True) -> None
 
 
 def _add_exchange(subparsers) -> None:
-    from sibyls.metadata.exchange.exports import FORMATS
+    from sibyls.metadata.exports.formats import FORMATS
 
     p = subparsers.add_parser(
         "export",
@@ -254,7 +254,7 @@ def _reporting_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[ar
     """A bad source, selection or file is one ``error:`` line and exit status 2, not a traceback."""
 
     def run(args: argparse.Namespace) -> int:
-        from sibyls.metadata.exchange import ExchangeError
+        from sibyls.metadata.errors import ExchangeError
 
         try:
             return func(args)
@@ -266,7 +266,7 @@ def _reporting_errors(func: Callable[[argparse.Namespace], int]) -> Callable[[ar
 
 
 def _source(args: argparse.Namespace) -> Any:
-    from sibyls.metadata.exchange import FolderRunSource, TiledRunSource
+    from sibyls.metadata.runs.sources import FolderRunSource, TiledRunSource
 
     if args.runs_dir:
         return FolderRunSource(args.runs_dir)
@@ -274,7 +274,7 @@ def _source(args: argparse.Namespace) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sibyls.metadata.exchange import export
+    from sibyls.metadata.exports.formats import export
 
     paths = []
     for fmt in args.format:
@@ -287,7 +287,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_lambda_ber(args: argparse.Namespace) -> int:
-    from sibyls.metadata.export import export_project
+    from sibyls.metadata.exports.lambda_ber import export_project
 
     try:
         dataset = export_project(args.records, args.project, args.out)
@@ -299,7 +299,7 @@ def _export_lambda_ber(args: argparse.Namespace) -> int:
 
 
 def _records_from_runs(args: argparse.Namespace) -> int:
-    from sibyls.metadata.exchange import records_from_runs
+    from sibyls.metadata.replay.records import records_from_runs
 
     paths = records_from_runs(
         _source(args),
@@ -316,7 +316,9 @@ def _records_from_runs(args: argparse.Namespace) -> int:
 
 
 def _replay_record(args: argparse.Namespace) -> int:
-    from sibyls.metadata.exchange import make_tiled_writer, replay_record, write_document_log
+    from sibyls.metadata.replay.records import replay_record
+    from sibyls.metadata.runs.doclog import write_document_log
+    from sibyls.metadata.runs.tiled import make_tiled_writer
 
     callbacks = []
     if args.tiled:

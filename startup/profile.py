@@ -13,9 +13,10 @@ from bluesky.utils import PersistentDict
 from bluesky_queueserver import is_re_worker_active
 
 from sibyls.devices.beamline import build_beamline
-from sibyls.metadata.exchange import DocumentLog, LazyTiledWriter
-from sibyls.metadata.exchange.doclog import recover_unfinished_runs
 from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
+from sibyls.metadata.runs.doclog import DocumentLog
+from sibyls.metadata.runs.recovery import recover_unfinished_runs
+from sibyls.metadata.runs.tiled import LazyTiledWriter
 from sibyls.plans import QUEUE_PLANS, configure_plans, setup_run_engine
 from sibyls.plans.run_engine import plan_progress as _progress_of
 from sibyls.plans.validation import validate_queue_item

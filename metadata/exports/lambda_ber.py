@@ -7,7 +7,6 @@ file ids are ``urn:uuid:<Bluesky uid>``, and plan/scan/exit status are summarise
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Iterable
 from pathlib import Path
@@ -114,27 +113,3 @@ def export_project(records_dir: Path, project_code: str, out: Path) -> Dataset:
     atomic_write_text(Path(out), dump_record(dataset.to_dict()))
     log.info("exported %d run records of project %s to %s", len(paths), project_code, out)
     return dataset
-
-
-def _run_export(args: argparse.Namespace) -> int:
-    try:
-        dataset = export_project(args.records, args.project, args.out)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}")
-        return 1
-    print(f"wrote {args.out}: {len(dataset.experiment_runs or [])} experiment runs")
-    return 0
-
-
-def add_export_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``export-lambda-ber`` to the ``sibyls`` command."""
-    parser = subparsers.add_parser(
-        "export-lambda-ber",
-        help="merge a project's run records into one lambda-ber Dataset valid against the upstream schema",
-        description=__doc__,
-    )
-    parser.add_argument("--records", type=Path, required=True, help="records folder (holds <project>/)")
-    parser.add_argument("--project", required=True, help="project_code to export")
-    parser.add_argument("--out", type=Path, required=True, help="output YAML file")
-    parser.set_defaults(func=_run_export)
-    return parser

@@ -1,4 +1,4 @@
-"""Frames → I(q): the SIBYLS geometry read from the PILATUS HDF5 files, azimuthal averaging, Guinier.
+"""Frames → I(q): the SIBYLS geometry read from the PILATUS HDF5 files, then azimuthal averaging.
 
 A user gets the run's scattering profile (mean counts per pixel per frame vs q in Å⁻¹, with Poisson
 uncertainties), computed with the wavelength, distance, pixel size, beam centre and pixel mask
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from sibyls.devices.geometry import AzimuthalIntegrator, AzimuthalProfile, DetectorGeometry
-from sibyls.metadata.exchange.atomic import ExchangeError
-from sibyls.metadata.exchange.runs import StoredRun
+from sibyls.metadata.errors import ExchangeError
+from sibyls.metadata.runs.sources import StoredRun
 
 
 @dataclass(frozen=True)
@@ -94,42 +94,3 @@ def reduce_run(run: StoredRun, q_edges: np.ndarray | None = None) -> RunProfile:
         return reduce_frames(run.frames(), frame_geometry, q_edges)
     except (OSError, KeyError) as exc:
         raise ExchangeError(f"frames of run {run.uid} (scan {run.scan_id}) are unreadable: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class GuinierFit:
-    """ln I = ln I0 − (q Rg)²/3 fitted over ``q_min``..``q_max``."""
-
-    rg: float
-    i0: float
-    q_min: float
-    q_max: float
-    points: int
-
-
-def guinier_fit(
-    q: np.ndarray, intensity: np.ndarray, sigma: np.ndarray | None = None, qrg_max: float = 1.3
-) -> GuinierFit:
-    """Radius of gyration (Å) by an iterated weighted Guinier fit up to q·Rg = ``qrg_max``."""
-    q, intensity = np.asarray(q, float), np.asarray(intensity, float)
-    sigma = np.ones_like(q) if sigma is None else np.asarray(sigma, float)
-    ok = (intensity > 0) & (q > 0)
-    q, intensity, sigma = q[ok], intensity[ok], sigma[ok]
-    q_max = q[min(len(q) - 1, 20)]
-    rg = i0 = float("nan")
-    for _ in range(20):
-        sel = q <= q_max
-        if sel.sum() < 5:
-            raise ValueError("too few points for a Guinier fit")
-        weights = (intensity[sel] / sigma[sel]) ** 2
-        slope, intercept = np.polyfit(q[sel] ** 2, np.log(intensity[sel]), 1, w=np.sqrt(weights))
-        if slope >= 0:
-            raise ValueError("no Guinier region: ln I does not fall with q²")
-        new_rg = float(np.sqrt(-3.0 * slope))
-        i0 = float(np.exp(intercept))
-        if np.isclose(new_rg, rg, rtol=1e-4):
-            break
-        rg = new_rg
-        q_max = qrg_max / rg
-    sel = q <= q_max
-    return GuinierFit(rg, i0, float(q[sel].min()), float(q[sel].max()), int(sel.sum()))

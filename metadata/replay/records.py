@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 
 from sibyls.metadata.atomic import atomic_write_text
-from sibyls.metadata.exchange.atomic import ExchangeError
-from sibyls.metadata.exchange.runs import RunSource, select_runs
+from sibyls.metadata.errors import ExchangeError
 from sibyls.metadata.mapping import (
     DETECTOR_NAME,
     KEY_ACQUIRE_TIME,
@@ -31,6 +30,7 @@ from sibyls.metadata.mapping import (
     record_relpath,
     sha256_file,
 )
+from sibyls.metadata.runs.sources import RunSource, select_runs
 from sibyls.metadata.writer import dump_record
 
 

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 import numpy as np
 from event_model import unpack_event_page
 
-from sibyls.metadata.exchange.atomic import ExchangeError
-from sibyls.metadata.exchange.doclog import read_document_log
+from sibyls.metadata.errors import ExchangeError
 from sibyls.metadata.mapping import KEY_IMAGE
+from sibyls.metadata.runs.doclog import read_document_log
 
 
 class RunNotFoundError(ExchangeError, LookupError):

@@ -1,35 +1,15 @@
-"""Fixtures of the exchange tests: one real Tiled server and two real runs (buffer, protein)."""
+"""Fixtures of the metadata tests: record validators; for the data products (runs, reduction, exports,
+replay) one real Tiled server and two real runs (buffer, protein) on the simulated IOC.
+
+Tests of the records without an IOC live in ``records/`` (their own ``beamline`` and ``RE``).
+"""
 
 from __future__ import annotations
 
 import pytest
+from real_runs import PROJECT, PROTEIN, Recorder
 
-PROJECT = "XCHG_TEST"
-RG_A = 28.0
-PROTEIN = {"kind": "sample", "rg_a": RG_A, "concentration_mg_ml": 5.0, "mw_kda": 60.0}
-
-
-class Recorder:
-    """Every document of every run, in order."""
-
-    def __init__(self):
-        self.docs: list[tuple[str, dict]] = []
-
-    def __call__(self, name, doc):
-        self.docs.append((name, doc))
-
-    def of_run(self, uid):
-        out, descriptors, resources = [], set(), set()
-        for name, doc in self.docs:
-            if (name == "start" and doc["uid"] == uid) or doc.get("run_start") == uid:
-                out.append((name, doc))
-                if name == "descriptor":
-                    descriptors.add(doc["uid"])
-                if name == "resource":
-                    resources.add(doc["uid"])
-            elif doc.get("descriptor") in descriptors or doc.get("resource") in resources:
-                out.append((name, doc))
-        return out
+from sibyls.metadata.records_schema import RecordValidator
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +41,8 @@ def xchg_runs(beamline, sim_ioc, tiled_server, xchg_dirs):
     from bluesky import RunEngine
 
     from sibyls.devices.sim.control import build_simulation_control
-    from sibyls.metadata.exchange import DocumentLog, make_tiled_writer
+    from sibyls.metadata.runs.doclog import DocumentLog
+    from sibyls.metadata.runs.tiled import make_tiled_writer
     from sibyls.plans import configure_plans, saxs_exposure, setup_run_engine
 
     control = build_simulation_control(sim_ioc.prefix)
@@ -96,3 +77,15 @@ def xchg_runs(beamline, sim_ioc, tiled_server, xchg_dirs):
         control.time_scale.put(20.0, wait=True)
     assert writer.flush(60)
     return {"uids": uids, "recorder": recorder, "writer": writer, "dirs": xchg_dirs}
+
+
+@pytest.fixture(scope="session")
+def extended_validator(upstream_schema_dir):
+    """Validator for records: upstream lambda-ber schema plus the project's extension (loaded once)."""
+    return RecordValidator(upstream_schema_dir)
+
+
+@pytest.fixture(scope="session")
+def upstream_validator(upstream_schema_dir):
+    """Validator against the upstream lambda-ber schema alone."""
+    return RecordValidator(upstream_schema_dir, with_extension=False)

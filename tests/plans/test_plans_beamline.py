@@ -13,7 +13,7 @@ from bluesky import plans as bp
 
 from sibyls.devices.sim.control import build_simulation_control
 from sibyls.metadata.contract import ContractError
-from sibyls.metadata.validation import RecordValidator
+from sibyls.metadata.records_schema import RecordValidator
 from sibyls.plans import (
     align_beamstop,
     configure_plans,

@@ -19,8 +19,8 @@ from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import RequestFailedError
 from stack_helpers import http, qserver, register_plate, wait_until_idle
 
-from sibyls.metadata.exchange import read_document_log
-from sibyls.metadata.validation import RecordValidator
+from sibyls.metadata.records_schema import RecordValidator
+from sibyls.metadata.runs.doclog import read_document_log
 from sibyls.startup.stack import StackState, _children, down, load_state, manager_api, pid_alive, up
 
 PROJECT = "STACK_TEST"

@@ -8,17 +8,12 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import PROJECT, RG_A
+from real_runs import PROJECT, RG_A
 
-from sibyls.devices.geometry import AzimuthalIntegrator, DetectorGeometry, azimuthal_average, module_gap_mask
-from sibyls.metadata.exchange import (
-    ExchangeError,
-    FolderRunSource,
-    RunNotFoundError,
-    TiledRunSource,
-    export,
-    guinier_fit,
-)
+from sibyls.metadata.errors import ExchangeError
+from sibyls.metadata.exports.formats import export
+from sibyls.metadata.reduction.guinier import guinier_fit
+from sibyls.metadata.runs.sources import FolderRunSource, RunNotFoundError, TiledRunSource
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +124,8 @@ def test_unknown_scan_id_is_a_clear_error_and_writes_nothing(folder, tmp_path):
 def test_corrupt_frame_file_is_a_clear_error_and_leaves_no_partial_file(xchg_runs, folder, tmp_path):
     import shutil
 
-    from sibyls.metadata.exchange import read_document_log, run_from_documents, write_document_log
+    from sibyls.metadata.runs.doclog import read_document_log, write_document_log
+    from sibyls.metadata.runs.sources import run_from_documents
 
     run = folder.load(xchg_runs["uids"]["Prot_x"])
     bad_frame = tmp_path / "broken.h5"
@@ -148,16 +144,3 @@ def test_corrupt_frame_file_is_a_clear_error_and_leaves_no_partial_file(xchg_run
             export(FolderRunSource(runs_dir), fmt, out, uid=run.uid)
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
     shutil.rmtree(runs_dir)
-
-
-def test_integrator_matches_azimuthal_average_on_a_full_size_frame():
-    geometry = DetectorGeometry(binning=1)
-    rng = np.random.default_rng(3)
-    frame = rng.poisson(50.0, size=geometry.shape).astype(np.int32)
-    frame[module_gap_mask(1)] = -1
-    frame[100:110, 200:210] = -1  # a dead patch outside the static mask
-    edges = np.linspace(0.0, float(geometry.q_map()[frame >= 0].max()), 400)
-    ref = azimuthal_average(frame, geometry)
-    ours = AzimuthalIntegrator(geometry, module_gap_mask(1), edges).integrate(frame)
-    for field in ("q", "intensity", "sigma", "pixels"):
-        assert np.allclose(getattr(ours, field), getattr(ref, field)), field

@@ -1,4 +1,8 @@
-"""Fixtures for the metadata tests: a guarded RunEngine, a tiny HDF5-writing detector, validators."""
+"""Fixtures of the record tests (contract, mapping, writer, housekeeping, lambda-ber export) without an IOC.
+
+A guarded RunEngine and a tiny HDF5-writing detector: ``beamline`` and ``RE`` here shadow the
+simulated-IOC ``beamline`` of ``tests/conftest.py`` for this folder only.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ from ophyd import Device, Signal
 from ophyd.status import StatusBase
 
 from sibyls.metadata import install_contract
-from sibyls.metadata.validation import RecordValidator
 
 
 class TinyPilatus(Device):
@@ -114,15 +117,3 @@ def RE(beamline):
     engine.subscribe(lambda name, doc: docs.append((name, doc)))
     engine.captured = docs
     return engine
-
-
-@pytest.fixture(scope="session")
-def extended_validator(upstream_schema_dir):
-    """Validator for records: upstream lambda-ber schema plus the project's extension (loaded once)."""
-    return RecordValidator(upstream_schema_dir)
-
-
-@pytest.fixture(scope="session")
-def upstream_validator(upstream_schema_dir):
-    """Validator against the upstream lambda-ber schema alone."""
-    return RecordValidator(upstream_schema_dir, with_extension=False)

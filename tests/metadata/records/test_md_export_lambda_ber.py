@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from sibyls.metadata import RunMetadata, inject_run_metadata
-from sibyls.metadata.validation import linkml_validate_cli
+from sibyls.metadata.records_schema import linkml_validate_cli
 from sibyls.metadata.writer import RecordWriter
 from sibyls.startup.cli import build_parser
 

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from sibyls.metadata.exchange import DocumentLog
 from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
+from sibyls.metadata.runs.doclog import DocumentLog
 
 START = {"uid": "6f1c2a3b-0000-4000-8000-00000000000b", "time": 1.0, "scan_id": 2, "sample_code": "S",
          "project_code": "P"}  # fmt: skip

@@ -16,7 +16,7 @@ from bluesky.utils import Msg, RunEngineInterrupted
 from sibyls.metadata import RunMetadata, inject_run_metadata
 from sibyls.metadata import writer as writer_module
 from sibyls.metadata.mapping import RunSummary, documents_to_dataset
-from sibyls.metadata.validation import linkml_validate_cli
+from sibyls.metadata.records_schema import linkml_validate_cli
 from sibyls.metadata.writer import RecordWriter
 
 META = RunMetadata(

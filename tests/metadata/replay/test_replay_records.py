@@ -8,13 +8,9 @@ import pytest
 import yaml
 
 from sibyls.metadata import documents_to_dataset
-from sibyls.metadata.exchange import (
-    ExchangeError,
-    FolderRunSource,
-    TiledRunSource,
-    records_from_runs,
-    replay_record,
-)
+from sibyls.metadata.errors import ExchangeError
+from sibyls.metadata.replay.records import records_from_runs, replay_record
+from sibyls.metadata.runs.sources import FolderRunSource, TiledRunSource
 from sibyls.startup.cli import main
 
 
@@ -40,7 +36,7 @@ def test_replayed_record_reingests_into_tiled(xchg_runs, tiled_server, tmp_path)
     target = client.create_container(key=f"replay-{uid[:8]}")
     from bluesky.callbacks.tiled_writer import TiledWriter
 
-    from sibyls.metadata.exchange.tiled import SPEC_TO_MIMETYPE, _frame_dataset_patch
+    from sibyls.metadata.runs.tiled import SPEC_TO_MIMETYPE, _frame_dataset_patch
 
     writer = TiledWriter(
         target, patches={"resource": _frame_dataset_patch}, spec_to_mimetype=SPEC_TO_MIMETYPE

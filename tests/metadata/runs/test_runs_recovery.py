@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sibyls.metadata.exchange import DocumentLog, FolderRunSource, read_document_log, write_document_log
-from sibyls.metadata.exchange.doclog import WORKER_DIED_REASON, part_files, recover_unfinished_runs
-from sibyls.metadata.exchange.records import validate_documents
+from sibyls.metadata.replay.records import validate_documents
+from sibyls.metadata.runs.doclog import DocumentLog, part_files, read_document_log, write_document_log
+from sibyls.metadata.runs.recovery import WORKER_DIED_REASON, recover_unfinished_runs
+from sibyls.metadata.runs.sources import FolderRunSource
 from sibyls.metadata.writer import RecordWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ WORKER = textwrap.dedent(
     from ophyd import Component as Cpt, Device, Signal
     from ophyd.status import StatusBase
 
-    from sibyls.metadata.exchange import DocumentLog
+    from sibyls.metadata.runs.doclog import DocumentLog
     from sibyls.metadata.writer import RecordWriter
 
     var, mode = Path(sys.argv[1]), sys.argv[2]

@@ -1,0 +1,121 @@
+"""NXcanSAS export: a run's I(q) as the canSAS HDF5 file SAS programs read (SasView, ATSAS, BioXTAS RAW).
+
+A user gets ``<project>/<scan_id>_<sample>_<uid8>.h5``: SASentry / SASdata (I, Idev, Q) /
+SASinstrument (source wavelength, detector geometry) / SASsample (temperature) / SASprocess,
+written atomically.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sibyls.devices.geometry import DetectorGeometry
+from sibyls.metadata.atomic import atomic_path
+from sibyls.metadata.reduction.iq import RunProfile, reduce_run
+from sibyls.metadata.runs.sources import StoredRun
+
+#: Units of I: mean counts per pixel per frame (no absolute calibration).
+I_UNITS = "arbitrary"
+
+
+def write_detector_geometry(group: Any, geometry: DetectorGeometry, *, distance_name: str = "SDD") -> None:
+    """Write a detector's geometry into an HDF5 ``NXdetector`` group, each value with its units.
+
+    Sample-detector distance (``SDD`` in NXcanSAS, ``distance`` in a NeXus frame file), pixel sizes
+    in mm and the beam centre in (binned) pixels. The simulated IOC's frame files carry the same
+    block (``distance_name="distance"``).
+    """
+    g = geometry
+    for key, value, unit in (
+        (distance_name, g.distance_mm, "mm"),
+        ("x_pixel_size", g.binned_pixel_mm, "mm"),
+        ("y_pixel_size", g.binned_pixel_mm, "mm"),
+        ("beam_center_x", g.beam_center_x / g.binning, "pixel"),
+        ("beam_center_y", g.beam_center_y / g.binning, "pixel"),
+    ):
+        group[key] = value
+        group[key].attrs["units"] = unit
+
+
+def write_nxcansas(run: StoredRun, target: Path, reduced: RunProfile | None = None) -> Path:
+    """NXcanSAS HDF5 of the run's I(q): SASentry / SASdata (I, Idev, Q) / SASinstrument / SASsample."""
+    import h5py
+
+    reduced = reduced or reduce_run(run)
+    profile, geo = reduced.profile, reduced.frame_geometry
+    g = geo.geometry
+    start = run.start
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as fh:
+        fh.attrs.update(
+            {
+                "default": "sasentry01",
+                "file_name": target.name,
+                "file_time": datetime.now(UTC).isoformat(),
+                "producer": "sibyls.metadata.exports",
+                "NX_class": "NXroot",
+            }
+        )
+        entry = fh.create_group("sasentry01")
+        entry.attrs.update({"NX_class": "NXentry", "canSAS_class": "SASentry", "version": "1.1"})
+        entry.attrs["default"] = "sasdata01"
+        entry["definition"] = "NXcanSAS"
+        entry["title"] = f"{start.get('sample_code')} scan {start.get('scan_id')}"
+        entry["run"] = str(start.get("scan_id"))
+        entry["run"].attrs["name"] = start["uid"]
+
+        data = entry.create_group("sasdata01")
+        data.attrs.update(
+            {"NX_class": "NXdata", "canSAS_class": "SASdata", "signal": "I", "I_axes": "Q", "Q_indices": 0}
+        )
+        data["Q"] = profile.q
+        data["Q"].attrs["units"] = "1/angstrom"
+        data["I"] = profile.intensity
+        data["I"].attrs.update({"units": I_UNITS, "uncertainties": "Idev"})
+        data["Idev"] = profile.sigma
+        data["Idev"].attrs["units"] = I_UNITS
+
+        inst = entry.create_group("sasinstrument")
+        inst.attrs.update({"NX_class": "NXinstrument", "canSAS_class": "SASinstrument"})
+        inst["name"] = "SIBYLS beamline 12.3.1 (ALS)"
+        source = inst.create_group("sassource")
+        source.attrs.update({"NX_class": "NXsource", "canSAS_class": "SASsource"})
+        source["radiation"] = "Synchrotron X-ray Source"
+        source["incident_wavelength"] = g.wavelength_a
+        source["incident_wavelength"].attrs["units"] = "angstrom"
+        coll = inst.create_group("sascollimation01")
+        coll.attrs.update({"NX_class": "NXcollimator", "canSAS_class": "SAScollimation"})
+        det = inst.create_group("sasdetector01")
+        det.attrs.update({"NX_class": "NXdetector", "canSAS_class": "SASdetector"})
+        det["name"] = "PILATUS3 X 2M"
+        write_detector_geometry(det, g)
+
+        sample = entry.create_group("sassample")
+        sample.attrs.update({"NX_class": "NXsample", "canSAS_class": "SASsample"})
+        sample["name"] = str(start.get("sample_code") or "")
+        temperature = _baseline_value(run, "cell_temperature")
+        if temperature is not None:
+            sample["temperature"] = temperature
+            sample["temperature"].attrs["units"] = "degC"
+
+        process = entry.create_group("sasprocess01")
+        process.attrs.update({"NX_class": "NXprocess", "canSAS_class": "SASprocess"})
+        process["name"] = "sibyls azimuthal average"
+        process["date"] = datetime.now(UTC).isoformat()
+        process["description"] = (
+            f"mean of {reduced.frames} frames; pixel mask (module gaps, beamstop) applied; "
+            "I is mean counts per pixel per frame, Idev from Poisson statistics"
+        )
+    return target
+
+
+def _baseline_value(run: StoredRun, key: str) -> float | None:
+    for name in ("baseline", "primary"):
+        stream = run.streams.get(name)
+        if stream is not None and key in stream.columns and len(stream.columns[key]):
+            try:
+                return float(stream.columns[key][0])
+            except (TypeError, ValueError):
+                return None
+    return None
