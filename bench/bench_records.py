@@ -25,8 +25,8 @@ import numpy as np
 from bench.common import Figure
 from sibyls.devices.geometry import DetectorGeometry, module_gap_mask
 from sibyls.metadata.atomic import atomic_write_text
-from sibyls.metadata.hashing import FileFacts
-from sibyls.metadata.mapping import RunSummary, record_relpath, sha256_file
+from sibyls.metadata.hashing import FileFacts, sha256_file
+from sibyls.metadata.mapping import RunSummary, record_relpath
 from sibyls.metadata.writer import RecordWriter, dump_record
 
 FRAME_COUNTS = (10, 600, 3600)

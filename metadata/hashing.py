@@ -33,6 +33,15 @@ class Cancelled(Exception):
     """Hashing was abandoned (the writer is shutting down); the caller spools instead."""
 
 
+def sha256_file(path: Path | str) -> str:
+    """SHA-256 hex digest of a file as it is now (no stability check; see :func:`file_facts`)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def signature(st: os.stat_result) -> tuple[int, int, int, int]:
     """What identifies one version of a file: inode, size, mtime and ctime (ns)."""
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)

@@ -1,13 +1,15 @@
 """Map one Bluesky run's documents to one lambda-ber ``Dataset`` record.
 
 Pure code, shared by the record writer (live, at each stop) and by any later conversion of stored
-runs. A user gets, per run: Study (project + RunStart), Sample, the SIBYLS instrument, the
-ExperimentRun (conditions, strategy, streams, exit status) and one DataFile per frame file.
+runs. (Over 400 lines on purpose: the whole documents → record mapping, from the data keys to every
+lambda-ber class filled, reads top to bottom in one place against the schema.)
+
+A user gets, per run: Study (project + RunStart), Sample, the SIBYLS instrument, the ExperimentRun
+(conditions, strategy, streams, exit status) and one DataFile per frame file.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 from event_model import DocumentRouter, unpack_datum_page, unpack_event_page
 
 from sibyls.metadata.hashing import FileFacts, file_facts
@@ -113,13 +116,13 @@ def record_relpath(start: dict) -> Path:
     return Path(project) / f"{scan}_{sample}_{start['uid'][:8]}.yaml"
 
 
-def sha256_file(path: Path) -> str:
-    """SHA-256 hex digest of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def json_default(value: Any) -> Any:
+    """``json.dumps(default=...)`` for document values: numpy arrays and scalars as lists and numbers."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
 def _file_format(spec: str, path: Path) -> str:

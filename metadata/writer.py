@@ -14,6 +14,9 @@ a run whose record is not finished by then is spooled as a summary (``<name>.run
 record is completed from the spool later. ``flush(timeout)`` waits for the queue (tests, shutdown);
 ``status()`` counts open runs, queued records, records pending in memory and spooled files.
 The writer never raises into the RunEngine.
+
+(Over 400 lines on purpose: one class whose RunEngine side, writer thread, spool, retry timer and
+exit hooks share one lock discipline; split, the locking would be spread over modules.)
 """
 
 from __future__ import annotations
@@ -30,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from event_model import DocumentRouter
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.hashing import Cancelled, FileFacts, FileHasher
-from sibyls.metadata.mapping import RunSummary, record_relpath
+from sibyls.metadata.mapping import RunSummary, json_default, record_relpath
 from sibyls.metadata.routing import PerRunRouter
 
 log = logging.getLogger(__name__)
@@ -55,14 +57,6 @@ def default_spool_dir() -> Path:
 def dump_record(record: dict) -> str:
     """YAML text of a record (key order kept)."""
     return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=100)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in a run summary")
 
 
 def summary_relpath(relpath: Path) -> Path:
@@ -309,7 +303,7 @@ class RecordWriter:
         }
         target = self.spool_dir / summary_relpath(job.relpath)
         try:
-            atomic_write_text(target, json.dumps(state, default=_json_default))
+            atomic_write_text(target, json.dumps(state, default=json_default))
         except Exception as exc:
             log.error("record of run %s is lost: its summary cannot be spooled to %s (%s)",
                       (job.summary.start or {}).get("uid"), target, exc)  # fmt: skip

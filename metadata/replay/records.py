@@ -17,6 +17,7 @@ import yaml
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.errors import ExchangeError
+from sibyls.metadata.hashing import sha256_file
 from sibyls.metadata.mapping import (
     DETECTOR_NAME,
     KEY_ACQUIRE_TIME,
@@ -28,7 +29,6 @@ from sibyls.metadata.mapping import (
     KEY_WAVELENGTH,
     documents_to_dataset,
     record_relpath,
-    sha256_file,
 )
 from sibyls.metadata.runs.sources import RunSource, select_runs
 from sibyls.metadata.writer import dump_record

@@ -22,24 +22,14 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 from event_model import UnresolvableForeignKeyError
 
 from sibyls.metadata.atomic import atomic_path, publish
-from sibyls.metadata.mapping import record_relpath
+from sibyls.metadata.mapping import json_default, record_relpath
 from sibyls.metadata.routing import PerRunRouter
 
 log = logging.getLogger(__name__)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} in the document log")
 
 
 PART_SUFFIX = ".jsonl.part"
@@ -85,7 +75,7 @@ class _RunLogFile:
 
     def __call__(self, name: str, doc: dict) -> None:
         fh = self.fh
-        fh.write(json.dumps([name, doc], default=_default) + "\n")
+        fh.write(json.dumps([name, doc], default=json_default) + "\n")
         fh.flush()  # on disk (page cache) line by line: a killed worker leaves every document it emitted
         if name == "stop":
             os.fsync(fh.fileno())
@@ -116,7 +106,7 @@ def write_document_log(path: Path | str, documents) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
         for name, doc in documents:
-            fh.write(json.dumps([name, doc], default=_default) + "\n")
+            fh.write(json.dumps([name, doc], default=json_default) + "\n")
     return path
 
 
