@@ -12,6 +12,7 @@ RE Manager process) can use it.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ ITEM_MAX_BYTES = 512 * 1024
 ITEM_MAX_DEPTH = 6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared and hashed by identity: each rule is one table entry
 class Rule:
     """What one plan parameter may hold: its kind, range (inclusive unless ``low_open``), unit, length."""
 
@@ -69,6 +70,12 @@ class Rule:
 
     def problem(self, field: str, value: Any) -> str | None:
         """What is wrong with ``value`` for the parameter named ``field``; None if nothing is."""
+        try:  # a 96-well plate repeats its values: each distinct (rule, field, type, value) once
+            return _cached_problem(self, field, type(value), value)
+        except TypeError:  # unhashable (a list): checked, not cached
+            return self._problem(field, value)
+
+    def _problem(self, field: str, value: Any) -> str | None:
         if self.kind in ("float", "int"):
             return self._number_problem(field, value)
         if not isinstance(value, str):
@@ -80,7 +87,7 @@ class Rule:
                 return f"{field}: must not contain a NUL character"
             return None
         if self.kind == "well":
-            if not re.match(WELL_PATTERN, value.strip().upper()):
+            if not _WELL_RE.match(value.strip().upper()):
                 return f"{field}: {_short(value)} is not a 96-well plate position A1 to H12"
             return None
         return _code_problem(field, value)
@@ -106,9 +113,19 @@ class Rule:
             raise ValueError(problem)
 
 
+@functools.lru_cache(maxsize=8192)
+def _cached_problem(rule: Rule, field: str, kind: type, value: Any) -> str | None:
+    # ``kind`` keeps 1, 1.0 and True apart (they hash alike; the rules judge them differently).
+    return rule._problem(field, value)
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_WELL_RE = re.compile(WELL_PATTERN)
+_CODE_RE = re.compile(CODE_PATTERN)
 
 
 def _code_problem(field: str, value: str) -> str | None:
@@ -117,7 +134,7 @@ def _code_problem(field: str, value: str) -> str | None:
         return f"{field}: must not be empty or blank"
     if len(stripped) > CODE_MAX_LENGTH:
         return f"{field}: at most {CODE_MAX_LENGTH} characters (got {len(stripped)})"
-    if not re.match(CODE_PATTERN, stripped):
+    if not _CODE_RE.match(stripped):
         return (
             f"{field}: {_short(value)} must start with a letter or digit and use only letters, digits, "
             "'.', '_' and '-' (it becomes part of file names)"

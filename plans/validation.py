@@ -17,7 +17,6 @@ Hardware-free: imports no ophyd unless a dry run asks for a plan's Python signat
 from __future__ import annotations
 
 import inspect
-import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -45,37 +44,43 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
     """Size, nesting depth, non-finite numbers and over-long text anywhere in args, kwargs and meta."""
     problems: list[str] = []
     size = 0
-
-    def walk(value: Any, path: str, depth: int) -> None:
-        nonlocal size
+    # Paths are kept as (parent, key) links and spelled out only for a problem: most items have none.
+    stack: list[tuple[Any, tuple | None, int]] = [
+        (item.get("args"), (None, "args"), 0),
+        (item.get("kwargs"), None, 0),
+        (item.get("meta"), (None, "meta"), 0),
+    ]
+    while stack:
+        value, where, depth = stack.pop()
         size += 8
         if isinstance(value, str):
             size += len(value)
             if len(value) > TEXT_MAX_LENGTH:
-                problems.append(f"{path}: text of {len(value)} characters; at most {TEXT_MAX_LENGTH}")
+                problems.append(f"{_path(where)}: text of {len(value)} characters; at most {TEXT_MAX_LENGTH}")
         elif isinstance(value, float):
-            if not math.isfinite(value):
-                problems.append(f"{path}: must be a finite number, got {value!r}")
+            if value - value != 0.0:  # NaN or infinity
+                problems.append(f"{_path(where)}: must be a finite number, got {value!r}")
         elif isinstance(value, dict | list | tuple):
             if depth >= ITEM_MAX_DEPTH:
-                problems.append(f"{path}: nested deeper than {ITEM_MAX_DEPTH} levels")
-                return
+                problems.append(f"{_path(where)}: nested deeper than {ITEM_MAX_DEPTH} levels")
+                continue
             entries = value.items() if isinstance(value, dict) else enumerate(value)
             for key, entry in entries:
-                if isinstance(key, int):
-                    walk(entry, f"{path}[{key}]", depth + 1)
-                else:
-                    size += len(str(key))
-                    walk(entry, f"{path}.{key}" if path else str(key), depth + 1)
-                if size > ITEM_MAX_BYTES:
-                    return
-
-    walk(item.get("args"), "args", 0)
-    walk(item.get("kwargs"), "", 0)
-    walk(item.get("meta"), "meta", 0)
+                stack.append((entry, (where, key), depth + 1))
+            if size > ITEM_MAX_BYTES:
+                break
     if size > ITEM_MAX_BYTES:
         return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
     return problems
+
+
+def _path(where: tuple | None) -> str:
+    """``plate.wells[3].well`` from the (parent, key) links of :func:`structure_problems`."""
+    parts: list[str] = []
+    while where is not None:
+        where, key = where
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
 
 
 def meta_problems(meta: Any) -> list[str]:
