@@ -187,9 +187,7 @@ def mounted(*command: str, target: Path):
 def test_hplc_stopped_mid_run_ends_the_sec_run_with_the_hplcs_reason(stack, api):
     vial = {"sample_code": "sec_stop", "kind": "sample", "rg_a": 30.0, "concentration_mg_ml": 5.0}
     put(stack, "SEC:InjectSample", json.dumps({**vial, "mw_kda": 60.0, "elution_volume_ml": 8.0}))
-    api.item_add(
-        BPlan("sec_saxs", "sec_stop", PROJECT, duration=30.0, frame_period=3.0, exposure_time=1.0)
-    )
+    api.item_add(BPlan("sec_saxs", "sec_stop", PROJECT, duration=30.0, frame_period=3.0, exposure_time=1.0))
     api.queue_start()
     wait_for(lambda: get(stack, "SEC:RunState_RBV") in ("Running", 1), 30.0, "the HPLC run did not start")
     time.sleep(1.0)  # a few frames in
