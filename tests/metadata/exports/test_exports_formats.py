@@ -112,7 +112,7 @@ def test_csv_json_spec_png_exports_of_a_project(xchg_runs, folder, tmp_path):
 
     (png,) = export(folder, "png", tmp_path, scan_id=_scan(xchg_runs, "Prot_x"))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(tmp_path.rglob("*.part"))
+    assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.rglob("*.part"))  # no temp file left
 
 
 def test_unknown_scan_id_is_a_clear_error_and_writes_nothing(folder, tmp_path):
