@@ -131,6 +131,12 @@ def cleanup_leftovers(
         for partial in data.rglob("*.h5.partial"):
             if partial.resolve() not in kept and _old(partial, cutoff):
                 _remove(partial, removed.partial_frames)
+        # The IOC reserves disk beside a frame file it writes (``<file>.reserve``) so that closing
+        # it never fails on a full disk; an IOC that died mid-acquisition leaves the reservation.
+        for reserve in data.rglob("*.h5.partial.reserve"):
+            owner = reserve.with_name(reserve.name.removesuffix(".reserve"))
+            if owner.resolve() not in kept and _old(reserve, cutoff):
+                _remove(reserve, removed.partial_frames)
     if len(removed):
         log.warning(
             "removed leftovers of a previous run: %d document-log part file(s), %d record temp file(s), "

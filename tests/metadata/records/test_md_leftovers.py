@@ -45,12 +45,14 @@ def test_cleanup_removes_only_dead_leftovers(tmp_path):
     current = _file(data / "P" / "S_00002.h5.partial")
     fresh_frame = _file(data / "P2" / "T_00001.h5.partial", old=False)
     complete = _file(data / "P" / "S_00003.h5")
+    dead_reserve = _file(data / "P" / "S_00001.h5.partial.reserve")
+    current_reserve = _file(data / "P" / "S_00002.h5.partial.reserve")
 
     removed = cleanup_leftovers(var, keep=[current, None])
     assert sorted(removed.part_files) == sorted([empty_part, finished])
     assert sorted(removed.temp_files) == sorted([old_tmp, spool_tmp])
-    assert removed.partial_frames == [dead_frame]
-    for kept in (recoverable, live, fresh_tmp, other, current, fresh_frame, complete):
+    assert removed.partial_frames == [dead_frame, dead_reserve]
+    for kept in (recoverable, live, fresh_tmp, other, current, current_reserve, fresh_frame, complete):
         assert kept.exists(), kept
     assert len(cleanup_leftovers(var, keep=[current])) == 0  # idempotent
     live_log("stop", {"uid": "s", "run_start": "6f1c2a3b-0000-4000-8000-00000000000d", "time": 2.0,
