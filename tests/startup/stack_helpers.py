@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import time
@@ -96,3 +98,20 @@ def ca_environment(stack: StackState):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def csv_sheet(rows: list[dict]) -> bytes:
+    """A CSV plate sheet of ``rows`` with every column the sheet upload knows, in its order."""
+    from sibyls.startup.http_extensions import PLATE_COLUMNS, WELL_COLUMNS
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, [*PLATE_COLUMNS, *WELL_COLUMNS], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
+def upload_sheet(stack: StackState, name: str, content: bytes) -> httpx.Response:
+    """POST a plate sheet file to the stack's spreadsheet upload, with the user's API key."""
+    files = {"spreadsheet": (name, io.BytesIO(content), "application/octet-stream")}
+    return http(stack, "POST", "/api/queue/upload/spreadsheet", files=files)

@@ -22,7 +22,7 @@ import yaml
 from bluesky_queueserver_api import BPlan
 from stack_helpers import ca_environment, register_plate
 
-from sibyls.startup.stack import StackState, down, load_state, manager_api, profile_config, up
+from sibyls.startup.stack import StackState, down, load_state, profile_config, up
 
 PROJECT = "FAULTS"
 #: Every fault must end its item within this many seconds (the stack runs 50× faster than real time).
@@ -47,14 +47,6 @@ def stack(tmp_path_factory):
             os.environ.pop("SIBYLS_RECORD_RETRY_S", None)
         else:
             os.environ["SIBYLS_RECORD_RETRY_S"] = saved
-
-
-@pytest.fixture
-def api(stack):
-    client = manager_api(stack, timeout=10)
-    client.queue_clear()
-    yield client
-    client.close()
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -283,44 +275,30 @@ def test_worker_killed_mid_run_is_noticed_and_its_item_failed_once(stack, api):
     next_item_completes(stack, api, "after_worker_death")
 
 
-def _restart_redis(stack: StackState) -> None:
-    restarted = up(Path(stack.var_dir))
-    stack.__dict__.update(restarted.__dict__)
-
-
-def test_redis_killed_and_restarted_during_an_item(stack, api):
-    api.item_add(exposure("redis_during", frames=200, exposure_time=1.0))
-    api.item_add(exposure("redis_next"))
+@pytest.mark.parametrize(
+    ("first", "frames", "down_s"),
+    [
+        ("redis_during", 200, 2.0),  # back while the first item still runs
+        ("redis_boundary", 100, 5.0),  # the first item ends on the worker while Redis is away
+    ],
+)
+def test_redis_killed_and_restarted_loses_no_item_and_runs_none_twice(stack, api, first, frames, down_s):
+    second = f"{first}_next"
+    api.item_add(exposure(first, frames=frames, exposure_time=1.0))
+    api.item_add(exposure(second))
     api.queue_start()
     wait_until_running(api)
     psutil.Process(stack.pids["redis"]).kill()
-    time.sleep(2.0)
-    _restart_redis(stack)
+    time.sleep(down_s)
+    stack.__dict__.update(up(Path(stack.var_dir)).__dict__)  # restarts just Redis
     wait_until_idle(api)
     entries = history(api)[-2:]
-    assert [e["args"][0] for e in entries] == ["redis_during", "redis_next"]
+    assert [e["args"][0] for e in entries] == [first, second]
     assert [e["result"]["exit_status"] for e in entries] == ["completed", "completed"]
     assert api.status(reload=True)["items_in_queue"] == 0
-    for sample in ("redis_during", "redis_next"):
+    for sample in (first, second):
         (uid,) = run_starts(stack, sample)
         the_record(stack, uid)
-
-
-def test_redis_down_across_an_item_boundary(stack, api):
-    api.item_add(exposure("boundary_first", frames=100, exposure_time=1.0))
-    api.item_add(exposure("boundary_second"))
-    api.queue_start()
-    wait_until_running(api)
-    psutil.Process(stack.pids["redis"]).kill()
-    time.sleep(5.0)  # the first item ends on the worker while the manager cannot reach Redis
-    _restart_redis(stack)
-    wait_until_idle(api)
-    entries = history(api)[-2:]
-    assert [e["args"][0] for e in entries] == ["boundary_first", "boundary_second"]
-    assert [e["result"]["exit_status"] for e in entries] == ["completed", "completed"]
-    assert api.status(reload=True)["items_in_queue"] == 0
-    for sample in ("boundary_first", "boundary_second"):
-        assert len(run_starts(stack, sample)) == 1
 
 
 def test_full_frame_folder_fails_the_run_with_no_space_and_leaves_nothing_partial(stack, api):

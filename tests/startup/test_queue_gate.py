@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import ast
 import copy
-import csv
 import importlib.util
-import io
 import json
 import math
 import re
@@ -36,7 +34,7 @@ import httpx
 import pytest
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import RequestFailedError
-from stack_helpers import ca_environment, http, qserver, wait_until_idle
+from stack_helpers import ca_environment, csv_sheet, qserver, upload_sheet, wait_until_idle
 
 from sibyls.plans import QUEUE_PLAN_NAMES
 from sibyls.startup.stack import StackState, manager_api
@@ -415,20 +413,6 @@ def test_executing_a_bad_item_runs_nothing(case, path, stack, gate, watch):
 
 # ---- plate sheets ------------------------------------------------------------------------------
 
-SHEET_COLUMNS = [
-    "plate_id",
-    "project_code",
-    "well",
-    "sample_code",
-    "sample_role",
-    "buffer_well",
-    "concentration_mg_ml",
-    "exposure_time",
-    "num_frames",
-    "buffer_name",
-    "description",
-]
-
 
 def sheet_rows() -> list[dict]:
     """The valid plate as sheet rows (row 2: the buffer, row 3: its sample)."""
@@ -436,17 +420,8 @@ def sheet_rows() -> list[dict]:
     return [{**common, **well} for well in battery.plate_wells()]
 
 
-def csv_sheet(rows: list[dict]) -> bytes:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, SHEET_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue().encode()
-
-
 def upload(stack: StackState, rows: list[dict]) -> dict:
-    files = {"spreadsheet": ("plate.csv", io.BytesIO(csv_sheet(rows)), "text/csv")}
-    response = http(stack, "POST", "/api/queue/upload/spreadsheet", files=files)
+    response = upload_sheet(stack, "plate.csv", csv_sheet(rows))
     assert response.status_code == 200, response.text[:500]
     return response.json()
 

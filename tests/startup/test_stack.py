@@ -17,7 +17,7 @@ import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.comm_base import RequestFailedError
-from stack_helpers import http, qserver, register_plate, wait_until_idle
+from stack_helpers import csv_sheet, http, qserver, register_plate, upload_sheet, wait_until_idle
 
 from sibyls.metadata.records_schema import RecordValidator
 from sibyls.metadata.runs.doclog import read_document_log
@@ -125,22 +125,6 @@ def test_http_invalid_item_is_refused_naming_the_field(stack, api):
     assert api.status(reload=True)["items_in_queue"] == before
 
 
-def plate_sheet(rows: list[dict]) -> bytes:
-    columns = [
-        "plate_id",
-        "project_code",
-        "well",
-        "sample_code",
-        "sample_role",
-        "buffer_well",
-        "concentration_mg_ml",
-        "exposure_time",
-        "num_frames",
-    ]
-    lines = [",".join(columns)] + [",".join(str(row.get(c, "")) for c in columns) for row in rows]
-    return ("\n".join(lines) + "\n").encode()
-
-
 def eight_well_rows() -> list[dict]:
     rows = []
     for i in range(4):
@@ -161,16 +145,15 @@ def eight_well_rows() -> list[dict]:
 
 
 def upload(stack, name: str, content: bytes) -> dict:
-    files = {"spreadsheet": (name, io.BytesIO(content), "application/octet-stream")}
-    return http(stack, "POST", "/api/queue/upload/spreadsheet", files=files).json()
+    return upload_sheet(stack, name, content).json()
 
 
 def test_valid_plate_sheet_becomes_exactly_one_item(stack, api):
     register_plate(stack, "SHEET_PLATE", {row["well"]: row["sample_role"] for row in eight_well_rows()})
-    before = api.status()["items_in_queue"]
-    body = upload(stack, "plate.csv", plate_sheet(eight_well_rows()))
+    before = api.status(reload=True)["items_in_queue"]
+    body = upload(stack, "plate.csv", csv_sheet(eight_well_rows()))
     assert body["success"], body
-    queue = api.queue_get()["items"]
+    queue = api.queue_get(reload=True)["items"]
     assert len(queue) == before + 1
     assert queue[-1]["name"] == "ht_plate"
     assert len(queue[-1]["kwargs"]["plate"]["wells"]) == 8
@@ -187,7 +170,7 @@ def test_valid_plate_sheet_becomes_exactly_one_item(stack, api):
     data = io.BytesIO()
     book.save(data)
     assert upload(stack, "plate.xlsx", data.getvalue())["success"]
-    assert len(api.queue_get()["items"]) == before + 2
+    assert len(api.queue_get(reload=True)["items"]) == before + 2
     api.queue_clear()
 
 
@@ -196,13 +179,13 @@ def test_invalid_plate_sheet_queues_nothing_and_lists_rows(stack, api):
     rows[3]["concentration_mg_ml"] = -2  # row 5
     rows[5]["buffer_well"] = "H12"  # row 7: buffer not on the plate
     rows[6]["well"] = "Z99"  # row 8
-    before = api.status()["items_in_queue"]
-    body = upload(stack, "plate.csv", plate_sheet(rows))
+    before = api.status(reload=True)["items_in_queue"]
+    body = upload(stack, "plate.csv", csv_sheet(rows))
     assert body["success"] is False
     assert "row 5, column concentration_mg_ml" in body["msg"]
     assert "row 8, column well" in body["msg"]
     assert "row 7, column buffer_well: buffer well H12 of prot2 is not on the plate" in body["msg"]
-    assert api.status()["items_in_queue"] == before
+    assert api.status(reload=True)["items_in_queue"] == before
 
 
 def test_python_api_batch_runs_and_history_uids_match_records(stack, api, validator):
