@@ -19,6 +19,7 @@ from bluesky.preprocessors import plan_mutator, set_run_key_wrapper
 from sibyls.devices.beamline import SibylsBeamline
 from sibyls.metadata import RecordWriter
 from sibyls.metadata.contract import install_contract
+from sibyls.plans.errors import device_errors
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,9 @@ def setup_run_engine(
     """
     install_contract(run_engine)
     run_engine.preprocessors.append(Baseline(beamline.baseline()))
+    # Outside the baseline: every plan, also a bare one from a console, fails with the device's own
+    # reason (robot, detector, motor), never with a FailedStatus that hides it.
+    run_engine.preprocessors.append(device_errors)
     writer = RecordWriter(records_dir, spool_dir=spool_dir, retry_interval_s=record_retry_s)
     run_engine.subscribe(writer)
     tracker = ProgressTracker()
