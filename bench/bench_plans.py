@@ -43,7 +43,7 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
 
     from sibyls.devices.beamline import build_beamline
     from sibyls.devices.sim.control import build_simulation_control
-    from sibyls.devices.sim.ioc import ROBOT_CLEAN_S, ROBOT_DRY_S, ROBOT_LOAD_S
+    from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_DRY_S, ROBOT_LOAD_S
     from sibyls.metadata.contract import RunMetadata, inject_run_metadata
     from sibyls.plans import configure_plans, ht_plate, saxs_exposure, setup_run_engine
     from sibyls.plans.exposure import configure_exposure, with_fast_shutter_open

@@ -47,7 +47,7 @@ class HTRobot(Device):
     expected durations (``load_time_s``, ``clean_time_s``, ``dry_time_s``) to the real robot's.
     """
 
-    #: Expected seconds of each command (the simulation's nominal durations, devices/sim/ioc.py).
+    #: Expected seconds of each command (the simulation's nominal durations, devices/sim/robot.py).
     load_time_s = 15.0
     clean_time_s = 20.0
     dry_time_s = 10.0

@@ -20,7 +20,7 @@ from ophyd.utils import LimitError
 from sibyls.devices.geometry import DetectorGeometry, azimuthal_average
 from sibyls.devices.robot import RobotError
 from sibyls.devices.sim.control import build_simulation_control
-from sibyls.devices.sim.ioc import ROBOT_CLEAN_S, ROBOT_LOAD_S
+from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_LOAD_S
 
 PROTEIN = {
     "sample_code": "GluRS_1",

@@ -27,7 +27,7 @@ from sibyls.devices.geometry import DetectorGeometry
 from sibyls.devices.pilatus import DetectorError
 from sibyls.devices.robot import RobotError
 from sibyls.devices.sec import SECError
-from sibyls.devices.sim.ioc import FRAME_FILE_RESERVE_BYTES
+from sibyls.devices.sim.frame_writer import FRAME_FILE_RESERVE_BYTES
 from sibyls.plans import ht_plate, saxs_exposure, sec_saxs
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 
