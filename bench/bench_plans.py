@@ -26,7 +26,7 @@ PLATE_TIME_SCALE = 4.0
 
 def run() -> list[Figure]:
     from bench.common import ca_port
-    from sibyls.startup.services import start_ioc
+    from sibyls.devices.sim.launcher import start_ioc
 
     workdir = Path(tempfile.mkdtemp(prefix="sibyls-bench-plans-"))
     prefix = f"BP{uuid.uuid4().hex[:4]}:"

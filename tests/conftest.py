@@ -33,7 +33,7 @@ def upstream_schema_dir() -> Path:
 @pytest.fixture(scope="session")
 def sim_ioc(tmp_path_factory):
     """The project's caproto IOC on a free loopback port (binned 4x4 frames), ended after the session."""
-    from sibyls.startup.services import start_ioc
+    from sibyls.devices.sim.launcher import start_ioc
 
     prefix = f"T{uuid.uuid4().hex[:6]}:"
     service = start_ioc(prefix, CA_PORT, tmp_path_factory.mktemp("ioc") / "ioc.log", binning=4)

@@ -23,7 +23,7 @@ PREFIX = "DEATH:"
 def main(work: Path) -> dict:
     port = free_ca_port_pair()
     apply_loopback_ca_env(port)  # before ophyd is imported
-    from sibyls.startup.services import start_ioc
+    from sibyls.devices.sim.launcher import start_ioc
 
     ioc = start_ioc(PREFIX, port, work / "ioc.log", binning=8, time_scale=1.0)
     result: dict = {}
