@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -81,6 +82,26 @@ class DetectorGeometry:
         """Radius on the detector (mm) where scattering at ``q`` lands."""
         two_theta = 2.0 * np.arcsin(q * self.wavelength_a / (4.0 * np.pi))
         return float(self.distance_mm * np.tan(two_theta))
+
+
+def write_detector_geometry(group: Any, geometry: DetectorGeometry, *, distance_name: str = "SDD") -> None:
+    """Write a detector's geometry into an HDF5 ``NXdetector`` group, each value with its units.
+
+    Sample-detector distance (``SDD`` in NXcanSAS, ``distance`` in a NeXus frame file), pixel sizes
+    in mm and the beam centre in (binned) pixels. One block for both: the simulated IOC's frame
+    files (:mod:`sibyls.devices.sim.frame_writer`) and the NXcanSAS export
+    (:mod:`sibyls.metadata.exports.nxcansas`), so what a reduction reads back is what was written.
+    """
+    g = geometry
+    for key, value, unit in (
+        (distance_name, g.distance_mm, "mm"),
+        ("x_pixel_size", g.binned_pixel_mm, "mm"),
+        ("y_pixel_size", g.binned_pixel_mm, "mm"),
+        ("beam_center_x", g.beam_center_x / g.binning, "pixel"),
+        ("beam_center_y", g.beam_center_y / g.binning, "pixel"),
+    ):
+        group[key] = value
+        group[key].attrs["units"] = unit
 
 
 @lru_cache(maxsize=16)

@@ -17,7 +17,7 @@ import re
 import h5py
 import numpy as np
 
-from sibyls.devices.geometry import DetectorGeometry
+from sibyls.devices.geometry import DetectorGeometry, write_detector_geometry
 from sibyls.devices.sim import physics
 from sibyls.devices.sim.physics import BeamState
 
@@ -120,12 +120,8 @@ class FrameFileWriter:
         det = instrument.create_group("detector")
         det.attrs["NX_class"] = "NXdetector"
         det["description"] = "Dectris PILATUS3 X 2M (simulated)"
+        write_detector_geometry(det, geometry, distance_name="distance")
         for key, value, unit in (
-            ("distance", geometry.distance_mm, "mm"),
-            ("x_pixel_size", geometry.binned_pixel_mm, "mm"),
-            ("y_pixel_size", geometry.binned_pixel_mm, "mm"),
-            ("beam_center_x", geometry.beam_center_x / geometry.binning, "pixel"),
-            ("beam_center_y", geometry.beam_center_y / geometry.binning, "pixel"),
             ("count_time", meta["count_time"], "s"),
             ("frame_time", meta["frame_time"], "s"),
         ):

@@ -9,34 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from sibyls.devices.geometry import DetectorGeometry
+from sibyls.devices.geometry import write_detector_geometry
 from sibyls.metadata.atomic import atomic_path
 from sibyls.metadata.reduction.iq import RunProfile, reduce_run
 from sibyls.metadata.runs.sources import StoredRun
 
 #: Units of I: mean counts per pixel per frame (no absolute calibration).
 I_UNITS = "arbitrary"
-
-
-def write_detector_geometry(group: Any, geometry: DetectorGeometry, *, distance_name: str = "SDD") -> None:
-    """Write a detector's geometry into an HDF5 ``NXdetector`` group, each value with its units.
-
-    Sample-detector distance (``SDD`` in NXcanSAS, ``distance`` in a NeXus frame file), pixel sizes
-    in mm and the beam centre in (binned) pixels. The simulated IOC's frame files carry the same
-    block (``distance_name="distance"``).
-    """
-    g = geometry
-    for key, value, unit in (
-        (distance_name, g.distance_mm, "mm"),
-        ("x_pixel_size", g.binned_pixel_mm, "mm"),
-        ("y_pixel_size", g.binned_pixel_mm, "mm"),
-        ("beam_center_x", g.beam_center_x / g.binning, "pixel"),
-        ("beam_center_y", g.beam_center_y / g.binning, "pixel"),
-    ):
-        group[key] = value
-        group[key].attrs["units"] = unit
 
 
 def write_nxcansas(run: StoredRun, target: Path, reduced: RunProfile | None = None) -> Path:
