@@ -100,19 +100,6 @@ def build_beamline(prefix: str = "SIBYLS:", connect: bool = True, timeout: float
 _finalizer_registered = False
 
 
-def release_channel_access() -> None:
-    """Close this process's Channel Access connections (call before stopping an IOC we started).
-
-    After this, no more CA in this process; libca would otherwise complain loudly when the
-    server goes away under live connections.
-    """
-    try:
-        import epics.ca
-    except ImportError:
-        return
-    epics.ca.finalize_libca()
-
-
 def _finalize_ca_at_exit() -> None:
     """Shut libca down cleanly at exit: pyepics otherwise sometimes segfaults while exiting."""
     global _finalizer_registered

@@ -45,11 +45,6 @@ class Shutter(Device):
         )
         return status.follow(self.command.set(command, timeout=None, **kwargs))
 
-    @property
-    def is_open(self) -> bool:
-        """True when the shutter reports Open."""
-        return self.status.get() == "Open"
-
     def open(self, timeout: float = 10.0) -> None:
         """Open and wait (for interactive use; plans use ``bps.mv(shutter, "open")``)."""
         self.set("open").wait(timeout)
