@@ -6,8 +6,12 @@ in place, not copied) in Tiled, readable as tables and arrays with the tiled cli
 
 from __future__ import annotations
 
+import atexit
 import copy
 import logging
+import multiprocessing.util
+import queue
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -72,21 +76,44 @@ class SafeCallback:
 
 
 class LazyTiledWriter:
-    """A Tiled writer that connects at the first run, not when the profile loads.
+    """A Tiled writer that connects at the first run and works off the RunEngine's thread.
 
-    The RE environment then opens fast and even while Tiled is down; a run that starts while
-    Tiled cannot be reached is logged (and kept in ``backup_directory``) and the next run tries
-    to connect again. Never raises into the RunEngine.
+    bluesky's TiledWriter does a run's heavy work when the run stops (one request per frame file
+    update: about a minute for a 200-frame run here); done in the RunEngine's stop callback it would
+    hold the queue for as long. Documents are therefore handed to one background thread, in order,
+    and the RunEngine goes on at once. The RE environment opens fast and even while Tiled is down;
+    a run that starts while Tiled cannot be reached is logged (and kept in ``backup_directory``) and
+    the next run tries to connect again. Never raises into the RunEngine. At process exit, up to
+    ``exit_timeout_s`` is spent finishing what was handed over.
     """
 
-    def __init__(self, url: str, api_key: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, url: str, api_key: str | None = None, exit_timeout_s: float = 30.0, **kwargs: Any):
         self.url, self._api_key, self._kwargs = url, api_key, kwargs
+        self.exit_timeout_s = exit_timeout_s
         self._writer: Any = None
+        self._documents: queue.Queue[tuple[str, dict] | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"LazyTiledWriter({self.url!r})"
 
     def __call__(self, name: str, doc: dict) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="tiled-writer", daemon=True)
+            self._thread.start()
+            _register_exit_flush(self)
+        self._documents.put((name, doc))
+
+    def _work(self) -> None:
+        while True:
+            entry = self._documents.get()
+            try:
+                if entry is not None:
+                    self._write(*entry)
+            finally:
+                self._documents.task_done()
+
+    def _write(self, name: str, doc: dict) -> None:
         if self._writer is None:
             if name != "start":
                 return  # a run Tiled was not reachable for: skipped as a whole
@@ -96,3 +123,23 @@ class LazyTiledWriter:
                 log.exception("Tiled at %s is not reachable; this run is not stored there", self.url)
                 return
         self._writer(name, doc)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every document handed over so far is written (or ``timeout`` s); True if done."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        threading.Thread(target=lambda: (self._documents.join(), done.set()), daemon=True).start()
+        return done.wait(timeout)
+
+
+def _register_exit_flush(writer: LazyTiledWriter) -> None:
+    """Finish handed-over documents at exit (``atexit``, and multiprocessing's hook: a queueserver
+    worker ends with ``os._exit``), for at most the writer's ``exit_timeout_s``."""
+
+    def flush_at_exit() -> None:
+        if not writer.flush(writer.exit_timeout_s):
+            log.warning("Tiled writer: documents not written to %s before exit", writer.url)
+
+    atexit.register(flush_at_exit)
+    multiprocessing.util.Finalize(None, flush_at_exit, exitpriority=90)
