@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 
 # Detector plate definitions and long strings travel as char waveforms; allow them through.
 MAX_ARRAY_BYTES = 2_000_000
@@ -59,3 +61,23 @@ def apply_loopback_ca_env(server_port: int) -> dict[str, str]:
     env = loopback_ca_env(server_port)
     os.environ.update(env)
     return env
+
+
+@contextlib.contextmanager
+def loopback_ca_environment(server_port: int) -> Iterator[dict[str, str]]:
+    """This process's environment pointed at 127.0.0.1:``server_port`` for the block, then restored.
+
+    For Channel Access clients created inside the block (caproto's sync client reads the
+    environment per call); ophyd's context, already started, is not affected.
+    """
+    env = loopback_ca_env(server_port)
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sibyls.devices.epics_env import apply_loopback_ca_env
+from sibyls.devices.epics_env import loopback_ca_env, loopback_ca_environment
 
 #: The command line that runs the IOC (its options follow).
 IOC_COMMAND = [sys.executable, "-m", "sibyls.startup.cli", "ioc"]
@@ -96,8 +96,8 @@ def start_ioc(
 ) -> IOCService:
     """Start the simulated-beamline IOC on loopback ``port`` and wait until it serves PVs.
 
-    Also points this process's Channel Access client at the IOC (loopback only), so devices
-    built afterwards connect to it.
+    This process's environment is left as it was: a client of the IOC applies
+    ``loopback_ca_env(port)`` itself (before ophyd starts Channel Access).
     """
     command = [
         *IOC_COMMAND,
@@ -114,11 +114,12 @@ def start_ioc(
         command += ["--plate", str(plate)]
     if plate_registry is not None:
         command += ["--plate-registry", str(plate_registry)]
-    env = {**os.environ, **apply_loopback_ca_env(port)}
+    env = {**os.environ, **loopback_ca_env(port)}
     process = spawn_service(command, log_path, env)
     service = IOCService("ioc", process, log_path, prefix=prefix, port=port)
     try:
-        _wait_for_ca_server(f"{prefix}Sim:TimeScale", port, process, timeout)
+        with loopback_ca_environment(port):
+            _wait_for_ca_server(f"{prefix}Sim:TimeScale", port, process, timeout)
     except BaseException:
         service.stop()
         raise

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
+from sibyls.devices.epics_env import loopback_ca_environment
 from sibyls.startup.stack.security import HTTP_ACCOUNTS
 from sibyls.startup.stack.starters import manager_api, profile_config
 from sibyls.startup.stack.state import HOST, SERVICES, StackState, ours
@@ -58,8 +58,8 @@ def _redis_health(state: StackState) -> str:
 def _ioc_health(state: StackState) -> str:
     from caproto.sync.client import read
 
-    os.environ.update(state.ca_env())
-    scale = read(f"{state.ioc_prefix}Sim:TimeScale", timeout=2, repeater=False).data[0]
+    with loopback_ca_environment(state.ports["ca"]):
+        scale = read(f"{state.ioc_prefix}Sim:TimeScale", timeout=2, repeater=False).data[0]
     return f"up, serves PVs (time scale {scale:g})"
 
 

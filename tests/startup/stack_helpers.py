@@ -7,10 +7,10 @@ import io
 import os
 import subprocess
 import time
-from contextlib import contextmanager
 
 import httpx
 
+from sibyls.devices.epics_env import loopback_ca_environment
 from sibyls.startup.services import console_script
 from sibyls.startup.stack import StackState
 
@@ -84,20 +84,9 @@ def register_plate(stack: StackState, plate_id: str, wells: dict[str, str]) -> N
     PlateRegistry(profile_config(stack).plate_registry).add(definition)
 
 
-@contextmanager
 def ca_environment(stack: StackState):
     """The stack IOC's EPICS environment in this process while CA contexts are made and searched."""
-    env = stack.ca_env()
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    return loopback_ca_environment(stack.ports["ca"])
 
 
 def csv_sheet(rows: list[dict]) -> bytes:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from sibyls.devices.epics_env import loopback_ca_env
 from sibyls.startup.config import ProfileConfig
 from sibyls.startup.services import console_script
 
@@ -23,7 +24,7 @@ def test_existing_plans_and_devices_yaml_is_fresh(sim_ioc, tmp_path):
     config = ProfileConfig.from_env(
         {"SIBYLS_IOC_PREFIX": sim_ioc.prefix, "SIBYLS_VAR_DIR": str(tmp_path / "var")}
     )
-    env = {**os.environ, **config.as_env()}
+    env = {**os.environ, **config.as_env(), **loopback_ca_env(sim_ioc.port)}  # this IOC, whatever ran before
     command = [
         console_script("qserver-list-plans-devices"),
         "--startup-module",
