@@ -19,7 +19,6 @@ from ophyd.utils import LimitError
 
 from sibyls.devices.geometry import DetectorGeometry, azimuthal_average
 from sibyls.devices.robot import RobotError
-from sibyls.devices.sim.control import build_simulation_control
 from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_LOAD_S
 
 PROTEIN = {
@@ -30,23 +29,6 @@ PROTEIN = {
     "mw_kda": 54.0,
 }
 BUFFER = {"sample_code": "buff_HEPES", "kind": "buffer"}
-
-
-@pytest.fixture(scope="module")
-def simulation(sim_ioc):
-    return build_simulation_control(sim_ioc.prefix)
-
-
-@pytest.fixture
-def time_scale(simulation):
-    """Run a test at a chosen speed-up; back to 20x afterwards."""
-
-    def set_scale(scale: float) -> None:
-        simulation.time_scale.put(scale, wait=True)
-
-    set_scale(20.0)
-    yield set_scale
-    set_scale(20.0)
 
 
 @pytest.fixture

@@ -21,27 +21,10 @@ from bluesky import plans as bp
 
 from sibyls.devices.pilatus import DetectorError
 from sibyls.devices.sec import SECError
-from sibyls.devices.sim.control import build_simulation_control
 from sibyls.devices.status import DeviceTimeoutError
 from sibyls.plans.errors import device_errors
 
 BUFFER = {"sample_code": "buff_faults", "kind": "buffer"}
-
-
-@pytest.fixture(scope="module")
-def simulation(sim_ioc):
-    return build_simulation_control(sim_ioc.prefix)
-
-
-@pytest.fixture
-def time_scale(simulation):
-    """Run a test at a chosen speed-up; back to 20x afterwards."""
-
-    def set_scale(scale: float) -> None:
-        simulation.time_scale.put(scale, wait=True)
-
-    yield set_scale
-    set_scale(20.0)
 
 
 @pytest.fixture
