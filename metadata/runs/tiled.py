@@ -102,7 +102,9 @@ class LazyTiledWriter:
             self._thread = threading.Thread(target=self._work, name="tiled-writer", daemon=True)
             self._thread.start()
             _register_exit_flush(self)
-        self._documents.put((name, doc))
+        # A copy: TiledWriter rewrites documents in place, and the RunEngine hands the same dicts
+        # to every other subscriber while this thread works.
+        self._documents.put((name, copy.deepcopy(doc)))
 
     def _work(self) -> None:
         while True:
