@@ -24,6 +24,9 @@ FULL_SHAPE = (
     MODULE_GRID[1] * MODULE_SHAPE[1] + (MODULE_GRID[1] - 1) * MODULE_GAP[1],
 )  # (1679, 1475)
 PIXEL_SIZE_MM = 0.172
+# Degree of linear polarisation of the beam in the horizontal (detector-column) plane, in pyFAI's
+# convention (1 = fully horizontal, 0 = unpolarised): a bending-magnet beam such as 12.3.1's.
+POLARIZATION_FACTOR = 0.95
 
 # NeXus NXdetector/pixel_mask bits.
 MASK_GAP = 1 << 0
@@ -78,6 +81,11 @@ class DetectorGeometry:
         """Solid angle (sr) each (binned) pixel subtends, including the cos³(2θ) obliquity factor."""
         return _solid_angle(self)
 
+    def polarization(self, factor: float = POLARIZATION_FACTOR) -> np.ndarray:
+        """Polarisation factor of each (binned) pixel, as pyFAI defines it:
+        ½(1 + cos²2θ − f·cos2χ·sin²2θ), with χ the azimuth from the horizontal."""
+        return _polarization(self, float(factor))
+
     def q_to_radius_mm(self, q: float) -> float:
         """Radius on the detector (mm) where scattering at ``q`` lands."""
         two_theta = 2.0 * np.arcsin(q * self.wavelength_a / (4.0 * np.pi))
@@ -130,6 +138,22 @@ def _solid_angle(geometry: DetectorGeometry) -> np.ndarray:
     omega = (geometry.binned_pixel_mm / geometry.distance_mm) ** 2 * cos_2theta**3
     omega.setflags(write=False)
     return omega
+
+
+@lru_cache(maxsize=16)
+def _polarization(geometry: DetectorGeometry, factor: float) -> np.ndarray:
+    rows, cols = geometry.shape
+    b = geometry.binning
+    y = (np.arange(rows) * b + (b - 1) / 2.0) - geometry.beam_center_y
+    x = (np.arange(cols) * b + (b - 1) / 2.0) - geometry.beam_center_x
+    x2, y2 = (x**2)[None, :], (y**2)[:, None]
+    r2 = x2 + y2
+    cos_2chi = np.divide(x2 - y2, r2, out=np.ones(r2.shape), where=r2 > 0)
+    two_theta = np.arctan(_radius_mm(geometry) / geometry.distance_mm)
+    sin2 = np.sin(two_theta) ** 2
+    p = 0.5 * (1.0 + np.cos(two_theta) ** 2 - factor * cos_2chi * sin2)
+    p.setflags(write=False)
+    return p
 
 
 @lru_cache(maxsize=8)
