@@ -94,6 +94,13 @@ def _add_stack(subparsers) -> None:
     for name in ("redis", "ca", "zmq-control", "zmq-info", "http"):
         up.add_argument(f"--{name}-port", type=int, default=None, help=f"{name} port (default: a free one)")
     up.add_argument("--no-open", action="store_true", help="do not open the RE environment")
+    up.add_argument(
+        "--tiled-db",
+        metavar="URI",
+        default=None,
+        help="database of the Tiled catalog, postgresql://user@host[:port]/db (default: $SIBYLS_TILED_DB, "
+        "else SQLite under --var-dir); give a password through $SIBYLS_TILED_DB or ~/.pgpass, not here",
+    )
     up.set_defaults(func=_up)
 
     down = subparsers.add_parser("down", help="stop exactly the processes 'sibyls up' started")
@@ -126,6 +133,7 @@ def _add_stack(subparsers) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from sibyls.startup.config import ProfileConfig
     from sibyls.startup.stack import describe, up
 
     ports = {
@@ -142,6 +150,7 @@ def _up(args: argparse.Namespace) -> int:
         binning=args.binning,
         ports={k: v for k, v in ports.items() if v},
         open_environment=not args.no_open,
+        tiled_db=args.tiled_db or ProfileConfig().tiled_db or None,
     )
     print(describe(state))
     return 0

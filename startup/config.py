@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Folder fields → their default under ``var_dir``.
@@ -48,6 +48,10 @@ class ProfileConfig(BaseSettings):
     plate_registry: Path | None = None
     #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
     record_retry_s: float = 30.0
+    #: The database of the Tiled catalog ``sibyls up`` starts (``SIBYLS_TILED_DB``, the default of
+    #: ``--tiled-db``): ``postgresql://user[:password]@host[:port]/db``; empty: SQLite under the var
+    #: folder. Not passed on by ``as_env``: the RE worker reaches Tiled by URL, never the database.
+    tiled_db: str = Field(default="", repr=False)
 
     @model_validator(mode="before")
     @classmethod

@@ -43,8 +43,10 @@ from sibyls.startup.stack.starters import (
     profile_env,
     profile_manager_options,
     reopen_re_environment,
+    set_tiled_db,
     spawn,
 )
+from sibyls.startup.stack.starters import tiled_db as running_tiled_db
 from sibyls.startup.stack.state import (
     HOST,
     SERVICES,
@@ -99,18 +101,25 @@ def up(
     ports: dict[str, int] | None = None,
     open_environment: bool = True,
     timeout: float = 60.0,
+    tiled_db: str | None = None,
 ) -> StackState:
-    """Start the stack (or return the one already running in ``var_dir``), healthy and ready."""
+    """Start the stack (or return the one already running in ``var_dir``), healthy and ready.
+
+    ``tiled_db`` (``postgresql://...``) keeps the Tiled catalog in that database; default SQLite.
+    """
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     existing = load_state(var_dir)
     if existing is not None:
         dead = [name for name in SERVICES if not ours(existing, name)]
+        if len(dead) < len(SERVICES) and tiled_db and tiled_db != running_tiled_db(var_dir):
+            raise StackError(f"the stack in {var_dir} keeps its Tiled catalog elsewhere; `sibyls down` first")
         if not dead:
             return existing
         if len(dead) < len(SERVICES):
             return restart_services(existing, dead, open_environment=open_environment, timeout=timeout)
         down(var_dir)  # nothing of it is left: start clean
+    set_tiled_db(var_dir, tiled_db)
     wanted = dict(ports or {})
     chosen = {
         "redis": wanted.get("redis") or free_tcp_port(),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sibyls.devices.epics_env import loopback_ca_environment
 from sibyls.startup.stack.security import HTTP_ACCOUNTS
-from sibyls.startup.stack.starters import manager_api, profile_config
+from sibyls.startup.stack.starters import describe_tiled_db, manager_api, profile_config
 from sibyls.startup.stack.state import HOST, SERVICES, StackState, ours
 
 
@@ -113,6 +113,7 @@ def describe(state: StackState | None) -> str:
         pid = state.pids.get(name)
         lines.append(f"  {name:<8} pid {pid!s:<8} {addresses[name]:<28} {report[name]}")
     lines.append(f"  records  {report['records']}")
+    lines.append(f"  Tiled catalog in {describe_tiled_db(state.var_dir)}")
     if state.zmq_public_key_file:
         lines.append(
             f"  0MQ public key in {state.zmq_public_key_file} (mode 0600; clients: QSERVER_ZMQ_PUBLIC_KEY)"

@@ -138,6 +138,40 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("QSERVER_")}
 
 
+def tiled_db_file(var_dir: Path | str) -> Path:
+    """Where a stack remembers the database of its Tiled catalog (0600: the URI may hold a password)."""
+    return Path(var_dir) / "tiled" / "catalog_uri"
+
+
+def set_tiled_db(var_dir: Path | str, uri: str | None) -> None:
+    """Keep the stack's Tiled catalog in database ``uri`` (``postgresql://...``; None: SQLite in the
+    var folder) from its next start on, restarts included."""
+    path = tiled_db_file(var_dir)
+    if not uri:
+        path.unlink(missing_ok=True)
+        return
+    from sibyls.startup.tiled_service import check_catalog_uri
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(path, check_catalog_uri(uri) + "\n")
+
+
+def tiled_db(var_dir: Path | str) -> str | None:
+    """The database URI of the stack's Tiled catalog (None: SQLite in the var folder)."""
+    path = tiled_db_file(var_dir)
+    return (path.read_text().strip() or None) if path.exists() else None
+
+
+def describe_tiled_db(var_dir: Path | str) -> str:
+    """The stack's Tiled catalog for a status line: the database with its password masked."""
+    from sibyls.startup.tiled_service import masked_uri
+
+    uri = tiled_db(var_dir)
+    if uri is None:
+        return f"SQLite {Path(var_dir) / 'tiled' / 'catalog.db'}"
+    return f"PostgreSQL {masked_uri(uri)}"
+
+
 def _start_tiled(state: StackState, timeout: float) -> None:
     from sibyls.startup.tiled_service import start_tiled
 
@@ -148,6 +182,7 @@ def _start_tiled(state: StackState, timeout: float) -> None:
         state.ports["tiled"],
         var_dir / "tiled",
         var_dir / "logs" / "tiled.log",
+        catalog_uri=tiled_db(var_dir),
         readable=[data_dir],
         timeout=timeout,
     )
