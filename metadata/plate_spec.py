@@ -7,6 +7,7 @@ range, and every well's run metadata valid under the RunStart contract.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -119,18 +120,17 @@ class PlateSpec(BaseModel):
             raise ValueError("; ".join(problems))
         return self
 
-    def well_metadata(
-        self, project_code: str, plan_type: str = "ht_plate", **common: Any
-    ) -> list[RunMetadata]:
+    def well_metadata(self, project_code: str, plan_type: str = "ht_plate", **common: Any) -> WellContracts:
         """The RunStart contract of every well's run (``buffer_run_uid`` is added when the buffer has run).
 
         Each well's own values were checked by :class:`PlateWell` with the same rules the contract
         uses (``sibyls.metadata.rules``), so the contract as a whole (plate-wide values, cross-field
         rules) is validated once per kind of well — the same role and the same fields given — and
-        the other wells of that kind are copies with their own values: a 96-well plate is checked in
-        a fraction of the time, with the same verdicts.
+        the other wells of that kind are copies with their own values, made when the plan reads
+        them: a 96-well plate is checked (at queue add too) in a fraction of the time, with the same
+        verdicts. ``ContractError`` names every well whose contract is refused.
         """
-        runs, problems = [], []
+        fields_of, kinds, problems = [], [], []
         validated: dict[tuple, RunMetadata] = {}
         for index, well in enumerate(self.wells):
             fields = {
@@ -149,17 +149,45 @@ class PlateSpec(BaseModel):
             }
             fields = {k: v for k, v in fields.items() if v is not None}
             kind = (well.sample_role, *sorted(fields))
-            sibling = validated.get(kind)
-            if sibling is not None:
-                runs.append(sibling.model_copy(update={k: fields[k] for k in _PER_WELL if k in fields}))
+            fields_of.append(fields)
+            kinds.append(kind)
+            if kind in validated:
                 continue
             try:
-                runs.append(validated.setdefault(kind, RunMetadata(**fields)))
+                validated[kind] = RunMetadata(**fields)
             except ValidationError as exc:
+                validated[kind] = None  # type: ignore[assignment]
                 problems += [f"wells[{index}] ({well.well}): {p}" for p in _describe(exc)]
         if problems:
             raise ContractError(problems)
-        return runs
+        return WellContracts(fields_of, kinds, validated)
+
+
+class WellContracts(Sequence[RunMetadata]):
+    """The wells' RunStart contracts in plate order; a well's is made from its kind's validated
+    contract and the well's own values (:data:`_PER_WELL`) when first read."""
+
+    def __init__(
+        self, fields_of: list[dict], kinds: list[tuple], validated: dict[tuple, RunMetadata]
+    ) -> None:
+        self._fields_of, self._kinds, self._validated = fields_of, kinds, validated
+        self._made: dict[int, RunMetadata] = {}
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
+        made = self._made.get(index)
+        if made is None:
+            fields = self._fields_of[index]
+            made = self._validated[self._kinds[index]].model_copy(
+                update={k: fields[k] for k in _PER_WELL if k in fields}
+            )
+            self._made[index] = made
+        return made
 
 
 #: The contract fields a plate's wells differ in (each checked by PlateWell's rules).

@@ -44,33 +44,35 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
     """Size, nesting depth, non-finite numbers and over-long text anywhere in args, kwargs and meta."""
     problems: list[str] = []
     size = 0
-    # Paths are kept as (parent, key) links and spelled out only for a problem: most items have none.
-    stack: list[tuple[Any, tuple | None, int]] = [
-        (item.get("args"), (None, "args"), 0),
-        (item.get("kwargs"), None, 0),
-        (item.get("meta"), (None, "meta"), 0),
-    ]
+    # Only containers go on the stack; leaves are checked where they sit. Paths are kept as
+    # (parent, key) links and spelled out only for a problem: most items have none.
+    stack: list[tuple[Any, tuple | None, int]] = []
+    for key in ("args", "kwargs", "meta"):
+        value = item.get(key)
+        if isinstance(value, dict | list | tuple):
+            stack.append((value, None if key == "kwargs" else (None, key), 0))
     while stack:
-        value, where, depth = stack.pop()
+        container, where, depth = stack.pop()
+        if depth >= ITEM_MAX_DEPTH:
+            problems.append(f"{_path(where)}: nested deeper than {ITEM_MAX_DEPTH} levels")
+            continue
+        entries = container.items() if isinstance(container, dict) else enumerate(container)
         size += 8
-        if isinstance(value, str):
-            size += len(value)
-            if len(value) > TEXT_MAX_LENGTH:
-                problems.append(f"{_path(where)}: text of {len(value)} characters; at most {TEXT_MAX_LENGTH}")
-        elif isinstance(value, float):
-            if value - value != 0.0:  # NaN or infinity
-                problems.append(f"{_path(where)}: must be a finite number, got {value!r}")
-        elif isinstance(value, dict | list | tuple):
-            if depth >= ITEM_MAX_DEPTH:
-                problems.append(f"{_path(where)}: nested deeper than {ITEM_MAX_DEPTH} levels")
-                continue
-            entries = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, entry in entries:
-                stack.append((entry, (where, key), depth + 1))
-            if size > ITEM_MAX_BYTES:
-                break
-    if size > ITEM_MAX_BYTES:
-        return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
+        for key, value in entries:
+            size += 8
+            if isinstance(value, str):
+                size += len(value)
+                if len(value) > TEXT_MAX_LENGTH:
+                    problems.append(
+                        f"{_path((where, key))}: text of {len(value)} characters; at most {TEXT_MAX_LENGTH}"
+                    )
+            elif isinstance(value, float):
+                if value - value != 0.0:  # NaN or infinity
+                    problems.append(f"{_path((where, key))}: must be a finite number, got {value!r}")
+            elif isinstance(value, dict | list | tuple):
+                stack.append((value, (where, key), depth + 1))
+        if size > ITEM_MAX_BYTES:
+            return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
     return problems
 
 
