@@ -20,6 +20,7 @@ from event_model import unpack_event_page
 from sibyls.metadata.errors import ExchangeError
 from sibyls.metadata.mapping import KEY_IMAGE
 from sibyls.metadata.runs.doclog import read_document_log
+from sibyls.metadata.runs.processed import PROCESSED_KEY
 
 
 class RunNotFoundError(ExchangeError, LookupError):
@@ -322,6 +323,8 @@ class TiledRunSource:
         frame_files: list[Path] = []
         frame_node = None
         for name in node:
+            if name == PROCESSED_KEY:  # the first look's curves beside the run, not a stream
+                continue
             stream_node = node[name]
             desc = dict(stream_node.metadata)
             desc["name"] = name
