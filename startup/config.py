@@ -52,6 +52,8 @@ class ProfileConfig(BaseSettings):
     #: ``--tiled-db``): ``postgresql://user[:password]@host[:port]/db``; empty: SQLite under the var
     #: folder. Not passed on by ``as_env``: the RE worker reaches Tiled by URL, never the database.
     tiled_db: str = Field(default="", repr=False)
+    #: The stack's Redis (``host:port``, ``SIBYLS_REDIS_ADDR``): the RE worker publishes progress there.
+    redis_addr: str = ""
 
     @model_validator(mode="before")
     @classmethod
@@ -98,5 +100,6 @@ class ProfileConfig(BaseSettings):
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": self.zmq_public_key_file,
             "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
             "SIBYLS_RECORD_RETRY_S": f"{self.record_retry_s:g}",
+            "SIBYLS_REDIS_ADDR": self.redis_addr,
         }
         return {k: v for k, v in env.items() if v}

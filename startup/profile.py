@@ -44,6 +44,13 @@ def plan_progress() -> dict:
     return _progress_of(RE)
 
 
+if config.redis_addr:  # progress for the page, `sibyls watch` and the HTTP progress endpoint
+    from sibyls.startup.progress import ProgressPublisher, beamline_reader
+
+    progress_publisher = ProgressPublisher(config.redis_addr, plan_progress, beamline_reader(beamline))
+    progress_publisher.start()
+    RE.subscribe(progress_publisher)
+
 runs_log = DocumentLog(config.var_dir / "runs")  # every run's documents, for `sibyls export --runs-dir`
 RE.subscribe(runs_log)
 # A record for every run that opened (runs whose RE worker died); then that worker's leftovers go.

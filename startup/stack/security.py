@@ -33,8 +33,14 @@ STAFF_ONLY_SCOPES = (
     "write:manager:stop",
     "write:testing",
 )
+#: Controls of the running plan and the worker, and the history: staff only. Users queue plans, start
+#: the queue and edit or remove their own items; pausing, aborting or stopping someone's measurement,
+#: opening/closing the RE environment and clearing the history are for beamline staff.
+STAFF_CONTROL_SCOPES = ("write:plan:control", "write:manager:control", "write:history:edit")
 #: Roles that must never hold a staff-only scope (httpserver's default single-user key role had them all).
 NON_STAFF_ROLES = ("user", "advanced", "observer", "unauthenticated_single_user", "unauthenticated_public")
+#: Roles that may edit, move or remove any person's queue item; every other role only its own.
+QUEUE_EDITOR_ROLES = ("expert",)
 
 
 def manager_config_file(var_dir: Path) -> Path:
@@ -116,7 +122,10 @@ def http_config(state: StackState) -> dict:
             "args": {
                 "roles": {
                     "admin": {"scopes_add": ["write:manager:stop"]},
-                    **{role: {"scopes_remove": list(STAFF_ONLY_SCOPES)} for role in NON_STAFF_ROLES},
+                    **{
+                        role: {"scopes_remove": [*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES]}
+                        for role in NON_STAFF_ROLES
+                    },
                 },
                 "users": {name: {"roles": roles} for name, roles in HTTP_ACCOUNTS.items()},
             },

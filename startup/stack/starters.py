@@ -120,6 +120,7 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_TILED_API_KEY_FILE": state.tiled_api_key_file,
             "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
+            "SIBYLS_REDIS_ADDR": state.redis_addr,  # progress published by the RE worker
             # tuning the caller may set in its environment
             **{k: os.environ[k] for k in ("SIBYLS_RECORD_RETRY_S",) if k in os.environ},
         }
@@ -264,8 +265,9 @@ def _start_http(state: StackState, timeout: float) -> None:
         **state.qserver_env(),
         **secret_env,
         "QSERVER_HTTP_SERVER_CONFIG": str(config_path),
-        # The dry-run endpoint and plate sheets check plate ids against the robot's registry too.
-        "SIBYLS_PLATE_REGISTRY": str(profile_config(state).plate_registry),
+        # The dry-run endpoint and plate sheets check plate ids against the robot's registry too; the
+        # page's history reads records and frames, its progress comes from the stack's Redis.
+        **profile_config(state).as_env(),
         "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http_extensions.router",
         "QSERVER_CUSTOM_MODULES": "sibyls.startup.http_extensions",
     }
