@@ -20,7 +20,6 @@ from event_model import unpack_event_page
 from sibyls.metadata.errors import ExchangeError
 from sibyls.metadata.mapping import KEY_IMAGE
 from sibyls.metadata.runs.doclog import read_document_log
-from sibyls.metadata.runs.processed import PROCESSED_KEY
 
 
 class RunNotFoundError(ExchangeError, LookupError):
@@ -315,6 +314,9 @@ class TiledRunSource:
 
     def load(self, uid: str) -> StoredRun:
         """The run with this uid, its tables read through the tiled client."""
+        # Here, not at the top: processed.py loads the reduction package, which loads this module.
+        from sibyls.metadata.runs.processed import PROCESSED_KEY
+
         if uid not in self.client:
             raise _not_found(None, uid, None, f"Tiled at {self.client.uri}")
         node = self.client[uid]
