@@ -1,0 +1,384 @@
+"""The first look at one run, as the processing service calls it: frames in, results and files out.
+
+``first_look_batch`` takes a batch (HT or cuvette) run's per-frame curves and its buffer — the
+buffer run's frames, an averaged buffer curve, or nothing — and returns a ``FirstLookResult``:
+CorMap screening, the averaged and subtracted curve, Guinier (Rg, I(0)), MW by Vc and I(0)/c,
+the Kratky verdict, flags a user should see, and what a lambda-ber ``workflow_runs`` entry needs
+(software and versions, parameters). ``write_products`` writes the files a SIBYLS user gets:
+per-frame ``<sample>_00001.dat``…, ``A_<sample>.dat`` (average), ``A_S_<sample>.dat`` (averaged,
+buffer-subtracted), PNGs and the result as JSON. SEC runs go through ``first_look_sec``
+(``sibyls.metadata.analysis.sec``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from sibyls.metadata.analysis import plots
+from sibyls.metadata.analysis.averaging import average_curves
+from sibyls.metadata.analysis.guinier import GuinierResult, auto_guinier
+from sibyls.metadata.analysis.inputs import AnalysisError, check_curve, check_frames
+from sibyls.metadata.analysis.kratky import KratkyResult, kratky_analysis
+from sibyls.metadata.analysis.mw import MwEstimate, mw_from_i0, mw_from_vc
+from sibyls.metadata.analysis.screening import ScreeningResult, screen_frames
+from sibyls.metadata.analysis.standards import CORMAP_ALPHA, VC_Q_MAX
+from sibyls.metadata.analysis.subtraction import subtract_buffer
+from sibyls.metadata.atomic import atomic_write_text
+from sibyls.metadata.reduction.curves import Curve, write_dat
+from sibyls.metadata.rules import CODE_PATTERN
+
+WORKFLOW_TYPE = "saxs_analysis"
+SOFTWARE_NAME = "sibyls-bluesky first look"
+# Below this mean I/σ over the Guinier region the curve is flagged low-signal.
+LOW_SIGNAL_I_OVER_SIGMA = 5.0
+# Flags a result may carry (the summary table lists them).
+FLAG_DAMAGE = "damage"
+FLAG_AGGREGATION = "aggregation"
+FLAG_LOW_SIGNAL = "low-signal"
+FLAG_FAILED_FIT = "failed-fit"
+FLAG_FLEXIBLE = "flexible"
+FLAG_NO_BUFFER = "no-buffer"
+FLAG_FALLBACK_FIT = "fallback-fit"
+_NAME = re.compile(CODE_PATTERN)
+
+
+def software_versions() -> dict[str, str]:
+    """Names and versions of the software the first look ran with (for ``workflow_runs``)."""
+    found = {}
+    for dist in ("sibyls-bluesky", "freesas", "numpy", "matplotlib"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "unknown"
+    return found
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class AnalysisCurves(BaseModel):
+    """The curves behind a result (kept out of ``to_dict``; ``write_products`` writes them)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    frames: list[Curve]
+    averaged: Curve
+    buffer: Curve | None
+    subtracted: Curve | None
+
+
+class FirstLookResult(BaseModel):
+    """Everything the first look found for one batch sample; ``to_dict()`` gives plain JSON."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    sample_name: str
+    buffer_name: str | None
+    frames_total: int
+    frames_kept: int
+    screening: ScreeningResult
+    buffer_screening: ScreeningResult | None
+    guinier: GuinierResult | None
+    mw_vc: MwEstimate | None
+    mw_i0: MwEstimate | None
+    kratky: KratkyResult | None
+    signal_to_noise: float | None
+    intensity_unit: str
+    q_min: float
+    q_max: float
+    flags: list[str]
+    notes: list[str]
+    software: dict[str, str]
+    parameters: dict[str, Any]
+    started_at: str
+    completed_at: str
+    curves: AnalysisCurves = Field(exclude=True, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready dict (curves left out)."""
+        return self.model_dump(mode="json")
+
+    def quality_metrics(self) -> dict[str, dict[str, float | str]]:
+        """lambda-ber ``QualityMetrics`` slots this result fills (rg, i_zero, signal_to_noise)."""
+        metrics: dict[str, dict[str, float | str]] = {}
+        if self.guinier is not None:
+            metrics["rg"] = {"numeric_value": round(self.guinier.rg, 4), "unit": "Angstroms"}
+            metrics["i_zero"] = {
+                "numeric_value": float(f"{self.guinier.i0:.6g}"),
+                "unit": self.intensity_unit,
+            }
+        if self.signal_to_noise is not None:
+            metrics["signal_to_noise"] = {
+                "numeric_value": round(self.signal_to_noise, 2),
+                "unit": "signal to noise ratio",
+            }
+        return metrics
+
+    def workflow_run(self) -> dict[str, Any]:
+        """The lambda-ber ``WorkflowRun`` slots (without ``id``): type, software, parameters, times."""
+        return workflow_run_entry(self.software, self.parameters, self.started_at, self.completed_at)
+
+
+def workflow_run_entry(
+    software: dict[str, str], parameters: dict[str, Any], started_at: str, completed_at: str
+) -> dict[str, Any]:
+    """A ``WorkflowRun``-shaped dict: saxs_analysis by this project, FreeSAS etc. as additional software."""
+    others = ", ".join(f"{name} {ver}" for name, ver in software.items() if name != "sibyls-bluesky")
+    return {
+        "workflow_type": WORKFLOW_TYPE,
+        "software_name": SOFTWARE_NAME,
+        "software_version": software.get("sibyls-bluesky", "unknown"),
+        "additional_software": others,
+        "processing_parameters": "; ".join(
+            f"{key}={_param_text(value)}" for key, value in parameters.items()
+        ),
+        "started_at": started_at,
+        "completed_at": completed_at,
+    }
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_param_text(v) for v in value) or "none"
+    return str(value)
+
+
+def _buffer_curve(
+    buffer: Sequence[Curve] | Curve | None, alpha: float
+) -> tuple[Curve | None, ScreeningResult | None]:
+    if buffer is None:
+        return None, None
+    if isinstance(buffer, Curve):
+        return check_curve(buffer, "buffer"), None
+    frames = check_frames(buffer, "buffer frames")
+    screening = screen_frames(frames, alpha=alpha)
+    return average_curves([frames[i] for i in screening.kept]), screening
+
+
+def guinier_signal_to_noise(curve: Curve, guinier: GuinierResult) -> float:
+    """Mean I/σ of the subtracted curve over its Guinier region."""
+    part = slice(guinier.first_point, guinier.last_point + 1)
+    sigma = np.maximum(curve.sigma[part], 1e-300)
+    return float(np.mean(curve.intensity[part] / sigma))
+
+
+def analyse_curve(
+    subtracted: Curve,
+    concentration_mg_ml: float | None,
+    i0_per_mg_ml_kda: float | None = None,
+    vc_q_max: float = VC_Q_MAX,
+) -> tuple[
+    GuinierResult | None, MwEstimate | None, MwEstimate | None, KratkyResult | None, list[str], list[str]
+]:
+    """Guinier, both MWs and Kratky of one subtracted curve, with the flags and notes they raise."""
+    flags: list[str] = []
+    notes: list[str] = []
+    guinier = mw_vc = mw_i0 = kratky = None
+    try:
+        guinier = auto_guinier(subtracted)
+    except AnalysisError as exc:
+        flags.append(FLAG_FAILED_FIT)
+        notes.append(f"Guinier: {exc}")
+        return guinier, mw_vc, mw_i0, kratky, flags, notes
+    if guinier.fallback_reason:
+        flags.append(FLAG_FALLBACK_FIT)
+        notes.append(f"Guinier: {guinier.fallback_reason}; the project's fit was used")
+    if guinier.aggregated:
+        flags.append(FLAG_AGGREGATION)
+    for name, estimate in (
+        ("MW (Vc)", lambda: mw_from_vc(subtracted, guinier, vc_q_max)),
+        ("MW (I0/c)", lambda: mw_from_i0(guinier, concentration_mg_ml, subtracted.unit, i0_per_mg_ml_kda)),
+    ):
+        try:
+            value = estimate()
+        except AnalysisError as exc:
+            notes.append(f"{name}: {exc}")
+            continue
+        if value.method == "vc":
+            mw_vc = value
+        else:
+            mw_i0 = value
+    try:
+        kratky = kratky_analysis(subtracted, guinier)
+        if kratky.flexible:
+            flags.append(FLAG_FLEXIBLE)
+    except AnalysisError as exc:
+        notes.append(f"Kratky: {exc}")
+    return guinier, mw_vc, mw_i0, kratky, flags, notes
+
+
+def first_look_batch(
+    frames: Sequence[Curve],
+    buffer: Sequence[Curve] | Curve | None,
+    concentration_mg_ml: float | None,
+    *,
+    sample_name: str = "sample",
+    buffer_name: str | None = None,
+    alpha: float = CORMAP_ALPHA,
+    i0_per_mg_ml_kda: float | None = None,
+    q_min: float | None = None,
+    q_max: float | None = None,
+    vc_q_max: float = VC_Q_MAX,
+) -> FirstLookResult:
+    """First look at a batch run: screen, average, subtract the buffer, Guinier, MW, Kratky, flags.
+
+    ``buffer`` is the buffer run's frames (screened and averaged the same way), an averaged buffer
+    curve, or None (no subtraction; flagged). ``q_min``/``q_max`` limit the analysed q-range.
+    ``i0_per_mg_ml_kda`` is a standard's calibration for MW from I(0)/c when the data are not in cm⁻¹.
+    """
+    started = _now()
+    if not _NAME.match(sample_name):
+        raise AnalysisError(f"sample name {sample_name!r} must match {CODE_PATTERN} (it names files)")
+    frames = check_frames(frames)
+    if q_min is not None or q_max is not None:
+        frames = [f.restricted(q_min, q_max) for f in frames]
+        frames = check_frames(frames, "frames in the q-range")
+    flags: list[str] = []
+    notes: list[str] = []
+    screening = screen_frames(frames, alpha=alpha)
+    if screening.rejected:
+        flags.append(FLAG_DAMAGE)
+        notes.append(
+            f"CorMap: frames {screening.rejected[0] + 1}-{screening.rejected[-1] + 1} differ from the first "
+            f"(adjusted P < {alpha}) and were left out"
+        )
+    averaged = average_curves([frames[i] for i in screening.kept], meta={"sample": sample_name})
+    buffer_curve, buffer_screening = _buffer_curve(buffer, alpha)
+    if buffer_curve is None:
+        flags.append(FLAG_NO_BUFFER)
+        notes.append("no buffer given: the curve is not subtracted and Rg/MW describe sample + solvent")
+        subtracted = None
+        analysed = averaged
+    else:
+        subtracted = subtract_buffer(averaged, buffer_curve)
+        analysed = subtracted
+    guinier, mw_vc, mw_i0, kratky, more_flags, more_notes = analyse_curve(
+        analysed, concentration_mg_ml, i0_per_mg_ml_kda, vc_q_max
+    )
+    flags += more_flags
+    notes += more_notes
+    snr = guinier_signal_to_noise(analysed, guinier) if guinier is not None else None
+    if guinier is None or (snr is not None and snr < LOW_SIGNAL_I_OVER_SIGMA):
+        flags.append(FLAG_LOW_SIGNAL)
+    parameters: dict[str, Any] = {
+        "q_range": [float(analysed.q[0]), float(analysed.q[-1])],
+        "frames_total": len(frames),
+        "frames_kept": len(screening.kept),
+        "frames_rejected": [i + 1 for i in screening.rejected],
+        "cormap_alpha": alpha,
+        "cormap_correction": "bonferroni",
+        "frame_averaging": "mean of kept frames",
+        "buffer_subtraction": "automatic" if buffer_curve is not None else "none",
+        "buffer": buffer_name or ("given" if buffer_curve is not None else "none"),
+        "guinier_method": guinier.method if guinier else "failed",
+        "vc_q_max": vc_q_max,
+    }
+    if buffer_screening is not None:
+        parameters["buffer_frames_kept"] = len(buffer_screening.kept)
+        parameters["buffer_frames_total"] = buffer_screening.total
+    if guinier is not None:
+        parameters["guinier_q_range"] = [guinier.q_min, guinier.q_max]
+    return FirstLookResult(
+        sample_name=sample_name,
+        buffer_name=buffer_name,
+        frames_total=len(frames),
+        frames_kept=len(screening.kept),
+        screening=screening,
+        buffer_screening=buffer_screening,
+        guinier=guinier,
+        mw_vc=mw_vc,
+        mw_i0=mw_i0,
+        kratky=kratky,
+        signal_to_noise=snr,
+        intensity_unit=analysed.unit,
+        q_min=float(analysed.q[0]),
+        q_max=float(analysed.q[-1]),
+        flags=flags,
+        notes=notes,
+        software=software_versions(),
+        parameters=parameters,
+        started_at=started,
+        completed_at=_now(),
+        curves=AnalysisCurves(frames=frames, averaged=averaged, buffer=buffer_curve, subtracted=subtracted),
+    )
+
+
+def frame_file_name(sample_name: str, index: int) -> str:
+    """SIBYLS per-frame name: ``<sample>_<NNNNN>.dat``, counting from 00001."""
+    return f"{sample_name}_{index + 1:05d}.dat"
+
+
+def _dat_header(result: FirstLookResult, what: str) -> dict[str, Any]:
+    header: dict[str, Any] = {"sample": result.sample_name, "content": what}
+    if result.buffer_name:
+        header["buffer"] = result.buffer_name
+    header["frames_kept"] = f"{result.frames_kept}/{result.frames_total}"
+    if result.guinier is not None:
+        g = result.guinier
+        header["Rg_A"] = f"{g.rg:.4f} +- {g.rg_sigma:.4f}"
+        header["I0"] = f"{g.i0:.6g} +- {g.i0_sigma:.3g}"
+        header["guinier_q_range"] = f"{g.q_min:.5f}-{g.q_max:.5f}"
+    header["software"] = ", ".join(f"{k} {v}" for k, v in result.software.items())
+    return header
+
+
+def write_products(
+    result: FirstLookResult, out_dir: Path | str, sample_name: str | None = None
+) -> list[Path]:
+    """Write the run's files in SIBYLS naming into ``out_dir``; return their paths.
+
+    Per-frame ``<sample>_00001.dat``…, ``A_<sample>.dat`` (average of kept frames),
+    ``A_S_<sample>.dat`` (averaged, buffer-subtracted), ``<sample>_iq.png``, ``<sample>_guinier.png``,
+    ``<sample>_kratky.png`` and ``<sample>_firstlook.json``. Every file appears complete or not at all.
+    """
+    name = sample_name or result.sample_name
+    if not _NAME.match(name):
+        raise AnalysisError(f"sample name {name!r} must match {CODE_PATTERN} (it names files)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = result.curves
+    written: list[Path] = []
+    for index, frame in enumerate(curves.frames):
+        kept = "kept" if index in result.screening.kept else "rejected by CorMap"
+        written.append(
+            write_dat(
+                out / frame_file_name(name, index),
+                frame,
+                {"sample": name, "frame": index + 1, "screening": kept},
+            )
+        )
+    written.append(
+        write_dat(out / f"A_{name}.dat", curves.averaged, _dat_header(result, "average of kept frames"))
+    )
+    final = curves.subtracted if curves.subtracted is not None else curves.averaged
+    if curves.subtracted is not None:
+        written.append(
+            write_dat(
+                out / f"A_S_{name}.dat", curves.subtracted, _dat_header(result, "averaged, buffer-subtracted")
+            )
+        )
+    shown = [(curves.averaged, "sample (average)")]
+    if curves.buffer is not None:
+        shown.append((curves.buffer, "buffer"))
+    if curves.subtracted is not None:
+        shown.append((curves.subtracted, "subtracted"))
+    written.append(plots.plot_iq(out / f"{name}_iq.png", shown, title=name))
+    if result.guinier is not None:
+        written.append(plots.plot_guinier(out / f"{name}_guinier.png", final, result.guinier))
+        written.append(plots.plot_kratky(out / f"{name}_kratky.png", final, result.guinier))
+    json_path = out / f"{name}_firstlook.json"
+    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=1, sort_keys=True) + "\n")
+    written.append(json_path)
+    return written
