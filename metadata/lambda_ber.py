@@ -111,6 +111,15 @@ class DataCollectionStrategy(_Model):
     strategy_notes: str | None = None
 
 
+class QualityMetrics(_Model):
+    """The SAXS slots of lambda-ber's QualityMetrics the first look fills."""
+
+    signal_to_noise: QuantityValue | None = None
+    i_zero: QuantityValue | None = None
+    rg: QuantityValue | None = None
+    r_factor: QuantityValue | None = None
+
+
 class ExperimentRun(NamedThing):
     experiment_code: str
     experiment_date: str | None = None
@@ -125,6 +134,7 @@ class ExperimentRun(NamedThing):
     autoloader_slot: str | None = None
     start_time: str | None = None
     end_time: str | None = None
+    quality_metrics: QualityMetrics | None = None
 
 
 class DataFile(NamedThing):
@@ -137,6 +147,25 @@ class DataFile(NamedThing):
     data_type: str | None = None
     related_entity: str | None = None
     file_role: str | None = None
+
+
+class WorkflowRun(NamedThing):
+    workflow_code: str
+    workflow_type: str
+    processing_level: QuantityValue | None = None
+    software_name: str
+    software_version: str | None = None
+    additional_software: str | None = None
+    processing_parameters: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
+
+
+class Image(NamedThing):
+    file_name: str
+    acquisition_date: str | None = None
+    dimensions_x: QuantityValue | None = None
+    dimensions_y: QuantityValue | None = None
 
 
 class StudySampleAssociation(_Model):
@@ -160,6 +189,22 @@ class ExperimentInstrumentAssociation(_Model):
     experiment_id: str
     instrument_id: str
     role: str | None = None
+
+
+class StudyWorkflowAssociation(_Model):
+    study_id: str
+    workflow_id: str
+
+
+class WorkflowExperimentAssociation(_Model):
+    workflow_id: str
+    experiment_id: str
+
+
+class WorkflowOutputAssociation(_Model):
+    workflow_id: str
+    file_id: str
+    output_type: str | None = None
 
 
 # ---- project extension (sibyls_bluesky_extension.yaml) ---------------------------------------------
@@ -187,6 +232,24 @@ class BlueskyStream(_Model):
     event_time_last: float | None = None
 
 
+class SaxsResults(_Model):
+    """The first look's numbers beyond lambda-ber's QualityMetrics (extension ``SaxsResults``)."""
+
+    rg_sigma_a: float | None = None
+    i_zero_sigma: float | None = None
+    guinier_q_min: float | None = None
+    guinier_q_max: float | None = None
+    guinier_qrg_max: float | None = None
+    guinier_quality: float | None = None
+    molecular_weight_vc_kda: float | None = None
+    molecular_weight_i0_kda: float | None = None
+    mals_molar_mass_kda: float | None = None
+    frames_total: int | None = None
+    frames_kept: int | None = None
+    buffer_run_uid: str | None = None
+    flags: list[str] | None = None
+
+
 class BlueskyExperimentRun(ExperimentRun):
     """ExperimentRun with the run's Bluesky streams, exit status and contract fields."""
 
@@ -200,6 +263,7 @@ class BlueskyExperimentRun(ExperimentRun):
     exit_reason: str | None = None
     time_stop: float | None = None
     bluesky_streams: list[BlueskyStream] | None = None
+    saxs_results: SaxsResults | None = None
 
 
 class BlueskyDataFile(DataFile):
@@ -224,10 +288,15 @@ class Dataset(NamedThing):
     samples: list[Sample] | None = None
     experiment_runs: list[ExperimentRun] | None = None
     data_files: list[DataFile] | None = None
+    workflow_runs: list[WorkflowRun] | None = None
+    images: list[Image] | None = None
     study_sample_associations: list[StudySampleAssociation] | None = None
     study_experiment_associations: list[StudyExperimentAssociation] | None = None
     experiment_sample_associations: list[ExperimentSampleAssociation] | None = None
     experiment_instrument_associations: list[ExperimentInstrumentAssociation] | None = None
+    study_workflow_associations: list[StudyWorkflowAssociation] | None = None
+    workflow_experiment_associations: list[WorkflowExperimentAssociation] | None = None
+    workflow_output_associations: list[WorkflowOutputAssociation] | None = None
 
 
 class BlueskyDataset(Dataset):
@@ -235,4 +304,4 @@ class BlueskyDataset(Dataset):
 
     studies: list[BlueskyStudy] | None = None
     experiment_runs: list[BlueskyExperimentRun] | None = None
-    data_files: list[BlueskyDataFile] | None = None
+    data_files: list[BlueskyDataFile | DataFile] | None = None

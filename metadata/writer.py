@@ -29,6 +29,7 @@ import os
 import queue
 import threading
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from event_model import DocumentRouter
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.hashing import Cancelled, FileFacts, FileHasher
 from sibyls.metadata.mapping import RunSummary, json_default, record_relpath
+from sibyls.metadata.processing.record_results import record_lock, with_waiting_results
 from sibyls.metadata.routing import PerRunRouter
 
 log = logging.getLogger(__name__)
@@ -286,8 +288,19 @@ class RecordWriter:
             return
         self._hasher.forget(job.summary.file_paths().values())
         record_dict = record.to_dict()
-        self.last_record = record_dict
-        self.store(job.relpath, dump_record(record_dict))
+        target = self.records_dir / job.relpath
+        with ExitStack() as held:
+            try:
+                held.enter_context(record_lock(target))
+            except OSError:  # the records folder is not writable: the record goes to the spool
+                pass
+            else:
+                try:
+                    record_dict = with_waiting_results(target, record_dict)
+                except Exception:
+                    log.exception("first-look results waiting beside %s could not be merged", target)
+            self.last_record = record_dict
+            self.store(job.relpath, dump_record(record_dict))
 
     def _spool_summary(self, job: _Job) -> None:
         """Spool a run whose record could not be assembled in time; it is completed on a later retry."""

@@ -20,6 +20,7 @@ from sibyls.metadata.lambda_ber import (
     DataFile,
     Dataset,
     ExperimentRun,
+    SaxsResults,
     Study,
 )
 from sibyls.metadata.mapping import safe_part
@@ -27,12 +28,23 @@ from sibyls.metadata.writer import dump_record
 
 log = logging.getLogger(__name__)
 
-_ENTITY_LISTS = ("studies", "instruments", "samples", "experiment_runs", "data_files")
+_ENTITY_LISTS = (
+    "studies",
+    "instruments",
+    "samples",
+    "experiment_runs",
+    "data_files",
+    "workflow_runs",
+    "images",
+)
 _ASSOCIATION_LISTS = (
     "study_sample_associations",
     "study_experiment_associations",
     "experiment_sample_associations",
     "experiment_instrument_associations",
+    "study_workflow_associations",
+    "workflow_experiment_associations",
+    "workflow_output_associations",
 )
 
 
@@ -62,6 +74,8 @@ def to_upstream(record: BlueskyDataset) -> Dataset:
         facts.append(status)
         for stream in run.bluesky_streams or []:
             facts.append(f"stream {stream.stream_name}: {stream.event_count} events")
+        if run.saxs_results is not None:
+            facts.append(_results_text(run.saxs_results))
         summary = "; ".join(facts)
         data["description"] = f"{data['description']} ({summary})" if data.get("description") else summary
         runs.append(ExperimentRun(**data))
@@ -69,6 +83,22 @@ def to_upstream(record: BlueskyDataset) -> Dataset:
     base = _base(record, Dataset)
     base.update(studies=studies or None, experiment_runs=runs or None, data_files=files or None)
     return Dataset(**base)
+
+
+def _results_text(results: SaxsResults) -> str:
+    """The first look's numbers that lambda-ber has no slot for, as a sentence."""
+    parts = []
+    if results.molecular_weight_vc_kda is not None:
+        parts.append(f"MW (Vc) {results.molecular_weight_vc_kda:.1f} kDa")
+    if results.molecular_weight_i0_kda is not None:
+        parts.append(f"MW (I(0)/c) {results.molecular_weight_i0_kda:.1f} kDa")
+    if results.mals_molar_mass_kda is not None:
+        parts.append(f"MALS molar mass {results.mals_molar_mass_kda:.1f} kDa")
+    if results.frames_kept is not None and results.frames_total is not None:
+        parts.append(f"{results.frames_kept} of {results.frames_total} frames kept")
+    if results.flags:
+        parts.append("flags " + ", ".join(results.flags))
+    return "first look: " + (", ".join(parts) or "no results")
 
 
 def merge_datasets(datasets: Iterable[Dataset], *, dataset_id: str, title: str) -> Dataset:
