@@ -61,7 +61,8 @@ def auto_guinier(curve: Curve) -> GuinierResult:
     check_curve(curve, "curve", min_points=10)
     data = curve_array(curve)
     try:
-        res = autoRg(data)
+        with np.errstate(all="ignore"):  # autoRg divides by zero on ranges it then discards
+            res = autoRg(data)
     except (InsufficientDataError, NoGuinierRegionError, ValueError, ZeroDivisionError) as exc:
         return _fallback(curve, f"autoRg failed: {type(exc).__name__}: {exc}")
     if not (np.isfinite(res.Rg) and res.Rg > 0 and np.isfinite(res.I0) and res.I0 > 0):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from synthetic_saxs import (
     PARTICLES,
-    Q,
     SPHERE,
+    Q,
     buffer_frames,
     chain,
     damaged_frames,
