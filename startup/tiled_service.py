@@ -155,8 +155,9 @@ def start_tiled(
         write_private(key_file, api_key + "\n")
     if not api_key.isalnum():
         raise ValueError("the Tiled API key must be letters and digits only")
-    env = {**os.environ, API_KEY_ENV: api_key}
-    env.pop(CATALOG_URI_ENV, None), env.pop(CATALOG_PASSWORD_ENV, None)
+    # Not the caller's: a database URI reaches the server only when catalog_uri names one.
+    env = {k: v for k, v in os.environ.items() if k not in (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV)}
+    env[API_KEY_ENV] = api_key
     if catalog_uri:
         check_catalog_uri(catalog_uri)
     if is_postgresql(catalog_uri):

@@ -174,20 +174,23 @@ def describe_tiled_db(var_dir: Path | str) -> str:
 
 
 def _start_tiled(state: StackState, timeout: float) -> None:
-    from sibyls.startup.tiled_service import start_tiled
+    from sibyls.startup.tiled_service import API_KEY_FILE, start_tiled
 
     var_dir = Path(state.var_dir)
     data_dir = profile_config(state).data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    # A restarted Tiled keeps its API key: the RE worker's Tiled writer read it when it opened.
+    key_file = var_dir / "tiled" / API_KEY_FILE
     service = start_tiled(
         state.ports["tiled"],
         var_dir / "tiled",
         var_dir / "logs" / "tiled.log",
+        api_key=key_file.read_text().strip() if is_private(key_file) else None,
         catalog_uri=tiled_db(var_dir),
         readable=[data_dir],
         timeout=timeout,
     )
-    state.tiled_api_key_file = str(service.api_key_file)
+    state.tiled_api_key_file = str(service.api_key_file or key_file)
     record(state, "tiled", service.pid)
 
 

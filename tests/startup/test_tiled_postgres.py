@@ -99,6 +99,36 @@ def test_postgres_uri_never_on_the_command_line(tmp_path):
     assert f"sqlite:///{tmp_path.resolve() / 'tables.db'}" in sqlite
 
 
+def test_the_stack_remembers_its_catalog_database_privately(tmp_path):
+    from sibyls.startup.stack.starters import describe_tiled_db, set_tiled_db, tiled_db, tiled_db_file
+
+    uri = "postgresql://beamline:topsecret@db.example:5433/sibyls"
+    set_tiled_db(tmp_path, uri)
+    assert tiled_db(tmp_path) == uri
+    assert (tiled_db_file(tmp_path).stat().st_mode & 0o777) == 0o600
+    assert describe_tiled_db(tmp_path) == "PostgreSQL postgresql://beamline:***@db.example:5433/sibyls"
+    set_tiled_db(tmp_path, None)  # a later `sibyls up` without one: back to SQLite
+    assert tiled_db(tmp_path) is None
+    assert describe_tiled_db(tmp_path) == f"SQLite {tmp_path / 'tiled' / 'catalog.db'}"
+    with pytest.raises(ValueError, match="sqlite:///"):
+        set_tiled_db(tmp_path, "mysql://x@db/y")
+
+
+def test_up_takes_the_database_from_the_option_else_the_setting(monkeypatch, tmp_path):
+    import sibyls.startup.stack as stack
+    from sibyls.startup.cli import main
+
+    asked = []
+    monkeypatch.setattr(stack, "up", lambda var_dir, **kwargs: asked.append(kwargs["tiled_db"]))
+    monkeypatch.setattr(stack, "describe", lambda state: "")
+    monkeypatch.setenv("SIBYLS_TILED_DB", "postgresql://from@setting/db")
+    main(["up", "--var-dir", str(tmp_path), "--tiled-db", "postgresql://from@option/db"])
+    main(["up", "--var-dir", str(tmp_path)])
+    monkeypatch.delenv("SIBYLS_TILED_DB")
+    main(["up", "--var-dir", str(tmp_path)])
+    assert asked == ["postgresql://from@option/db", "postgresql://from@setting/db", None]
+
+
 def _wait_for_run(client, uid: str, timeout: float = 120.0):
     """The run once the Tiled writer (off the RunEngine thread) has written its stop document."""
     deadline = time.monotonic() + timeout
@@ -109,31 +139,42 @@ def _wait_for_run(client, uid: str, timeout: float = 120.0):
     raise TimeoutError(f"run {uid} did not reach Tiled within {timeout} s")
 
 
-def test_stack_on_postgres_stores_a_queued_run(tmp_path, pg_database):
+def _run_one(state, sample_code: str) -> list[str]:
+    """Queue one ``saxs_exposure`` on the stack and run it; the uids of its runs."""
+    from sibyls.startup.stack import manager_api
+
+    api = manager_api(state, timeout=10)
+    try:
+        added = api.item_add(BPlan("saxs_exposure", sample_code, PROJECT, exposure_time=0.1, num_frames=3))
+        assert added["success"], added["msg"]
+        api.queue_start()
+        wait_until_idle(api)
+        (entry,) = api.history_get()["items"][-1:]
+    finally:
+        api.close()
+    assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
+    return entry["result"]["run_uids"]
+
+
+def test_stack_on_postgres_stores_a_queued_run(tmp_path, pg_database, capsys):
     from tiled.client import from_uri
 
-    from sibyls.startup.stack import describe, down, manager_api, up
+    from sibyls.startup.cli import main
+    from sibyls.startup.stack import down, load_state
     from sibyls.startup.stack.starters import tiled_db_file
 
     uri = _with_password(SERVER, pg_database)
     var_dir = tmp_path / "stack"
-    state = up(var_dir, ioc_prefix="PGT:", time_scale=50.0, binning=8, tiled_db=uri)
+    options = ["--var-dir", str(var_dir), "--ioc-prefix", "PGT:", "--time-scale", "50", "--binning", "8"]
     try:
-        status = describe(state)
-        assert f"PostgreSQL {masked_uri(uri)}" in status and PASSWORD not in status
+        assert main(["up", *options, "--tiled-db", uri]) == 0
+        state = load_state(var_dir.resolve())
+        assert main(["status", "--var-dir", str(var_dir)]) == 0
+        printed = capsys.readouterr().out
+        assert f"Tiled catalog in PostgreSQL {masked_uri(uri)}" in printed and PASSWORD not in printed
         assert (tiled_db_file(var_dir).stat().st_mode & 0o777) == 0o600
 
-        api = manager_api(state, timeout=10)
-        try:
-            added = api.item_add(BPlan("saxs_exposure", "Lyz_pg", PROJECT, exposure_time=0.1, num_frames=3))
-            assert added["success"], added["msg"]
-            api.queue_start()
-            wait_until_idle(api)
-            (entry,) = api.history_get()["items"][-1:]
-        finally:
-            api.close()
-        assert entry["result"]["exit_status"] == "completed", entry["result"]["msg"]
-        (uid,) = entry["result"]["run_uids"]
+        (uid,) = _run_one(state, "Lyz_pg")
 
         key = Path(state.tiled_api_key_file).read_text().strip()
         client = from_uri(state.tiled_url, api_key=key)
@@ -158,6 +199,17 @@ def test_stack_on_postgres_stores_a_queued_run(tmp_path, pg_database):
         assert tables, "the event table is not in PostgreSQL"
         assert not (var_dir / "tiled" / "catalog.db").exists()
         assert not (var_dir / "tiled" / "tables.db").exists()
+
+        # A Tiled that died comes back on the same database (`sibyls up` again, no option needed).
+        from sibyls.startup.stack.state import children, terminate
+
+        terminate([state.pids["tiled"], *children(state.pids["tiled"])])
+        assert main(["up", *options]) == 0
+        state = load_state(var_dir.resolve())
+        assert Path(state.tiled_api_key_file).read_text().strip() == key  # the worker's writer still holds it
+        assert client[uid].metadata["start"]["sample_code"] == "Lyz_pg"
+        (after,) = _run_one(state, "Lyz_pg2")
+        assert _wait_for_run(client, after).metadata["start"]["sample_code"] == "Lyz_pg2"
 
         for log in (var_dir / "logs").glob("*.log"):
             assert PASSWORD not in log.read_text(errors="replace"), log.name
