@@ -13,57 +13,35 @@ buffer-subtracted), PNGs and the result as JSON. SEC runs go through ``first_loo
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sibyls.metadata.analysis import plots
 from sibyls.metadata.analysis.averaging import average_curves
-from sibyls.metadata.analysis.guinier import GuinierResult, auto_guinier
-from sibyls.metadata.analysis.inputs import AnalysisError, check_curve, check_frames
-from sibyls.metadata.analysis.kratky import KratkyResult, kratky_analysis
-from sibyls.metadata.analysis.mw import MwEstimate, mw_from_i0, mw_from_vc
+from sibyls.metadata.analysis.guinier import GuinierResult
+from sibyls.metadata.analysis.inputs import check_curve, check_frames
+from sibyls.metadata.analysis.kratky import KratkyResult
+from sibyls.metadata.analysis.mw import MwEstimate
+from sibyls.metadata.analysis.results import (
+    FLAG_DAMAGE,
+    FLAG_LOW_SIGNAL,
+    FLAG_NO_BUFFER,
+    LOW_SIGNAL_I_OVER_SIGMA,
+    analyse_curve,
+    check_name,
+    guinier_signal_to_noise,
+    now_iso,
+    software_versions,
+    workflow_run_entry,
+)
 from sibyls.metadata.analysis.screening import ScreeningResult, screen_frames
 from sibyls.metadata.analysis.standards import CORMAP_ALPHA, VC_Q_MAX
 from sibyls.metadata.analysis.subtraction import subtract_buffer
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.reduction.curves import Curve, write_dat
-from sibyls.metadata.rules import CODE_PATTERN
-
-WORKFLOW_TYPE = "saxs_analysis"
-SOFTWARE_NAME = "sibyls-bluesky first look"
-# Below this mean I/σ over the Guinier region the curve is flagged low-signal.
-LOW_SIGNAL_I_OVER_SIGMA = 5.0
-# Flags a result may carry (the summary table lists them).
-FLAG_DAMAGE = "damage"
-FLAG_AGGREGATION = "aggregation"
-FLAG_LOW_SIGNAL = "low-signal"
-FLAG_FAILED_FIT = "failed-fit"
-FLAG_FLEXIBLE = "flexible"
-FLAG_NO_BUFFER = "no-buffer"
-FLAG_FALLBACK_FIT = "fallback-fit"
-_NAME = re.compile(CODE_PATTERN)
-
-
-def software_versions() -> dict[str, str]:
-    """Names and versions of the software the first look ran with (for ``workflow_runs``)."""
-    found = {}
-    for dist in ("sibyls-bluesky", "freesas", "numpy", "matplotlib"):
-        try:
-            found[dist] = version(dist)
-        except PackageNotFoundError:
-            found[dist] = "unknown"
-    return found
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class AnalysisCurves(BaseModel):
@@ -129,32 +107,6 @@ class FirstLookResult(BaseModel):
         return workflow_run_entry(self.software, self.parameters, self.started_at, self.completed_at)
 
 
-def workflow_run_entry(
-    software: dict[str, str], parameters: dict[str, Any], started_at: str, completed_at: str
-) -> dict[str, Any]:
-    """A ``WorkflowRun``-shaped dict: saxs_analysis by this project, FreeSAS etc. as additional software."""
-    others = ", ".join(f"{name} {ver}" for name, ver in software.items() if name != "sibyls-bluesky")
-    return {
-        "workflow_type": WORKFLOW_TYPE,
-        "software_name": SOFTWARE_NAME,
-        "software_version": software.get("sibyls-bluesky", "unknown"),
-        "additional_software": others,
-        "processing_parameters": "; ".join(
-            f"{key}={_param_text(value)}" for key, value in parameters.items()
-        ),
-        "started_at": started_at,
-        "completed_at": completed_at,
-    }
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ",".join(_param_text(v) for v in value) or "none"
-    return str(value)
-
-
 def _buffer_curve(
     buffer: Sequence[Curve] | Curve | None, alpha: float
 ) -> tuple[Curve | None, ScreeningResult | None]:
@@ -165,58 +117,6 @@ def _buffer_curve(
     frames = check_frames(buffer, "buffer frames")
     screening = screen_frames(frames, alpha=alpha)
     return average_curves([frames[i] for i in screening.kept]), screening
-
-
-def guinier_signal_to_noise(curve: Curve, guinier: GuinierResult) -> float:
-    """Mean I/σ of the subtracted curve over its Guinier region."""
-    part = slice(guinier.first_point, guinier.last_point + 1)
-    sigma = np.maximum(curve.sigma[part], 1e-300)
-    return float(np.mean(curve.intensity[part] / sigma))
-
-
-def analyse_curve(
-    subtracted: Curve,
-    concentration_mg_ml: float | None,
-    i0_per_mg_ml_kda: float | None = None,
-    vc_q_max: float = VC_Q_MAX,
-) -> tuple[
-    GuinierResult | None, MwEstimate | None, MwEstimate | None, KratkyResult | None, list[str], list[str]
-]:
-    """Guinier, both MWs and Kratky of one subtracted curve, with the flags and notes they raise."""
-    flags: list[str] = []
-    notes: list[str] = []
-    guinier = mw_vc = mw_i0 = kratky = None
-    try:
-        guinier = auto_guinier(subtracted)
-    except AnalysisError as exc:
-        flags.append(FLAG_FAILED_FIT)
-        notes.append(f"Guinier: {exc}")
-        return guinier, mw_vc, mw_i0, kratky, flags, notes
-    if guinier.fallback_reason:
-        flags.append(FLAG_FALLBACK_FIT)
-        notes.append(f"Guinier: {guinier.fallback_reason}; the project's fit was used")
-    if guinier.aggregated:
-        flags.append(FLAG_AGGREGATION)
-    for name, estimate in (
-        ("MW (Vc)", lambda: mw_from_vc(subtracted, guinier, vc_q_max)),
-        ("MW (I0/c)", lambda: mw_from_i0(guinier, concentration_mg_ml, subtracted.unit, i0_per_mg_ml_kda)),
-    ):
-        try:
-            value = estimate()
-        except AnalysisError as exc:
-            notes.append(f"{name}: {exc}")
-            continue
-        if value.method == "vc":
-            mw_vc = value
-        else:
-            mw_i0 = value
-    try:
-        kratky = kratky_analysis(subtracted, guinier)
-        if kratky.flexible:
-            flags.append(FLAG_FLEXIBLE)
-    except AnalysisError as exc:
-        notes.append(f"Kratky: {exc}")
-    return guinier, mw_vc, mw_i0, kratky, flags, notes
 
 
 def first_look_batch(
@@ -238,9 +138,8 @@ def first_look_batch(
     curve, or None (no subtraction; flagged). ``q_min``/``q_max`` limit the analysed q-range.
     ``i0_per_mg_ml_kda`` is a standard's calibration for MW from I(0)/c when the data are not in cm⁻¹.
     """
-    started = _now()
-    if not _NAME.match(sample_name):
-        raise AnalysisError(f"sample name {sample_name!r} must match {CODE_PATTERN} (it names files)")
+    started = now_iso()
+    check_name(sample_name)
     frames = check_frames(frames)
     if q_min is not None or q_max is not None:
         frames = [f.restricted(q_min, q_max) for f in frames]
@@ -310,7 +209,7 @@ def first_look_batch(
         software=software_versions(),
         parameters=parameters,
         started_at=started,
-        completed_at=_now(),
+        completed_at=now_iso(),
         curves=AnalysisCurves(frames=frames, averaged=averaged, buffer=buffer_curve, subtracted=subtracted),
     )
 
@@ -344,8 +243,7 @@ def write_products(
     ``<sample>_kratky.png`` and ``<sample>_firstlook.json``. Every file appears complete or not at all.
     """
     name = sample_name or result.sample_name
-    if not _NAME.match(name):
-        raise AnalysisError(f"sample name {name!r} must match {CODE_PATTERN} (it names files)")
+    check_name(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     curves = result.curves

@@ -19,14 +19,9 @@ from synthetic_saxs import (
 )
 
 from sibyls.metadata.analysis.averaging import average_curves
-from sibyls.metadata.analysis.firstlook import (
-    FLAG_DAMAGE,
-    FLAG_FLEXIBLE,
-    FLAG_NO_BUFFER,
-    first_look_batch,
-    write_products,
-)
+from sibyls.metadata.analysis.firstlook import first_look_batch, write_products
 from sibyls.metadata.analysis.guinier import AUTORG, auto_guinier
+from sibyls.metadata.analysis.results import FLAG_DAMAGE, FLAG_FLEXIBLE, FLAG_NO_BUFFER
 from sibyls.metadata.analysis.subtraction import subtract_buffer
 from sibyls.metadata.reduction.curves import read_dat
 

@@ -1,0 +1,137 @@
+"""What every first look (batch or SEC) shares: the flags a result carries, the software versions and
+the lambda-ber ``WorkflowRun`` entry, and the analysis of one subtracted curve (Guinier, both MWs,
+Kratky) with the flags and notes it raises."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from sibyls.metadata.analysis.guinier import GuinierResult, auto_guinier
+from sibyls.metadata.analysis.inputs import AnalysisError
+from sibyls.metadata.analysis.kratky import KratkyResult, kratky_analysis
+from sibyls.metadata.analysis.mw import MwEstimate, mw_from_i0, mw_from_vc
+from sibyls.metadata.analysis.standards import VC_Q_MAX
+from sibyls.metadata.reduction.curves import Curve
+from sibyls.metadata.rules import CODE_PATTERN
+
+WORKFLOW_TYPE = "saxs_analysis"
+SOFTWARE_NAME = "sibyls-bluesky first look"
+# Below this mean I/σ over the Guinier region the curve is flagged low-signal.
+LOW_SIGNAL_I_OVER_SIGMA = 5.0
+# Flags a result may carry (the summary table lists them).
+FLAG_DAMAGE = "damage"
+FLAG_AGGREGATION = "aggregation"
+FLAG_LOW_SIGNAL = "low-signal"
+FLAG_FAILED_FIT = "failed-fit"
+FLAG_FLEXIBLE = "flexible"
+FLAG_NO_BUFFER = "no-buffer"
+FLAG_FALLBACK_FIT = "fallback-fit"
+FLAG_DAMAGED_BUFFER = "buffer-frames-differ"
+FLAG_RG_NOT_FLAT = "rg-not-flat"
+NAME_RE = re.compile(CODE_PATTERN)
+
+
+def software_versions() -> dict[str, str]:
+    """Names and versions of the software the first look ran with (for ``workflow_runs``)."""
+    found = {}
+    for dist in ("sibyls-bluesky", "freesas", "numpy", "matplotlib"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            found[dist] = "unknown"
+    return found
+
+
+def now_iso() -> str:
+    """Now in UTC, ISO 8601 (for started_at/completed_at)."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def workflow_run_entry(
+    software: dict[str, str], parameters: dict[str, Any], started_at: str, completed_at: str
+) -> dict[str, Any]:
+    """A ``WorkflowRun``-shaped dict: saxs_analysis by this project, FreeSAS etc. as additional software."""
+    others = ", ".join(f"{name} {ver}" for name, ver in software.items() if name != "sibyls-bluesky")
+    return {
+        "workflow_type": WORKFLOW_TYPE,
+        "software_name": SOFTWARE_NAME,
+        "software_version": software.get("sibyls-bluesky", "unknown"),
+        "additional_software": others,
+        "processing_parameters": "; ".join(
+            f"{key}={_param_text(value)}" for key, value in parameters.items()
+        ),
+        "started_at": started_at,
+        "completed_at": completed_at,
+    }
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_param_text(v) for v in value) or "none"
+    return str(value)
+
+
+def guinier_signal_to_noise(curve: Curve, guinier: GuinierResult) -> float:
+    """Mean I/σ of the subtracted curve over its Guinier region."""
+    part = slice(guinier.first_point, guinier.last_point + 1)
+    sigma = np.maximum(curve.sigma[part], 1e-300)
+    return float(np.mean(curve.intensity[part] / sigma))
+
+
+def analyse_curve(
+    subtracted: Curve,
+    concentration_mg_ml: float | None,
+    i0_per_mg_ml_kda: float | None = None,
+    vc_q_max: float = VC_Q_MAX,
+) -> tuple[
+    GuinierResult | None, MwEstimate | None, MwEstimate | None, KratkyResult | None, list[str], list[str]
+]:
+    """Guinier, both MWs and Kratky of one subtracted curve, with the flags and notes they raise."""
+    flags: list[str] = []
+    notes: list[str] = []
+    guinier = mw_vc = mw_i0 = kratky = None
+    try:
+        guinier = auto_guinier(subtracted)
+    except AnalysisError as exc:
+        flags.append(FLAG_FAILED_FIT)
+        notes.append(f"Guinier: {exc}")
+        return guinier, mw_vc, mw_i0, kratky, flags, notes
+    if guinier.fallback_reason:
+        flags.append(FLAG_FALLBACK_FIT)
+        notes.append(f"Guinier: {guinier.fallback_reason}; the project's fit was used")
+    if guinier.aggregated:
+        flags.append(FLAG_AGGREGATION)
+    for name, estimate in (
+        ("MW (Vc)", lambda: mw_from_vc(subtracted, guinier, vc_q_max)),
+        ("MW (I0/c)", lambda: mw_from_i0(guinier, concentration_mg_ml, subtracted.unit, i0_per_mg_ml_kda)),
+    ):
+        try:
+            value = estimate()
+        except AnalysisError as exc:
+            notes.append(f"{name}: {exc}")
+            continue
+        if value.method == "vc":
+            mw_vc = value
+        else:
+            mw_i0 = value
+    try:
+        kratky = kratky_analysis(subtracted, guinier)
+        if kratky.flexible:
+            flags.append(FLAG_FLEXIBLE)
+    except AnalysisError as exc:
+        notes.append(f"Kratky: {exc}")
+    return guinier, mw_vc, mw_i0, kratky, flags, notes
+
+
+def check_name(name: str) -> str:
+    """``name`` if it can name files (a sample code), else a clear error."""
+    if not NAME_RE.match(name):
+        raise AnalysisError(f"sample name {name!r} must match {CODE_PATTERN} (it names files)")
+    return name
