@@ -48,8 +48,10 @@ class DetectorGeometry:
 
     wavelength_a: float = 1.127
     distance_mm: float = 2105.0
+    # Beam in the middle of the detector's width, inside a module row just below mid-height: full
+    # rings to q ≈ 0.336 Å⁻¹ at 2105 mm and 1.127 Å, ≥ half a ring to ~0.4, the corners to ~0.52.
     beam_center_x: float = 737.0
-    beam_center_y: float = 1460.0
+    beam_center_y: float = 900.0
     binning: int = 1
     pixel_size_mm: float = PIXEL_SIZE_MM
 

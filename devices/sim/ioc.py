@@ -102,6 +102,7 @@ class SibylsIOC(PVGroup):
     ) -> None:
         self.clock = SimulationClock(time_scale)
         self._cell_contents: ScatteringSample | None = None
+        self._cell_dose_gy = 0.0  # absorbed by the cell's contents since it was filled
         super().__init__(*args, **kwargs)
         self.pilatus._initial_binning = binning
         self.robot.plates = {p.plate_id: p for p in plates or []}
@@ -111,9 +112,20 @@ class SibylsIOC(PVGroup):
                 self.robot.registry.add(plate.model_dump(mode="json"))
 
     async def set_cell_contents(self, sample: ScatteringSample | None) -> None:
-        """Put ``sample`` in the SAXS capillary (None: clean and dry)."""
+        """Put ``sample`` in the SAXS capillary (None: clean and dry); fresh liquid has no dose."""
         self._cell_contents = sample
+        self._cell_dose_gy = 0.0
         await self.sim.cell_contents.write(sample.sample_code if sample is not None else "empty")
+        await self.sim.cell_dose.write(0.0)
+
+    async def add_dose(self, state: BeamState, seconds: float) -> None:
+        """The cell's contents absorbed ``seconds`` of the beam ``state`` describes (an exposure).
+
+        A flowing SEC eluate is replaced continuously and collects no dose."""
+        if self.sec.eluate() is not None or state.contents is not self._cell_contents:
+            return
+        self._cell_dose_gy += state.dose_rate_gy_s * seconds
+        await self.sim.cell_dose.write(self._cell_dose_gy)
 
     def beamstop_offset_mm(self) -> tuple[float, float]:
         """Where the beamstop is (x, y) relative to its nominal position, in mm."""
@@ -127,6 +139,7 @@ class SibylsIOC(PVGroup):
         """Everything a detector or counter needs to know about the beam right now."""
         eluate = self.sec.eluate()
         return BeamState(
+            dose_gy=0.0 if eluate is not None else self._cell_dose_gy,
             ring_current_ma=float(self.ring.current.value),
             photon_shutter_open=self.photon_shutter.is_open,
             fast_shutter_open=self.fast_shutter.is_open,

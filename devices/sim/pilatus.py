@@ -24,6 +24,7 @@ from sibyls.devices.sim.pvs import PATH_STRING, json_text, text_pv
 
 logger = logging.getLogger("sibyls.ioc")
 
+DEFAULT_GEOMETRY = DetectorGeometry()  # the PV defaults follow the one set of geometry defaults
 DETECTOR_STATES = ["Idle", "Acquire", "Readout", "Correct", "Saving", "Aborting", "Error", "Waiting"]
 
 
@@ -59,9 +60,11 @@ class PilatusGroup(PVGroup):
     binning = pvproperty(value=1, name="Binning", lower_ctrl_limit=1, upper_ctrl_limit=8)
     size_x = pvproperty(value=0, name="ArraySizeX_RBV", read_only=True)
     size_y = pvproperty(value=0, name="ArraySizeY_RBV", read_only=True)
-    beam_x = pvproperty(value=737.0, name="BeamX", units="px", precision=2)
-    beam_y = pvproperty(value=1460.0, name="BeamY", units="px", precision=2)
-    distance = pvproperty(value=2105.0, name="Distance_RBV", read_only=True, units="mm", precision=1)
+    beam_x = pvproperty(value=DEFAULT_GEOMETRY.beam_center_x, name="BeamX", units="px", precision=2)
+    beam_y = pvproperty(value=DEFAULT_GEOMETRY.beam_center_y, name="BeamY", units="px", precision=2)
+    distance = pvproperty(
+        value=DEFAULT_GEOMETRY.distance_mm, name="Distance_RBV", read_only=True, units="mm", precision=1
+    )
     total_counts = pvproperty(
         value=0.0,
         name="TotalCounts_RBV",
@@ -193,6 +196,7 @@ class PilatusGroup(PVGroup):
                 )
                 await self.parent.clock.sleep(exposure)
                 frame = await frame_task
+                await self.parent.add_dose(state, exposure)
                 if writer is None:
                     writer = await writer_task
                 await asyncio.to_thread(writer.write_frame, index, frame, state)

@@ -48,7 +48,9 @@ class SECGroup(PVGroup):
     uv280 = pvproperty(
         value=physics.UV_BASELINE_MAU, name="UV:A280_RBV", read_only=True, units="mAU", precision=2
     )
-    mals = pvproperty(value=0.01, name="MALS:LS90_RBV", read_only=True, units="V", precision=5)
+    mals = pvproperty(
+        value=physics.MALS_BASELINE_V, name="MALS:LS90_RBV", read_only=True, units="V", precision=5
+    )
     refractive_index = pvproperty(value=0.0, name="RI:dRI_RBV", read_only=True, units="RIU", precision=8)
     message = text_pv("Message_RBV", read_only=True)
 
@@ -61,8 +63,7 @@ class SECGroup(PVGroup):
         """What flows through the SAXS capillary right now (None when no run is going)."""
         if not self.running or self.sample is None:
             return None
-        concentration = physics.eluate_concentration(self.sample, float(self.eluted_volume.value))
-        return self.sample.with_concentration(concentration)
+        return physics.eluate(self.sample, float(self.eluted_volume.value))
 
     @flow_rate.putter
     async def flow_rate(self, instance, value):

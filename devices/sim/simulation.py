@@ -30,6 +30,14 @@ class SimControlGroup(PVGroup):
         max_length=LONG_STRING,
         doc="JSON ScatteringSample put in the cell by hand; null empties the cell",
     )
+    cell_dose = pvproperty(
+        value=0.0,
+        name="CellDose_RBV",
+        read_only=True,
+        units="Gy",
+        precision=0,
+        doc="X-ray dose the cell's contents absorbed since the cell was filled (exposures)",
+    )
     cell_contents = pvproperty(
         value="empty",
         name="CellContents_RBV",

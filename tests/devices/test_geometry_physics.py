@@ -40,7 +40,7 @@ def test_q_range_matches_the_sibyls_setup():
     mask = physics.pixel_mask(geometry, (0.0, 0.0)) != 0
     q_visible = geometry.q_map()[~mask]
     assert q_visible.min() < 0.01
-    assert q_visible.max() > 0.6
+    assert 0.45 < q_visible.max() < 0.6  # the corners (SIBYLS: 0.01-0.4, instrument record to 0.6)
 
 
 def test_sphere_guinier_region_gives_back_its_rg():
