@@ -7,7 +7,7 @@ the Kratky verdict, flags a user should see, and what a lambda-ber ``workflow_ru
 (software and versions, parameters). ``write_products`` writes the files a SIBYLS user gets:
 per-frame ``<sample>_00001.dat``…, ``A_<sample>.dat`` (average), ``A_S_<sample>.dat`` (averaged,
 buffer-subtracted), PNGs and the result as JSON. SEC runs go through ``first_look_sec``
-(``sibyls.metadata.analysis.sec``).
+(``sibyls.metadata.analysis.sec``, re-exported here).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sibyls.metadata.analysis import plots
@@ -38,10 +39,13 @@ from sibyls.metadata.analysis.results import (
     workflow_run_entry,
 )
 from sibyls.metadata.analysis.screening import ScreeningResult, screen_frames
+from sibyls.metadata.analysis.sec import SecResult, first_look_sec
 from sibyls.metadata.analysis.standards import CORMAP_ALPHA, VC_Q_MAX
 from sibyls.metadata.analysis.subtraction import subtract_buffer
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.reduction.curves import Curve, write_dat
+
+__all__ = ["FirstLookResult", "SecResult", "first_look_batch", "first_look_sec", "write_products"]
 
 
 class AnalysisCurves(BaseModel):
@@ -219,64 +223,107 @@ def frame_file_name(sample_name: str, index: int) -> str:
     return f"{sample_name}_{index + 1:05d}.dat"
 
 
-def _dat_header(result: FirstLookResult, what: str) -> dict[str, Any]:
-    header: dict[str, Any] = {"sample": result.sample_name, "content": what}
-    if result.buffer_name:
-        header["buffer"] = result.buffer_name
-    header["frames_kept"] = f"{result.frames_kept}/{result.frames_total}"
-    if result.guinier is not None:
-        g = result.guinier
-        header["Rg_A"] = f"{g.rg:.4f} +- {g.rg_sigma:.4f}"
-        header["I0"] = f"{g.i0:.6g} +- {g.i0_sigma:.3g}"
-        header["guinier_q_range"] = f"{g.q_min:.5f}-{g.q_max:.5f}"
-    header["software"] = ", ".join(f"{k} {v}" for k, v in result.software.items())
+def _dat_header_from(
+    name: str, what: str, guinier: GuinierResult | None, software: dict[str, str], extra: dict[str, Any]
+) -> dict[str, Any]:
+    header: dict[str, Any] = {"sample": name, "content": what, **extra}
+    if guinier is not None:
+        header["Rg_A"] = f"{guinier.rg:.4f} +- {guinier.rg_sigma:.4f}"
+        header["I0"] = f"{guinier.i0:.6g} +- {guinier.i0_sigma:.3g}"
+        header["guinier_q_range"] = f"{guinier.q_min:.5f}-{guinier.q_max:.5f}"
+    header["software"] = ", ".join(f"{k} {v}" for k, v in software.items())
     return header
 
 
+def _write_json(path: Path, result: FirstLookResult | SecResult) -> Path:
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=1, sort_keys=True) + "\n")
+    return path
+
+
 def write_products(
-    result: FirstLookResult, out_dir: Path | str, sample_name: str | None = None
+    result: FirstLookResult | SecResult, out_dir: Path | str, sample_name: str | None = None
 ) -> list[Path]:
     """Write the run's files in SIBYLS naming into ``out_dir``; return their paths.
 
-    Per-frame ``<sample>_00001.dat``…, ``A_<sample>.dat`` (average of kept frames),
-    ``A_S_<sample>.dat`` (averaged, buffer-subtracted), ``<sample>_iq.png``, ``<sample>_guinier.png``,
-    ``<sample>_kratky.png`` and ``<sample>_firstlook.json``. Every file appears complete or not at all.
+    Every run: per-frame ``<sample>_00001.dat``… and ``<sample>_firstlook.json``. Batch:
+    ``A_<sample>.dat`` (average of kept frames), ``A_S_<sample>.dat`` (averaged, buffer-subtracted),
+    ``<sample>_Iq_plot.png``, ``<sample>_Guinier_plot.png``, ``<sample>_Kratky_plot.png``. SEC:
+    ``A_buff_<sample>.dat`` (buffer region), ``A_S_<sample>_<k>.dat`` per species k,
+    ``<sample>_SEC_chromatogram.png``, ``<sample>_<k>_Guinier_plot.png``, ``<sample>_<k>_Kratky_plot.png``.
+    Every file appears complete or not at all.
     """
-    name = sample_name or result.sample_name
-    check_name(name)
+    name = check_name(sample_name or result.sample_name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(result, SecResult):
+        written = _write_sec(result, out, name)
+    else:
+        written = _write_batch(result, out, name)
+    written.append(_write_json(out / f"{name}_firstlook.json", result))
+    return written
+
+
+def _write_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
     curves = result.curves
     written: list[Path] = []
     for index, frame in enumerate(curves.frames):
         kept = "kept" if index in result.screening.kept else "rejected by CorMap"
-        written.append(
-            write_dat(
-                out / frame_file_name(name, index),
-                frame,
-                {"sample": name, "frame": index + 1, "screening": kept},
-            )
-        )
-    written.append(
-        write_dat(out / f"A_{name}.dat", curves.averaged, _dat_header(result, "average of kept frames"))
-    )
+        header = {"sample": name, "frame": index + 1, "screening": kept}
+        written.append(write_dat(out / frame_file_name(name, index), frame, header))
+    info = {"frames_kept": f"{result.frames_kept}/{result.frames_total}"}
+    if result.buffer_name:
+        info["buffer"] = result.buffer_name
+    header = _dat_header_from(name, "average of kept frames", None, result.software, info)
+    written.append(write_dat(out / f"A_{name}.dat", curves.averaged, header))
     final = curves.subtracted if curves.subtracted is not None else curves.averaged
     if curves.subtracted is not None:
-        written.append(
-            write_dat(
-                out / f"A_S_{name}.dat", curves.subtracted, _dat_header(result, "averaged, buffer-subtracted")
-            )
-        )
+        header = _dat_header_from(name, "averaged, buffer-subtracted", result.guinier, result.software, info)
+        written.append(write_dat(out / f"A_S_{name}.dat", curves.subtracted, header))
     shown = [(curves.averaged, "sample (average)")]
     if curves.buffer is not None:
         shown.append((curves.buffer, "buffer"))
     if curves.subtracted is not None:
         shown.append((curves.subtracted, "subtracted"))
-    written.append(plots.plot_iq(out / f"{name}_iq.png", shown, title=name))
+    written.append(plots.plot_iq(out / f"{name}_Iq_plot.png", shown, title=name))
     if result.guinier is not None:
-        written.append(plots.plot_guinier(out / f"{name}_guinier.png", final, result.guinier))
-        written.append(plots.plot_kratky(out / f"{name}_kratky.png", final, result.guinier))
-    json_path = out / f"{name}_firstlook.json"
-    atomic_write_text(json_path, json.dumps(result.to_dict(), indent=1, sort_keys=True) + "\n")
-    written.append(json_path)
+        written.append(plots.plot_guinier(out / f"{name}_Guinier_plot.png", final, result.guinier))
+        written.append(plots.plot_kratky(out / f"{name}_Kratky_plot.png", final, result.guinier))
+    return written
+
+
+def _write_sec(result: SecResult, out: Path, name: str) -> list[Path]:
+    curves = result.curves
+    written: list[Path] = []
+    buffer_set = set(result.buffer_frames)
+    for index, frame in enumerate(curves.frames):
+        header = {"sample": name, "frame": index + 1, "buffer_region": index in buffer_set}
+        written.append(write_dat(out / frame_file_name(name, index), frame, header))
+    info = {"frames": result.parameters["buffer_frames"]}
+    header = _dat_header_from(name, "average of the buffer region", None, result.software, info)
+    written.append(write_dat(out / f"A_buff_{name}.dat", curves.buffer, header))
+    for species, curve in zip(result.species, curves.species, strict=True):
+        if curve is None:
+            continue
+        k = species.number
+        frames = ",".join(str(i + 1) for i in species.averaged_frames)
+        info = {"species": k, "apex_frame": species.apex_frame + 1, "frames_averaged": frames}
+        header = _dat_header_from(
+            name, "averaged peak frames, buffer-subtracted", species.guinier, result.software, info
+        )
+        written.append(write_dat(out / f"A_S_{name}_{k}.dat", curve, header))
+        if species.guinier is not None:
+            written.append(plots.plot_guinier(out / f"{name}_{k}_Guinier_plot.png", curve, species.guinier))
+            written.append(plots.plot_kratky(out / f"{name}_{k}_Kratky_plot.png", curve, species.guinier))
+    rg = np.array([np.nan if v is None else v for v in result.rg_per_frame])
+    written.append(
+        plots.plot_chromatogram(
+            out / f"{name}_SEC_chromatogram.png",
+            np.asarray(result.chromatogram),
+            rg,
+            {k: np.asarray(v) for k, v in result.traces.items()},
+            result.buffer_frames,
+            [s.apex_frame for s in result.species],
+            title=f"{name}: SEC-SAXS",
+        )
+    )
     return written

@@ -39,7 +39,7 @@ NAME_RE = re.compile(CODE_PATTERN)
 def software_versions() -> dict[str, str]:
     """Names and versions of the software the first look ran with (for ``workflow_runs``)."""
     found = {}
-    for dist in ("sibyls-bluesky", "freesas", "numpy", "matplotlib"):
+    for dist in ("sibyls-bluesky", "freesas", "numpy", "scipy", "matplotlib"):
         try:
             found[dist] = version(dist)
         except PackageNotFoundError:

@@ -180,3 +180,36 @@ PARTICLES = [
     ellipsoid(85.0, 40.0),
 ]
 SPHERE = sphere(18.2)
+
+
+# SEC-SAXS-MALS: Gaussian elution peaks sampled once per frame; MALS and RI after the cell.
+MALS_V_PER_MG_ML_KDA = 2.0e-4  # as the simulator's MALS_PER_MG_ML_KDA
+RI_PER_MG_ML = 1.85e-4  # dn/dc · c, as the simulator's
+MALS_LAG, RI_LAG = 3, 6  # frames from the SAXS cell to each detector
+
+
+def sec_run(
+    species: list[tuple[Particle, float, float, float]], n: int, rng: np.random.Generator, q: np.ndarray = Q
+) -> tuple[list[Curve], dict[str, np.ndarray], np.ndarray]:
+    """Frames and traces of a SEC run; ``species`` = (particle, apex frame, σ in frames, apex mg/mL).
+    Returns the frames, the traces (uv, mals, ri, conc per SAXS frame) and the total concentration."""
+    t = np.arange(n, dtype=float)
+    conc = [c * np.exp(-0.5 * ((t - apex) / width) ** 2) for _, apex, width, c in species]
+    forms = [intensity(p, 1.0, q) for p, *_ in species]
+    frames = [
+        noisy(BUFFER_PER_CM + sum(ci[i] * fi for ci, fi in zip(conc, forms, strict=True)), rng, q)
+        for i in range(n)
+    ]
+
+    def delayed(values: np.ndarray, lag: int) -> np.ndarray:
+        return np.concatenate([np.full(lag, values[0]), values[: n - lag]])
+
+    ls = 0.01 + MALS_V_PER_MG_ML_KDA * sum(ci * p.mw_kda for ci, (p, *_) in zip(conc, species, strict=True))
+    ri = RI_PER_MG_ML * sum(conc)
+    traces = {
+        "uv": sum(conc) + rng.normal(0, 1e-4, n),
+        "mals": delayed(ls, MALS_LAG) + rng.normal(0, 2e-5, n),
+        "ri": delayed(ri, RI_LAG) + rng.normal(0, 5e-8, n),
+        "conc": sum(conc).copy(),
+    }
+    return frames, traces, sum(conc)

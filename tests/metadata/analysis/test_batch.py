@@ -149,9 +149,9 @@ def test_products_in_sibyls_naming(results, tmp_path):
         + [
             "A_GluRS_1.dat",
             "A_S_GluRS_1.dat",
-            "GluRS_1_iq.png",
-            "GluRS_1_guinier.png",
-            "GluRS_1_kratky.png",
+            "GluRS_1_Iq_plot.png",
+            "GluRS_1_Guinier_plot.png",
+            "GluRS_1_Kratky_plot.png",
             "GluRS_1_firstlook.json",
         ]
     )
@@ -163,7 +163,7 @@ def test_products_in_sibyls_naming(results, tmp_path):
     np.testing.assert_allclose(first.q, Q, rtol=1e-7)
     header = (tmp_path / "A_S_GluRS_1.dat").read_text()
     assert f"Rg_A: {result.guinier.rg:.4f}" in header and "frames_kept: 10/10" in header
-    for png in ("GluRS_1_iq.png", "GluRS_1_guinier.png", "GluRS_1_kratky.png"):
+    for png in ("GluRS_1_Iq_plot.png", "GluRS_1_Guinier_plot.png", "GluRS_1_Kratky_plot.png"):
         data = (tmp_path / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(data) < 200_000
     assert json.loads((tmp_path / "GluRS_1_firstlook.json").read_text())["sample_name"] == PARTICLES[0].name
