@@ -1,8 +1,10 @@
 """NXcanSAS export: a run's I(q) as the canSAS HDF5 file SAS programs read (SasView, ATSAS, BioXTAS RAW).
 
-A user gets ``<project>/<scan_id>_<sample>_<uid8>.h5``: SASentry / SASdata (I, Idev, Q) /
+A user gets ``<project>/<scan_id>_<sample>_<uid8>.h5``: SASentry / SASdata (I, Idev, Q, Qdev) /
 SASinstrument (source wavelength, detector geometry) / SASsample (temperature) / SASprocess,
-written atomically.
+written atomically. I is the run's normalised curve (:mod:`sibyls.metadata.reduction.reducer`):
+``1/cm`` on absolute scale, else ``arbitrary``; Qdev the 1σ q-resolution; the beam centre a length
+(mm from the outer corner of the detector's first pixel, = pyFAI's Poni2/Poni1).
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ from sibyls.metadata.atomic import atomic_path
 from sibyls.metadata.reduction.iq import RunProfile, reduce_run
 from sibyls.metadata.runs.sources import StoredRun
 
-#: Units of I: mean counts per pixel per frame (no absolute calibration).
-I_UNITS = "arbitrary"
-
 
 def write_nxcansas(run: StoredRun, target: Path, reduced: RunProfile | None = None) -> Path:
     """NXcanSAS HDF5 of the run's I(q): SASentry / SASdata (I, Idev, Q) / SASinstrument / SASsample."""
     import h5py
 
     reduced = reduced or reduce_run(run)
-    profile, geo = reduced.profile, reduced.frame_geometry
+    curve, geo = reduced.curve, reduced.frame_geometry
     g = geo.geometry
     start = run.start
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as fh:
@@ -49,12 +48,16 @@ def write_nxcansas(run: StoredRun, target: Path, reduced: RunProfile | None = No
         data.attrs.update(
             {"NX_class": "NXdata", "canSAS_class": "SASdata", "signal": "I", "I_axes": "Q", "Q_indices": 0}
         )
-        data["Q"] = profile.q
+        data["Q"] = curve.q
         data["Q"].attrs["units"] = "1/angstrom"
-        data["I"] = profile.intensity
-        data["I"].attrs.update({"units": I_UNITS, "uncertainties": "Idev"})
-        data["Idev"] = profile.sigma
-        data["Idev"].attrs["units"] = I_UNITS
+        if curve.qdev is not None:
+            data["Q"].attrs["resolutions"] = "Qdev"
+            data["Qdev"] = curve.qdev
+            data["Qdev"].attrs["units"] = "1/angstrom"
+        data["I"] = curve.intensity
+        data["I"].attrs.update({"units": curve.unit, "uncertainties": "Idev"})
+        data["Idev"] = curve.sigma
+        data["Idev"].attrs["units"] = curve.unit
 
         inst = entry.create_group("sasinstrument")
         inst.attrs.update({"NX_class": "NXinstrument", "canSAS_class": "SASinstrument"})
@@ -70,6 +73,10 @@ def write_nxcansas(run: StoredRun, target: Path, reduced: RunProfile | None = No
         det.attrs.update({"NX_class": "NXdetector", "canSAS_class": "SASdetector"})
         det["name"] = "PILATUS3 X 2M"
         write_detector_geometry(det, g)
+        for axis, centre in (("x", g.beam_center_x), ("y", g.beam_center_y)):
+            del det[f"beam_center_{axis}"]  # NXcanSAS wants a length, the frame files' block has pixels
+            det[f"beam_center_{axis}"] = (centre + 0.5) * g.pixel_size_mm
+            det[f"beam_center_{axis}"].attrs["units"] = "mm"
 
         sample = entry.create_group("sassample")
         sample.attrs.update({"NX_class": "NXsample", "canSAS_class": "SASsample"})
@@ -81,11 +88,13 @@ def write_nxcansas(run: StoredRun, target: Path, reduced: RunProfile | None = No
 
         process = entry.create_group("sasprocess01")
         process.attrs.update({"NX_class": "NXprocess", "canSAS_class": "SASprocess"})
-        process["name"] = "sibyls azimuthal average"
+        process["name"] = "sibyls corrected azimuthal average"
         process["date"] = datetime.now(UTC).isoformat()
         process["description"] = (
-            f"mean of {reduced.frames} frames; pixel mask (module gaps, beamstop) applied; "
-            "I is mean counts per pixel per frame, Idev from Poisson statistics"
+            f"mean of {reduced.frames} frames; pixel mask (module gaps, beamstop) applied; solid-angle and "
+            f"polarisation corrections; normalised by I0, transmission (beamstop diode) and PONI-pixel solid "
+            f"angle ({curve.unit}); Idev from Poisson statistics; Qdev from beam size, pixel, bin width and "
+            "wavelength spread"
         )
     return target
 

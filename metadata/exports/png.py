@@ -24,7 +24,7 @@ def write_png(run: StoredRun, target: Path, reduced: RunProfile | None = None) -
     ax.errorbar(p.q[keep], p.intensity[keep], yerr=p.sigma[keep], fmt=".", ms=3, elinewidth=0.6)
     ax.set_yscale("log")
     ax.set_xlabel("q (1/Å)")
-    ax.set_ylabel("I (counts / pixel / frame)")
+    ax.set_ylabel(f"I ({p.unit})")
     start = run.start
     ax.set_title(f"{start.get('sample_code')}  ·  scan {start.get('scan_id')}  ·  {reduced.frames} frames")
     ax.grid(True, which="both", alpha=0.3)

@@ -1,24 +1,50 @@
-"""Reduction of SAXS frames: the run's I(q) by azimuthal averaging, and its Guinier Rg.
+"""Reduction of SAXS frames: per-frame I(q) with solid-angle and polarisation corrections (agreeing
+with pyFAI), normalised by I0, transmission and exposure, optionally on absolute scale; the
+geometry from the frame files or a pyFAI PONI file; and a Guinier Rg.
 
 A user gets the scattering profile of a run from its own frame files (geometry and pixel mask as
 the detector wrote them), with Poisson uncertainties, and a radius of gyration from it.
 """
 
 from sibyls.metadata.reduction.guinier import GuinierFit, guinier_fit
+from sibyls.metadata.reduction.integrate import CorrectedIntegrator, IntegratedStack, PixelCorrections
 from sibyls.metadata.reduction.iq import (
     FrameGeometry,
     RunProfile,
     read_frame_geometry,
     reduce_frames,
     reduce_run,
+    run_monitors,
+)
+from sibyls.metadata.reduction.poni import PoniGeometry, read_poni, write_poni
+from sibyls.metadata.reduction.reducer import (
+    WATER_I0_PER_CM,
+    FrameReducer,
+    ReducedStack,
+    absolute_scale_from_water,
+    mean_curve,
+    q_resolution,
 )
 
 __all__ = [
+    "WATER_I0_PER_CM",
+    "CorrectedIntegrator",
     "FrameGeometry",
+    "FrameReducer",
     "GuinierFit",
+    "IntegratedStack",
+    "PixelCorrections",
+    "PoniGeometry",
+    "ReducedStack",
     "RunProfile",
+    "absolute_scale_from_water",
     "guinier_fit",
+    "mean_curve",
+    "q_resolution",
     "read_frame_geometry",
+    "read_poni",
     "reduce_frames",
     "reduce_run",
+    "run_monitors",
+    "write_poni",
 ]

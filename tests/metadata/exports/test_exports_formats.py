@@ -144,3 +144,34 @@ def test_corrupt_frame_file_is_a_clear_error_and_leaves_no_partial_file(xchg_run
             export(FolderRunSource(runs_dir), fmt, out, uid=run.uid)
     assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
     shutil.rmtree(runs_dir)
+
+
+def test_nxcansas_loads_in_sasdata_with_units_qdev_and_beam_centre_in_mm(xchg_runs, folder, tmp_path):
+    """SasView's loader reads the file: I normalised (arbitrary units without a water calibration),
+    Qdev as its dx, and the beam centre as a length (mm from the first pixel's outer corner)."""
+    from sasdata.dataloader.loader import Loader
+
+    (path,) = export(folder, "nxcansas", tmp_path, scan_id=_scan(xchg_runs, "Prot_x"))
+    with h5py.File(path) as fh:
+        data = fh["sasentry01/sasdata01"]
+        assert data["I"].attrs["units"] == "arbitrary" and data["Q"].attrs["resolutions"] == "Qdev"
+        assert data["Qdev"].attrs["units"] == "1/angstrom" and np.all(data["Qdev"][()] > 0)
+        det = fh["sasentry01/sasinstrument/sasdetector01"]
+        assert det["beam_center_x"].attrs["units"] == det["beam_center_y"].attrs["units"] == "mm"
+        beam_x, beam_y = det["beam_center_x"][()], det["beam_center_y"][()]
+    run = folder.load(xchg_runs["uids"]["Prot_x"])
+    with h5py.File(run.frame_files[0]) as fh:
+        frame_det = fh["entry/instrument/detector"]
+        binning = int(frame_det["binning"][()])
+        full_pixel = float(frame_det["x_pixel_size"][()]) / binning
+        centre_x = float(frame_det["beam_center_x"][()]) * binning  # full-resolution pixel centres
+        centre_y = float(frame_det["beam_center_y"][()]) * binning
+    assert beam_x == pytest.approx((centre_x + 0.5) * full_pixel, rel=1e-9)
+    assert beam_y == pytest.approx((centre_y + 0.5) * full_pixel, rel=1e-9)
+    (loaded,) = Loader().load(str(path))
+    q, i, _ = _read_sasdata(path)
+    assert np.allclose(loaded.x, q) and np.allclose(loaded.y, i)
+    assert loaded.dx is not None and np.all(loaded.dx > 0)
+    detector = loaded.detector[0]
+    assert detector.beam_center_unit == "mm"
+    assert detector.beam_center.x == pytest.approx(beam_x) and detector.beam_center.y == pytest.approx(beam_y)

@@ -107,7 +107,9 @@ def test_sibyls_q_range_agrees_past_pyfais_first_bin():
     mask = _mask(geometry)
     frame = _frame(geometry, seed=7)
     theirs = _pyfai(pyfai_integrator(geometry), frame, mask, 250, (0.01, 0.4))
-    integrator = CorrectedIntegrator(PixelCorrections.from_geometry(geometry), mask, _pyfai_edges(theirs.radial))
+    integrator = CorrectedIntegrator(
+        PixelCorrections.from_geometry(geometry), mask, _pyfai_edges(theirs.radial)
+    )
     i_rel, s_rel = _compare(integrator.integrate(frame), theirs, first=1)
     assert i_rel < RTOL and s_rel < RTOL, (i_rel, s_rel)
     # pyFAI's first bin holds pixels from below 0.01 that the integrator leaves out, as it should.
