@@ -20,6 +20,7 @@ from ophyd.utils import LimitError
 from sibyls.devices.geometry import DetectorGeometry, azimuthal_average
 from sibyls.devices.robot import RobotError
 from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_LOAD_S
+from sibyls.devices.sim.samples import catalogue_sample
 
 PROTEIN = {
     "sample_code": "GluRS_1",
@@ -185,6 +186,37 @@ def test_guinier_fit_of_the_simulated_frame_recovers_rg(RE, beamline, simulation
     slope = np.polyfit(sample.q[guinier] ** 2, np.log(subtracted[guinier]), 1)[0]
     rg = np.sqrt(-3.0 * slope)
     assert rg == pytest.approx(PROTEIN["rg_a"], rel=0.10)
+
+
+def test_a_sensitive_sample_damages_frame_by_frame_until_the_cell_is_refilled(
+    RE, beamline, sim_ioc, simulation, frames_dir, time_scale
+):
+    time_scale(50.0)
+    sample = catalogue_sample("lysozyme", "lys_dmg", 5.0, damage_dose_gy=1000.0).model_dump(mode="json")
+    simulation.put_in_cell(sample)
+    dose_pv = f"{sim_ioc.prefix}Sim:CellDose_RBV"
+    assert epics.caget(dose_pv, use_monitor=False) == 0.0
+    try:
+        expose(RE, beamline, 0.2, frames=8)
+    finally:
+        beamline.pilatus.num_images.put(1, wait=True)  # as the other tests expect it
+    dose = epics.caget(dose_pv, use_monitor=False)
+    assert 8 * 0.2 * 2000.0 < dose < 8 * 0.2 * 8000.0  # kGy/s in a static cell
+    with h5py.File(beamline.pilatus.full_file_name.get()) as f:
+        det = f["entry/instrument/detector"]
+        binning = int(det["binning"][()])
+        geometry = DetectorGeometry(
+            beam_center_x=float(det["beam_center_x"][()]) * binning,
+            beam_center_y=float(det["beam_center_y"][()]) * binning,
+            binning=binning,
+        )
+        low_q = (geometry.q_map() < 0.03) & (det["pixel_mask"][()] == 0)
+        totals = [float(frame[low_q].sum()) for frame in f["entry/data/data"][()]]
+    # Frame 1 is taken below the 1 kGy threshold; from frame 2 on aggregates grow frame by frame.
+    assert all(later > earlier for earlier, later in zip(totals[1:], totals[2:], strict=False))
+    assert totals[-1] > 1.05 * totals[0]
+    simulation.put_in_cell(sample)  # fresh liquid
+    assert epics.caget(dose_pv, use_monitor=False) == 0.0
 
 
 def test_bad_detector_settings_are_refused_and_unchanged(beamline, sim_ioc):
