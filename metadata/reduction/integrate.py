@@ -143,7 +143,10 @@ class CorrectedIntegrator:
         if usable.shape != q.shape:
             raise ValueError(f"mask shape {usable.shape} does not match the geometry's {q.shape}")
         if q_edges is None:
-            lo, hi = q_range if q_range is not None else (float(q[usable].min()), float(q[usable].max()))
+            if q_range is not None:
+                lo, hi = q_range
+            else:  # just past the largest q, so the outermost pixel counts too
+                lo, hi = float(q[usable].min()), float(np.nextafter(q[usable].max(), np.inf))
             q_edges = np.linspace(lo, hi, bins + 1)
         edges = np.asarray(q_edges, dtype=np.float64)
         if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
