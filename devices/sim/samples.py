@@ -491,6 +491,7 @@ class Species(Particle):
     """One species of a mixture, with the fraction of the sample's mass it holds."""
 
     mass_fraction: float = Field(gt=0, le=1)
+    mw_kda: float = Field(gt=0, le=100_000, description="MW of this species in kDa")  # type: ignore[assignment]
 
     @field_validator("shape")
     @classmethod
@@ -533,26 +534,25 @@ class ScatteringSample(Particle):
             )
         return value
 
-    @model_validator(mode="after")
-    def _particles_need_size(self) -> ScatteringSample:
-        if self.kind == "buffer":
-            return self
+    def _check_dimensions(self) -> None:
         if self.shape == "mixture" and self.species:
             total = sum(s.mass_fraction for s in self.species)
             if abs(total - 1.0) > 1e-3:
                 raise ValueError(f"species: mass fractions must add up to 1, they add up to {total:g}")
-            for field in ("mw_kda", "elution_volume_ml"):
-                if field == "elution_volume_ml" and self.elution_volume_ml is not None:
-                    raise ValueError("elution_volume_ml: give each species its own")
+            if self.elution_volume_ml is not None:
+                raise ValueError("elution_volume_ml: give each species its own")
             mw = sum(s.mass_fraction * float(s.mw_kda or 0.0) for s in self.species)
-            missing = [i for i, s in enumerate(self.species) if s.mw_kda is None]
-            if missing:
-                raise ValueError(f"species {', '.join(map(str, missing))}: mw_kda missing")
             if self.mw_kda is not None and abs(self.mw_kda - mw) > 1e-3 * mw:
                 raise ValueError(
                     f"mw_kda {self.mw_kda:g} disagrees with the species' weight average {mw:.4g}"
                 )
             self.mw_kda = round(mw, 6)
+        super()._check_dimensions()
+
+    @model_validator(mode="after")
+    def _particles_need_size(self) -> ScatteringSample:
+        if self.kind == "buffer":
+            return self
         missing = [f for f in ("concentration_mg_ml", "mw_kda") if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} needs {', '.join(missing)}")

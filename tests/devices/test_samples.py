@@ -156,6 +156,24 @@ def test_old_sphere_samples_stay_valid():
         ({"shape": "curve", "curve_file": "/nonexistent/curve.dat"}, "curve_file"),
         ({"shape": "mixture", "species": [{"rg_a": 20.0, "mw_kda": 50.0, "mass_fraction": 0.5}]}, "species"),
         ({"shape": "mixture", "species": [{"shape": "mixture", "mass_fraction": 1.0}]}, "species"),
+        (
+            {
+                "shape": "mixture",
+                "species": [{"rg_a": 20, "mass_fraction": 0.5}, {"rg_a": 30, "mass_fraction": 0.5}],
+            },
+            "species.0.mw_kda",
+        ),
+        (
+            {
+                "shape": "mixture",
+                "mw_kda": 99.0,
+                "species": [
+                    {"rg_a": 20, "mw_kda": 50, "mass_fraction": 0.5},
+                    {"rg_a": 30, "mw_kda": 100, "mass_fraction": 0.5},
+                ],
+            },
+            "mw_kda",
+        ),
         ({"rg_a": 20.0, "polydispersity": 0.5}, "polydispersity"),
         ({"sample_code": "no spaces", "rg_a": 20.0}, "sample_code"),
     ],
