@@ -123,3 +123,42 @@ def test_missing_or_garbage_poni_is_a_clear_error(tmp_path):
     bad.write_text("this is not a calibration\n")
     with pytest.raises(ExchangeError, match=str(bad.name)):
         read_poni(bad)
+
+
+def _frame_file(path, geometry: DetectorGeometry, frames: np.ndarray, mask: np.ndarray) -> None:
+    """A frame file with the keys the IOC's writer puts there (geometry in binned pixels, mask, exposure)."""
+    import h5py
+
+    from sibyls.devices.geometry import write_detector_geometry
+
+    with h5py.File(path, "w") as fh:
+        fh["entry/data/data"] = frames
+        det = fh.create_group("entry/instrument/detector")
+        write_detector_geometry(det, geometry, distance_name="distance")
+        det["binning"] = geometry.binning
+        det["count_time"] = 0.5
+        det["pixel_mask"] = mask
+        fh["entry/instrument/monochromator/wavelength"] = geometry.wavelength_a
+        fh["entry/instrument/monochromator/energy"] = 11.0
+
+
+def test_reducer_from_frame_file_takes_the_poni_calibration_over_the_file_geometry(tmp_path):
+    frame_geometry = _binned(4)
+    mask = module_gap_mask(4).astype(np.uint32)
+    frames = np.random.default_rng(2).poisson(30.0, (2, *frame_geometry.shape)).astype(np.int32)
+    frames[:, module_gap_mask(4)] = -1
+    path = tmp_path / "frames.h5"
+    _frame_file(path, frame_geometry, frames, mask)
+    from_file = FrameReducer.from_frame_file(path, bins=100)
+    same = FrameReducer.from_frame_file(path, poni=write_poni(GEOMETRY, tmp_path / "same.poni"), bins=100)
+    a, b = from_file.reduce(frames, exposure=0.5), same.reduce(frames, exposure=0.5)
+    assert np.allclose(a[0].q, b[0].q, rtol=1e-12) and np.allclose(a[1].intensity, b[1].intensity, rtol=1e-9)
+    moved = DetectorGeometry(GEOMETRY.wavelength_a, 2300.0, 700.0, 950.0)  # a later calibration
+    calibrated = FrameReducer.from_frame_file(path, poni=write_poni(moved, tmp_path / "moved.poni"), bins=100)
+    assert calibrated.geometry is not None and calibrated.geometry.distance_mm == pytest.approx(2300.0)
+    assert calibrated.geometry.binning == 4
+    assert not np.allclose(calibrated.q, from_file.q)
+    assert calibrated.reduce(frames)[0].unit == "arbitrary"
+    absolute = FrameReducer.from_frame_file(path, absolute_scale=2.0e-5, bins=100)
+    curve = absolute.reduce(frames, exposure=0.5)[0]
+    assert curve.unit == "1/cm" and np.allclose(curve.intensity, a[0].intensity * 2.0e-5, rtol=1e-12)
