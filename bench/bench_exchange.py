@@ -11,7 +11,8 @@ import h5py
 import numpy as np
 
 from bench.common import Figure, median_seconds
-from sibyls.devices.geometry import AzimuthalIntegrator, DetectorGeometry, module_gap_mask
+from sibyls.devices.geometry import DetectorGeometry, module_gap_mask
+from sibyls.metadata.reduction.integrate import CorrectedIntegrator, PixelCorrections
 
 
 def reference_average(frame: np.ndarray, geometry: DetectorGeometry, edges: np.ndarray) -> np.ndarray:
@@ -123,7 +124,7 @@ def run() -> list[Figure]:
     frames = rng.poisson(40.0, size=(8, *geometry.shape)).astype(np.int32)
     frames[:, module_gap_mask(1)] = -1
     edges = np.linspace(0.0, float(geometry.q_map().max()), 400)
-    integrator = AzimuthalIntegrator(geometry, module_gap_mask(1), edges)
+    integrator = CorrectedIntegrator(PixelCorrections.from_geometry(geometry), module_gap_mask(1), edges)
     ours = median_seconds(lambda: [integrator.integrate(f) for f in frames], 3) / len(frames)
     base = median_seconds(lambda: [reference_average(f, geometry, edges) for f in frames], 3) / len(frames)
     figures = [

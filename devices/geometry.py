@@ -1,7 +1,9 @@
-"""SAXS geometry of the SIBYLS PILATUS3 X 2M: pixel q-map, module-gap mask and azimuthal averaging.
+"""SAXS geometry of the SIBYLS PILATUS3 X 2M: pixel q-map, solid angle, polarisation, module-gap mask
+and a plain azimuthal average.
 
 Shared by the simulated IOC (to paint frames) and by analysis code (to reduce them), so the
-two always agree on where q lands on the detector.
+two always agree on where q lands on the detector. The reduction's corrected, fast integrator is
+:mod:`sibyls.metadata.reduction.integrate`; :func:`azimuthal_average` stays as the simple reference.
 """
 
 from __future__ import annotations
@@ -220,59 +222,3 @@ def azimuthal_average(
         sigma=np.sqrt(np.maximum(total[filled], 1.0)) / n,
         pixels=n,
     )
-
-
-class AzimuthalIntegrator:
-    """Azimuthal averaging of many frames with one geometry and mask: the q-bin of every pixel is
-    found once, so each frame costs one ``np.bincount`` (full-size PILATUS frames at tens per second).
-
-    Gives the same profile as :func:`azimuthal_average` (pixels that are masked, negative (gaps) or
-    outside ``q_edges`` are left out; empty bins are dropped; Poisson uncertainties).
-    """
-
-    def __init__(
-        self, geometry: DetectorGeometry, mask: np.ndarray | None = None, q_edges: np.ndarray | None = None
-    ) -> None:
-        q = geometry.q_map()
-        usable = np.ones(q.shape, dtype=bool) if mask is None else ~(np.asarray(mask) != 0)
-        if usable.shape != q.shape:
-            raise ValueError(f"mask shape {usable.shape} does not match the geometry's {q.shape}")
-        if q_edges is None:
-            q_edges = np.linspace(0.0, float(q[usable].max()) if usable.any() else 1.0, 400)
-        self.shape = q.shape
-        self.q_edges = np.asarray(q_edges, dtype=np.float64)
-        self.nbins = len(self.q_edges) - 1
-        index = np.digitize(q.ravel(), self.q_edges) - 1
-        keep = usable.ravel() & (index >= 0) & (index < self.nbins)
-        self._pixels = np.flatnonzero(keep)
-        self._index = index[keep].astype(np.intp)
-        self._q = q.ravel()[keep]
-        self._count = np.bincount(self._index, minlength=self.nbins)
-        self._q_sum = np.bincount(self._index, weights=self._q, minlength=self.nbins)
-
-    def integrate(self, frame: np.ndarray, frames: int = 1) -> AzimuthalProfile:
-        """The profile of one frame (or of a sum of ``frames`` frames, reported per frame)."""
-        if frame.shape != self.shape:
-            raise ValueError(f"frame shape {frame.shape} does not match the geometry's {self.shape}")
-        values = frame.ravel()[self._pixels]
-        index, count, q_sum = self._index, self._count, self._q_sum
-        negative = values < 0
-        if negative.any():
-            good = ~negative
-            values, index = values[good], index[good]
-            count = np.bincount(index, minlength=self.nbins)
-            q_sum = np.bincount(index, weights=self._q[good], minlength=self.nbins)
-        total = np.bincount(index, weights=values.astype(np.float64), minlength=self.nbins)
-        filled = count > 0
-        n = count[filled]
-        scale = n * float(frames)
-        return AzimuthalProfile(
-            q=q_sum[filled] / n,
-            intensity=total[filled] / scale,
-            sigma=np.sqrt(np.maximum(total[filled], 1.0)) / scale,
-            pixels=n,
-        )
-
-    def integrate_stack(self, frames: np.ndarray) -> list[AzimuthalProfile]:
-        """One profile per frame of a ``(N, rows, cols)`` stack."""
-        return [self.integrate(frame) for frame in frames]
