@@ -40,9 +40,10 @@ A3_PER_DA = PARTIAL_SPECIFIC_VOLUME_ML_G * 1e24 / 6.02214076e23
 #: relative to a protein's (~0.10 e/Å³) is ~1/3 (CRYSOL's default shell is 0.03 e/Å³).
 HYDRATION_SHELL_A = 3.0
 HYDRATION_SHELL_CONTRAST = 0.33
-#: Default second virial coefficient A2 (mol·mL/g²): a mildly repulsive protein in 150 mM salt.
-#: Apparent Rg falls as Rg/√(1 + 2·A2·M·c): −0.4 % for 14 kDa at 10 mg/mL, −0.8 % for 54 kDa at 5.
-DEFAULT_SECOND_VIRIAL = 3.0e-5
+#: Default second virial coefficient: A2 = f·v̄/M (mol·mL/g²), a quarter of a hard sphere's 4·v̄/M
+#: (excluded volume, partly offset by attraction in 150 mM salt), so A2 falls with size as it does.
+#: S(0) = 1/(1 + 2·A2·M·c) = 1/(1 + 2·f·v̄·c): I(0) −1.5 % and Rg −0.7 % at 10 mg/mL, any protein.
+DEFAULT_VIRIAL_FRACTION_OF_VBAR = 1.0
 #: Radiation damage: past a sample's ``damage_dose_gy`` a mass fraction turns into aggregates of
 #: this many subunits (compact spheres), growing by AGGREGATION_PER_KGY per kGy, saturating.
 AGGREGATE_SUBUNITS = 50
@@ -518,8 +519,8 @@ class ScatteringSample(Particle):
     concentration_mg_ml: float | None = Field(default=None, gt=0, le=500)
     buffer: str = "buffer"
     species: list[Species] | None = Field(default=None, min_length=1, max_length=8)
-    second_virial_mol_ml_g2: float = Field(
-        default=DEFAULT_SECOND_VIRIAL, ge=-1e-3, le=1e-2, description="A2 in mol·mL/g² (0: ideal)"
+    second_virial_mol_ml_g2: float | None = Field(
+        default=None, ge=-1e-3, le=1e-2, description="A2 in mol·mL/g² (0: ideal; None: v̄/M)"
     )
     damage_dose_gy: float | None = Field(
         default=None, ge=0, le=1e8, description="absorbed dose (Gy) past which aggregation starts"
@@ -609,7 +610,16 @@ class ScatteringSample(Particle):
         """B = 2·A2·MW·c: S(0) = 1/(1 + B); the apparent Rg² and I(0) both shrink by 1/(1 + B)."""
         if self.kind == "buffer" or self.concentration_mg_ml is None:
             return 0.0
-        return 2.0 * self.second_virial_mol_ml_g2 * float(self.mw_kda or 0.0) * self.concentration_mg_ml
+        return 2.0 * self.second_virial() * float(self.mw_kda or 0.0) * self.concentration_mg_ml
+
+    def second_virial(self) -> float:
+        """A2 (mol·mL/g²): the given one, or the default v̄/M of a particle of this (weight-average) MW."""
+        if self.second_virial_mol_ml_g2 is not None:
+            return self.second_virial_mol_ml_g2
+        mass_g_mol = float(self.mw_kda or 0.0) * 1000.0
+        return (
+            DEFAULT_VIRIAL_FRACTION_OF_VBAR * PARTIAL_SPECIFIC_VOLUME_ML_G / mass_g_mol if mass_g_mol else 0.0
+        )
 
     def apparent_rg_a(self) -> float:
         """The Rg a Guinier fit finds at this concentration (undamaged): Rg/√(1 + B)."""
@@ -639,7 +649,7 @@ class ScatteringSample(Particle):
             aggregate = _aggregate(float(self.mw_kda or 0.0))
             aggregates = AGGREGATE_SUBUNITS * i0 * aggregate.form_factor_table()
             ideal = (1.0 - fraction) * ideal + fraction * aggregates
-        b_over_i = 2.0 * self.second_virial_mol_ml_g2 / PROTEIN_I0_PER_MG_ML_KDA
+        b_over_i = 2.0 * self.second_virial() / PROTEIN_I0_PER_MG_ML_KDA
         return ideal / (1.0 + b_over_i * ideal)
 
 
