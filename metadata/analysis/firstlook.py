@@ -231,6 +231,8 @@ def _dat_header_from(
         header["Rg_A"] = f"{guinier.rg:.4f} +- {guinier.rg_sigma:.4f}"
         header["I0"] = f"{guinier.i0:.6g} +- {guinier.i0_sigma:.3g}"
         header["guinier_q_range"] = f"{guinier.q_min:.5f}-{guinier.q_max:.5f}"
+        if guinier.rg_second_order is not None:
+            header["Rg_2nd_order_A"] = f"{guinier.rg_second_order:.4f} +- {guinier.rg_second_order_sigma:.4f}"
     header["software"] = ", ".join(f"{k} {v}" for k, v in software.items())
     return header
 

@@ -22,6 +22,7 @@ COLUMNS = (
     "collection",
     "Rg_A",
     "Rg_sigma_A",
+    "Rg_2nd_order_A",
     "I0",
     "I0_unit",
     "MW_Vc_kDa",
@@ -50,6 +51,7 @@ class SummaryRow(BaseModel):
     collection: str  # batch or sec_saxs
     rg_a: float | None
     rg_sigma_a: float | None
+    rg_second_order_a: float | None  # curvature-corrected Rg (see guinier.second_order_guinier)
     i0: float | None
     i0_unit: str
     mw_vc_kda: float | None
@@ -96,6 +98,7 @@ def summary_row(
         collection=collection,
         rg_a=guinier.rg if guinier else None,
         rg_sigma_a=guinier.rg_sigma if guinier else None,
+        rg_second_order_a=guinier.rg_second_order if guinier else None,
         i0=guinier.i0 if guinier else None,
         i0_unit=result.intensity_unit,
         mw_vc_kda=mw_vc.mw_kda if mw_vc else None,
@@ -119,6 +122,7 @@ def _cells(row: SummaryRow) -> list[str]:
         row.collection,
         _fmt(row.rg_a, ".2f"),
         _fmt(row.rg_sigma_a, ".2f"),
+        _fmt(row.rg_second_order_a, ".2f"),
         _fmt(row.i0, ".4g"),
         row.i0_unit,
         _fmt(row.mw_vc_kda, ".1f"),
@@ -164,7 +168,7 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
     for row in rows:
         c = _cells(row)
         rg = f"{c[3]} ± {c[4]}" if row.rg_a is not None else "—"
-        i0 = f"{c[5]} {esc(row.i0_unit)}" if row.i0 is not None else "—"
+        i0 = f"{c[6]} {esc(row.i0_unit)}" if row.i0 is not None else "—"
         links = " ".join(f'<a href="{esc(f, quote=True)}">{esc(Path(f).name)}</a>' for f in row.files)
         cells = [
             f"<td>{esc(row.well)}</td>",
@@ -172,9 +176,10 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
             f"<td>{esc(row.collection)}</td>",
             f'<td class="num">{rg}</td>',
             f'<td class="num">{i0}</td>',
-            f'<td class="num">{c[7] or "—"}</td>',
+            f'<td class="num">{c[5] or "—"}</td>',
             f'<td class="num">{c[8] or "—"}</td>',
             f'<td class="num">{c[9] or "—"}</td>',
+            f'<td class="num">{c[10] or "—"}</td>',
             f'<td class="num">{row.frames_kept}/{row.frames_total}</td>',
             f'<td class="flags">{esc(", ".join(row.flags)) or "none"}</td>',
             f"<td>{links}</td>",
@@ -183,7 +188,8 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head>\n<body><h1>{esc(title)}</h1>\n"
-        f"<p>{len(rows)} samples. Rg and I(0) from the automatic Guinier fit (FreeSAS autoRg); MW from the "
+        f"<p>{len(rows)} samples. Rg and I(0) from the automatic Guinier fit (FreeSAS autoRg); the 2nd-order "
+        "Rg fits ln I with a q⁴ term over the same range, free of the shape's own curvature; MW from the "
         "Rambo–Tainer invariant Vc, from I(0)/c, and from MALS for SEC runs. Flags: damage (frames left out "
         "by CorMap), aggregation, low-signal, failed-fit, flexible (Kratky), no-buffer.</p>\n"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n"
