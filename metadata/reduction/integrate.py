@@ -190,7 +190,8 @@ class CorrectedIntegrator:
                 if frame.shape != self.shape:
                     raise ValueError(f"frame shape {frame.shape} does not match the geometry's {self.shape}")
         n = len(frames)
-        integer = n == 0 or all(np.issubdtype(f.dtype, np.integer) for f in frames[:1])
+        dtypes = [frames.dtype] if isinstance(frames, np.ndarray) else [f.dtype for f in frames]
+        integer = all(np.issubdtype(d, np.integer) for d in dtypes)  # exact int64 sums, else float64
         signal = np.zeros((n, self.nbins), dtype=np.int64 if integer else np.float64)
         low = np.zeros((n, self.nbins))
         neg_norm = np.zeros((n, self.nbins))
@@ -199,8 +200,6 @@ class CorrectedIntegrator:
 
         def one(i: int) -> None:
             frame = np.ascontiguousarray(frames[i]).reshape(-1)
-            if not np.issubdtype(frame.dtype, np.integer) and signal.dtype != np.float64:
-                frame = frame.astype(np.int64)
             bad[i] = _accumulate(
                 frame, self._bins, self._weight, signal[i], low[i], neg_norm[i], neg_count[i]
             )

@@ -151,6 +151,8 @@ def test_float_and_sequence_input_give_the_integer_stack_result():
     integrator = CorrectedIntegrator(PixelCorrections.from_geometry(geometry), mask, bins=200)
     as_array = integrator.integrate_stack(frames)
     as_list = integrator.integrate_stack([frames[0], frames[1].astype(np.float32)])
+    halves = integrator.integrate_stack([frames[0] + 0.5])  # a float frame keeps its fractions
+    assert np.all(halves.intensity[0] > as_array.intensity[0])
     assert np.allclose(as_array.intensity, as_list.intensity, rtol=1e-12)
     assert np.allclose(as_array.sigma, as_list.sigma, rtol=1e-12)
     with pytest.raises(ValueError, match="match the geometry"):
