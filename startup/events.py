@@ -175,7 +175,7 @@ class EventHub:
         if shown["plan_queue_uid"] != previous.get("plan_queue_uid") or shown[
             "running_item_uid"
         ] != previous.get("running_item_uid"):
-            reply = await SR.RM.queue_get()
+            reply = await SR.RM.queue_get(reload=True)
             if reply.get("success", True):
                 self._queue = {
                     "items": reply.get("items", []),
@@ -184,7 +184,7 @@ class EventHub:
                 self._send("queue", self._queue)
                 self._send_progress()
         if shown["plan_history_uid"] != previous.get("plan_history_uid"):
-            reply = await SR.RM.history_get()
+            reply = await SR.RM.history_get(reload=True)
             if reply.get("success", True):
                 self._send("history", {"items": reply.get("items", [])[-HISTORY_ITEMS:]})
 

@@ -279,6 +279,7 @@ function parseDefault(text) {
 }
 
 function buildForm(planName, values = null) {
+  lastChecked = { text: null, valid: false };
   const plan = state.plans[planName];
   const form = $("plan-form");
   form.replaceChildren();
@@ -342,19 +343,25 @@ function formItem() {
 
 let dryRunTimer = null;
 let dryRunSeq = 0;
+let lastChecked = { text: null, valid: false };
 function scheduleDryRun() {
+  const { item } = formItem();
+  if (JSON.stringify(item) === lastChecked.text) return;  // e.g. the "change" of a field being left
   $("add-button").disabled = true;
   $("save-button").disabled = true;
   clearTimeout(dryRunTimer);
   dryRunTimer = setTimeout(dryRun, 250);
 }
 
+// The queue gate's verdict on the form as it is now, shown next to each field; true if valid.
 async function dryRun() {
+  clearTimeout(dryRunTimer);
   const seq = ++dryRunSeq;
   const { item, bad } = formItem();
+  const text = JSON.stringify(item);
   const reply = bad.length ? { ok: true, data: { success: false, problems: bad } }
     : await apiJSON("POST", "/api/sibyls/validate", item);
-  if (seq !== dryRunSeq) return;  // a newer dry run is on its way
+  if (seq !== dryRunSeq) return false;  // a newer dry run is on its way
   document.querySelectorAll(".field-error").forEach((node) => { node.textContent = ""; });
   document.querySelectorAll(".field").forEach((node) => node.classList.remove("invalid"));
   const general = [];
@@ -366,14 +373,24 @@ async function dryRun() {
     else general.push(problem);
   }
   $("form-problems").textContent = general.join("\n");
-  const valid = reply.ok && reply.data.success;
+  const valid = Boolean(reply.ok && reply.data.success);
+  lastChecked = { text, valid };
   $("plan-form").dataset.valid = valid ? "yes" : "no";
   $("add-button").disabled = !valid;
   $("save-button").disabled = !valid;
+  return valid;
+}
+
+// Nothing reaches the queue that the dry run has not passed as it is now.
+async function checkedItem() {
+  const { item } = formItem();
+  if (JSON.stringify(item) === lastChecked.text ? lastChecked.valid : await dryRun()) return item;
+  return null;
 }
 
 async function addItem() {
-  const { item } = formItem();
+  const item = await checkedItem();
+  if (!item) return;
   const reply = await apiJSON("POST", "/api/queue/item/add", { item });
   const ok = reply.ok && reply.data.success;
   $("add-msg").textContent = ok ? `queued ${itemLabel(item)}` : `refused: ${(reply.data && (reply.data.msg || reply.data.detail)) || reply.status}`;
@@ -399,7 +416,8 @@ function stopEditing() {
 }
 
 async function saveItem() {
-  const { item } = formItem();
+  const item = await checkedItem();
+  if (!item) return;
   item.item_uid = state.editing.item_uid;
   const reply = await apiJSON("POST", "/api/queue/item/update", { item });
   const ok = reply.ok && reply.data.success;

@@ -1,0 +1,118 @@
+"""Fixtures for the page's tests: one real stack for the package, Chromium driven by Playwright.
+
+Chromium is Debian's (``/usr/bin/chromium``; ``playwright install`` cannot download browsers here).
+Without it the browser tests skip with the reason, except under CI (``CI`` set), where they fail:
+``.ci/run`` installs it. Screenshots go to ``tests/web/artifacts/`` (or ``$SIBYLS_WEB_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# The stack tests' client helpers (qserver CLI, HTTP, plate registry, sheets) are shared, not copied.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "startup"))
+
+from sibyls.startup.stack import down, http_login, manager_api, up  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("SIBYLS_WEB_ARTIFACTS") or Path(__file__).parent / "artifacts")
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory):
+    """The whole stack as ``sibyls up`` starts it (time scale 50), shared by the page's tests."""
+    var_dir = tmp_path_factory.mktemp("web-stack")
+    state = up(var_dir, ioc_prefix="WEB:", time_scale=50.0, binning=8)
+    try:
+        yield state
+    finally:
+        down(var_dir)
+
+
+@pytest.fixture
+def api(stack):
+    """The stack's manager over 0MQ; the queue is empty at the start of each test."""
+    client = manager_api(stack, timeout=10)
+    client.queue_clear()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="package")
+def browser():
+    """Debian's Chromium under Playwright (skipped when absent outside CI, a failure under CI)."""
+    if not CHROMIUM.exists():
+        reason = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must run the browser tests")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class PageSession:
+    """A browser tab logged in to the page as one demo account; ``shot(name)`` saves a screenshot."""
+
+    def __init__(self, browser, stack, username: str, test_name: str) -> None:
+        self.context = browser.new_context(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.username, self.test_name = username, test_name
+        self.page.goto(f"{stack.http_url}/sibyls/")
+        self.page.fill("#login-user", username)
+        self.page.fill("#login-password", stack.http_password(username))
+        self.page.click("#login-button")
+        self.page.wait_for_selector("#app:not([hidden])")
+        self.page.wait_for_selector("#st-stream:text('stream: live')", timeout=15000)
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.test_name}-{self.username}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def open_page(browser, stack, request):
+    """``open_page("user")``: a new tab logged in as that account (closed after the test)."""
+    sessions: list[PageSession] = []
+
+    def opener(username: str) -> PageSession:
+        session = PageSession(browser, stack, username, request.node.name)
+        sessions.append(session)
+        return session
+
+    yield opener
+    for session in sessions:
+        assert not session.errors, f"JavaScript errors on the page: {session.errors}"
+        session.close()
+
+
+@pytest.fixture
+def token(stack):
+    """``token("staff")``: a fresh access token of a demo account."""
+    return lambda username: http_login(stack, username)

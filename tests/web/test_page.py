@@ -1,0 +1,275 @@
+"""The SIBYLS page in a real browser against the real stack: what a user, staff and an observer see and do.
+
+Each test logs in through the page's form (bluesky-httpserver's own login) and reads what the page
+shows from its pushed updates (Server-Sent Events); nothing reloads the page. Screenshots are saved
+as test artefacts (see conftest).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import httpx
+from stack_helpers import csv_sheet, register_plate, wait_until_idle
+
+PROJECT = "WEB_TEST"
+#: Collects every value the progress bar takes (``window.seenProgress``) without touching the page.
+WATCH_PROGRESS = """() => {
+  window.seenProgress = [];
+  window.pageMarker = "not reloaded";
+  const bar = document.getElementById("pg-bar");
+  new MutationObserver(() => window.seenProgress.push([bar.dataset.state, Number(bar.value)]))
+    .observe(bar, { attributes: true });
+}"""
+
+
+def run_start(stack, uid: str) -> dict:
+    """The RunStart document of run ``uid``, from the stack's document log."""
+    for path in Path(stack.var_dir, "runs").rglob(f"*_{uid[:8]}.jsonl"):
+        name, doc = json.loads(path.read_text().splitlines()[0])
+        assert name == "start"
+        return doc
+    raise AssertionError(f"no document log of run {uid}")
+
+
+def test_a_user_fixes_a_bad_sample_code_inline_queues_it_and_watches_it_run_to_its_record(
+    stack, api, open_page
+):
+    session = open_page("user")
+    page = session.page
+    page.select_option("#plan-select", "saxs_exposure")
+    page.fill("#field-sample_code", "bad code!")
+    page.fill("#field-project_code", PROJECT)
+    page.fill("#field-exposure_time", "5")
+    page.fill("#field-num_frames", "20")
+    page.wait_for_selector("#error-sample_code:has-text('must start with')")
+    page.wait_for_selector("#plan-form[data-valid='no']")
+    error = page.text_content("#error-sample_code")
+    assert "'bad code!' must start with a letter or digit" in error
+    assert page.is_disabled("#add-button")
+    session.shot("bad-code")
+    assert api.queue_get(reload=True)["items"] == []  # the dry run queued nothing
+
+    page.fill("#field-sample_code", "web_lyso_1")
+    page.wait_for_selector("#plan-form[data-valid='yes']")
+    assert page.text_content("#error-sample_code") == ""
+    page.click("#add-button")
+    page.wait_for_selector("#queue-table td.label:text('web_lyso_1')")
+    (queued,) = api.queue_get(reload=True)["items"]
+    assert queued["user"] == "user" and queued["kwargs"]["sample_code"] == "web_lyso_1"
+
+    page.evaluate(WATCH_PROGRESS)
+    page.click("#queue-start")
+    page.wait_for_function("() => document.getElementById('pg-bar').dataset.state === 'running'", timeout=20000)
+    page.wait_for_selector("#pg-frames:text-matches('frame [1-9][0-9]*/20')", timeout=20000)
+    session.shot("running")
+    page.wait_for_function(
+        "() => document.getElementById('pg-bar').dataset.state === 'finished' "
+        "&& document.getElementById('pg-bar').value === 1",
+        timeout=60000,
+    )
+    assert page.evaluate("window.pageMarker") == "not reloaded"
+    running = [value for state, value in page.evaluate("window.seenProgress") if state == "running"]
+    assert any(0 < value < 1 for value in running), running
+    assert running == sorted(running)  # the bar only moves forward
+    assert page.text_content("#pg-frames") == "frame 20/20"
+    assert page.text_content("#pg-item") == "done: saxs_exposure web_lyso_1 (success)"
+
+    page.wait_for_selector("#history-table .run-link", timeout=20000)
+    assert page.text_content("#history-table td.exit-completed") == "completed"
+    uid = page.get_attribute("#history-table .run-link", "data-uid")
+    assert run_start(stack, uid)["submitted_by"] == "user"  # the person who logged in, not a key
+    page.click("#history-table .run-link")
+    page.wait_for_selector(f"#run-record:has-text('{uid}')", timeout=20000)
+    assert "web_lyso_1" in page.text_content("#run-title")
+    frames = page.locator("#run-files .file-link[data-kind='frames']")
+    assert frames.count() == 20
+    with page.expect_download() as download:
+        frames.first.click()
+    assert download.value.suggested_filename == "web_lyso_1_00001.h5"
+    with page.expect_download(timeout=60000) as export:
+        page.click("#run-files .export-link:text('export csv')")
+    assert export.value.suggested_filename.endswith(".csv")
+    session.shot("history-record")
+
+
+def well_rows(plate_id: str, bad_well: str | None = None) -> list[dict]:
+    """Four buffer/sample pairs (A1..A8); ``bad_well`` gets a sample code the rules refuse."""
+    rows = []
+    for pair in range(4):
+        buffer_well, sample_well = f"A{2 * pair + 1}", f"A{2 * pair + 2}"
+        common = {"plate_id": plate_id, "project_code": PROJECT, "exposure_time": 1.0, "num_frames": 3}
+        rows.append(
+            {
+                **common,
+                "well": buffer_well,
+                "sample_code": f"{plate_id}_{buffer_well}",
+                "sample_role": "buffer_blank",
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "well": sample_well,
+                "sample_code": f"{plate_id}_{sample_well}",
+                "sample_role": "sample",
+                "buffer_well": buffer_well,
+                "concentration_mg_ml": 2.0,
+                "sample_type": "protein",
+            }
+        )
+    for row in rows:
+        if row["well"] == bad_well:
+            row["sample_code"] = "bad code!"
+    return rows
+
+
+def upload(page, name: str, rows: list[dict]) -> None:
+    page.set_input_files(
+        "#sheet-file", files=[{"name": name, "mimeType": "text/csv", "buffer": csv_sheet(rows)}]
+    )
+
+
+def test_an_8_well_sheet_with_one_bad_well_shows_it_on_the_map_and_queues_nothing_then_runs_fixed(
+    stack, api, open_page
+):
+    plate_id = "WEBPLATE1"
+    register_plate(stack, plate_id, {f"A{i}": "buffer" if i % 2 else "sample" for i in range(1, 9)})
+    session = open_page("user")
+    page = session.page
+    upload(page, "bad.csv", well_rows(plate_id, bad_well="A4"))
+    page.wait_for_selector("#plate-section[data-valid='no']")
+    assert page.locator("#plate-map .well.bad").count() == 1
+    bad = page.locator("#plate-map .well[data-well='A4']")
+    assert "bad" in bad.get_attribute("class") and "role-sample" in bad.get_attribute("class")
+    assert "must start with a letter or digit" in bad.get_attribute("title")
+    assert "A4: column sample_code" in page.text_content("#sheet-problems")
+    assert page.locator("#plate-map .well.role-buffer_blank").count() == 4
+    assert page.is_disabled("#sheet-submit")
+    session.shot("bad-sheet")
+    assert api.queue_get(reload=True)["items"] == []
+
+    upload(page, "fixed.csv", well_rows(plate_id))
+    page.wait_for_selector("#plate-section[data-valid='yes']")
+    assert page.locator("#plate-map .well.bad").count() == 0
+    page.click("#sheet-submit")
+    page.wait_for_selector("#sheet-msg[data-ok='yes']")
+    (item,) = api.queue_get(reload=True)["items"]
+    assert item["name"] == "ht_plate" and len(item["kwargs"]["plate"]["wells"]) == 8
+    page.click("#queue-start")
+    page.wait_for_selector("#pg-wells:text-matches('well [2-8]/8')", timeout=60000)
+    session.shot("plate-running")
+    wait_until_idle(api, timeout=180)
+    page.wait_for_selector("#history-table tr:has(.run-link[data-uid]) >> nth=0")
+    runs = page.locator("#history-table tr").filter(has_text=f"plate {plate_id}").locator(".run-link")
+    assert runs.count() == 8
+    for index in (1, 7):  # a sample's run (A2) and the last one (A8)
+        runs.nth(index).click()
+        uid = runs.nth(index).get_attribute("data-uid")
+        page.wait_for_selector(f"#run-record:has-text('{uid}')")
+        record = page.text_content("#run-record")
+        assert f"{plate_id}_A{index + 1}" in record
+        # The results layer's first look shows up exactly when the record carries it.
+        if "quality_metrics" in record:
+            page.wait_for_selector("#run-results table.metrics")
+        else:
+            assert "No first-look results" in page.text_content("#run-results")
+    session.shot("plate-history")
+
+
+def test_a_user_sees_no_abort_and_is_refused_it_staff_pause_and_abort_from_the_page(
+    stack, api, open_page, token
+):
+    user = open_page("user")
+    for control in ("#re-abort", "#re-pause", "#re-stop", "#re-resume"):
+        assert user.page.locator(control).is_hidden()
+    assert user.page.locator("#queue-start").is_visible()
+    refused = httpx.post(
+        f"{stack.http_url}/api/re/abort", headers={"Authorization": f"Bearer {token('user')}"}
+    )
+    assert refused.status_code == 403 and "write:plan:control" in refused.json()["detail"]
+    user.shot("no-abort")
+
+    staff = open_page("staff")
+    page = staff.page
+    assert page.locator("#re-abort").is_visible() and page.locator("#re-pause").is_visible()
+    page.select_option("#plan-select", "saxs_exposure")
+    page.fill("#field-sample_code", "web_long_1")
+    page.fill("#field-project_code", PROJECT)
+    page.fill("#field-exposure_time", "20")
+    page.fill("#field-num_frames", "200")
+    page.wait_for_selector("#plan-form[data-valid='yes']")
+    page.click("#add-button")
+    page.wait_for_selector("#queue-table td.label:text('web_long_1')")
+    page.click("#queue-start")
+    page.wait_for_selector("#st-re:text('running')", timeout=20000)
+    page.click("#re-pause")
+    page.wait_for_selector("#st-re:text('paused')", timeout=20000)
+    staff.shot("paused")
+    # The user's page sees the pause too, pushed (no reload, no polling).
+    user.page.wait_for_selector("#st-re:text('paused')", timeout=10000)
+    page.click("#re-abort")
+    page.wait_for_selector("#history-table td.exit-aborted", timeout=20000)
+    wait_until_idle(api, timeout=30)
+    assert api.history_get(reload=True)["items"][-1]["result"]["exit_status"] == "aborted"
+    staff.shot("aborted")
+
+
+def test_an_observer_reads_everything_and_can_add_nothing(stack, api, open_page, token):
+    session = open_page("observer")
+    page = session.page
+    for section in ("#add-section", "#plate-section", "#queue-start", "#re-abort"):
+        assert page.locator(section).is_hidden()
+    assert page.locator("#history-table").is_visible() and page.text_content("#st-manager") == "idle"
+    item = {
+        "name": "saxs_exposure",
+        "item_type": "plan",
+        "kwargs": {"sample_code": "obs", "project_code": PROJECT},
+    }
+    added = httpx.post(
+        f"{stack.http_url}/api/queue/item/add",
+        json={"item": item},
+        headers={"Authorization": f"Bearer {token('observer')}"},
+    )
+    assert added.status_code == 403
+    sheet = {"spreadsheet": ("plate.csv", io.BytesIO(csv_sheet(well_rows("WEBPLATE1"))), "text/csv")}
+    uploaded = httpx.post(
+        f"{stack.http_url}/api/queue/upload/spreadsheet",
+        files=sheet,
+        headers={"Authorization": f"Bearer {token('observer')}"},
+    )
+    assert uploaded.status_code == 403
+    assert api.queue_get(reload=True)["items"] == []
+    session.shot("observer")
+
+
+def test_a_user_gets_no_edit_controls_on_another_persons_item(stack, api, open_page, token):
+    staff_item = {
+        "name": "saxs_exposure",
+        "item_type": "plan",
+        "kwargs": {"sample_code": "staffs_own", "project_code": PROJECT},
+    }
+    headers = {"Authorization": f"Bearer {token('staff')}"}
+    assert httpx.post(
+        f"{stack.http_url}/api/queue/item/add", json={"item": staff_item}, headers=headers
+    ).json()["success"]
+    session = open_page("user")
+    row = session.page.locator("#queue-table tr:has(td.label:text('staffs_own'))")
+    row.wait_for()
+    assert row.locator("button.edit").count() == 0 and row.locator("button.remove").count() == 0
+    assert row.locator("button.duplicate").count() == 1  # anyone who may queue may copy it as their own
+    row.locator("button.duplicate").click()
+    session.page.wait_for_function("() => document.querySelectorAll('#queue-table td.label').length === 2")
+    items = api.queue_get(reload=True)["items"]
+    assert [(i["kwargs"]["sample_code"], i["user"]) for i in items] == [
+        ("staffs_own", "staff"),
+        ("staffs_own", "user"),
+    ]
+    own = session.page.locator("#queue-table tr").nth(2)
+    assert own.locator("button.remove").count() == 1
+    own.locator("button.remove").click()
+    session.page.wait_for_function("() => document.querySelectorAll('#queue-table td.label').length === 1")
+    assert [i["user"] for i in api.queue_get(reload=True)["items"]] == ["staff"]
+    api.queue_clear()
