@@ -11,6 +11,7 @@ from sibyls.metadata.reduction.integrate import CorrectedIntegrator, IntegratedS
 from sibyls.metadata.reduction.iq import (
     FrameGeometry,
     RunProfile,
+    absolute_scale_from_runs,
     read_frame_geometry,
     reduce_frames,
     reduce_run,
@@ -37,6 +38,7 @@ __all__ = [
     "PoniGeometry",
     "ReducedStack",
     "RunProfile",
+    "absolute_scale_from_runs",
     "absolute_scale_from_water",
     "guinier_fit",
     "mean_curve",

@@ -19,7 +19,7 @@ from sibyls.devices.geometry import DetectorGeometry
 from sibyls.metadata.errors import ExchangeError
 from sibyls.metadata.reduction.curves import Curve
 from sibyls.metadata.reduction.poni import PoniGeometry, read_poni
-from sibyls.metadata.reduction.reducer import FrameReducer, mean_curve
+from sibyls.metadata.reduction.reducer import FrameReducer, absolute_scale_from_water, mean_curve
 from sibyls.metadata.runs.sources import StoredRun
 
 
@@ -190,3 +190,22 @@ def reduce_run(
         raise ExchangeError(f"frames of run {run.uid} (scan {run.scan_id}) are unreadable: {exc}") from exc
     except ValueError as exc:
         raise ExchangeError(f"run {run.uid} (scan {run.scan_id}) cannot be normalised: {exc}") from exc
+
+
+def absolute_scale_from_runs(
+    water: StoredRun,
+    empty_cell: StoredRun,
+    *,
+    poni: Path | str | PoniGeometry | None = None,
+    empty_beam_ratio: float | None = None,
+) -> float:
+    """The absolute-scale factor (cm⁻¹ per normalised unit) from a water run and an empty-cell run,
+    reduced the way sample runs are (same PONI and empty-beam ratio): configure it as the reduction's
+    ``absolute_scale`` to get curves in 1/cm (see :func:`.reducer.absolute_scale_from_water`)."""
+    reduced = [reduce_run(run, poni=poni, empty_beam_ratio=empty_beam_ratio) for run in (water, empty_cell)]
+    try:
+        return absolute_scale_from_water(reduced[0].curves, reduced[1].curves)
+    except ValueError as exc:
+        raise ExchangeError(
+            f"water run {water.uid} / empty-cell run {empty_cell.uid} give no calibration: {exc}"
+        ) from exc

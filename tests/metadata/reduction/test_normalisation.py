@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from sibyls.devices.geometry import POLARIZATION_FACTOR, DetectorGeometry, module_gap_mask
+from sibyls.metadata.errors import ExchangeError
+from sibyls.metadata.reduction.iq import absolute_scale_from_runs, reduce_run
 from sibyls.metadata.reduction.reducer import (
     WATER_I0_PER_CM,
     FrameReducer,
@@ -187,3 +189,29 @@ def test_water_calibration_refuses_curves_that_are_not_water(setup):
     same = reduce(reducer, measure(geometry, np.full(geometry.shape, 0.02), 0.9, 1e12, 1.0, 1, seed=11))
     with pytest.raises(ValueError, match="not a water measurement"):
         absolute_scale_from_water(same, same)
+
+
+def test_water_and_empty_cell_runs_calibrate_stored_runs_to_absolute_scale(stored_run):
+    """From stored runs (frame files + I0/diode columns): the factor from a water and an empty-cell run
+    puts a buffer run at its true cross-section in 1/cm through reduce_run."""
+    geometry = DetectorGeometry(binning=4)
+    mask = (module_gap_mask(4) | (geometry.radius_mm() <= 2.2)).astype(np.uint32)
+    q = geometry.q_map()
+    runs = {}
+    for name, per_cm, transmission, seed in (
+        ("water", WATER_I0_PER_CM + CELL_PER_CM, 0.55, 21),
+        ("empty", np.full(q.shape, CELL_PER_CM), 0.95, 22),
+        ("buffer", WATER_I0_PER_CM + CELL_PER_CM, 0.50, 23),
+    ):
+        m = measure(geometry, per_cm, transmission, 1.5e12, 0.5, 3, seed=seed)
+        runs[name] = stored_run(geometry, m.frames, mask, m.i0, m.bs)
+    ratio = BS_EFFICIENCY / I0_EFFICIENCY
+    k = absolute_scale_from_runs(runs["water"], runs["empty"], empty_beam_ratio=ratio)
+    buffer = reduce_run(runs["buffer"], absolute_scale=k, empty_beam_ratio=ratio)
+    assert buffer.frames == 3 and len(buffer.curves) == 3 and buffer.curve.unit == "1/cm"
+    assert [c.meta["frame"] for c in buffer.curves] == [0, 1, 2]
+    assert buffer.curves[0].meta["transmission"] == pytest.approx(0.50, rel=0.01)
+    level = np.average(buffer.curve.intensity, weights=buffer.curve.sigma**-2)
+    assert level == pytest.approx(WATER_I0_PER_CM + CELL_PER_CM, rel=0.01)
+    with pytest.raises(ExchangeError, match="give no calibration"):
+        absolute_scale_from_runs(runs["empty"], runs["empty"], empty_beam_ratio=ratio)

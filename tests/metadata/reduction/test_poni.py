@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from frame_files import write_frame_file
 
 from sibyls.devices.geometry import POLARIZATION_FACTOR, DetectorGeometry, module_gap_mask
 from sibyls.metadata.errors import ExchangeError
@@ -125,30 +126,13 @@ def test_missing_or_garbage_poni_is_a_clear_error(tmp_path):
         read_poni(bad)
 
 
-def _frame_file(path, geometry: DetectorGeometry, frames: np.ndarray, mask: np.ndarray) -> None:
-    """A frame file with the keys the IOC's writer puts there (geometry in binned pixels, mask, exposure)."""
-    import h5py
-
-    from sibyls.devices.geometry import write_detector_geometry
-
-    with h5py.File(path, "w") as fh:
-        fh["entry/data/data"] = frames
-        det = fh.create_group("entry/instrument/detector")
-        write_detector_geometry(det, geometry, distance_name="distance")
-        det["binning"] = geometry.binning
-        det["count_time"] = 0.5
-        det["pixel_mask"] = mask
-        fh["entry/instrument/monochromator/wavelength"] = geometry.wavelength_a
-        fh["entry/instrument/monochromator/energy"] = 11.0
-
-
 def test_reducer_from_frame_file_takes_the_poni_calibration_over_the_file_geometry(tmp_path):
     frame_geometry = _binned(4)
     mask = module_gap_mask(4).astype(np.uint32)
     frames = np.random.default_rng(2).poisson(30.0, (2, *frame_geometry.shape)).astype(np.int32)
     frames[:, module_gap_mask(4)] = -1
     path = tmp_path / "frames.h5"
-    _frame_file(path, frame_geometry, frames, mask)
+    write_frame_file(path, frame_geometry, frames, mask)
     from_file = FrameReducer.from_frame_file(path, bins=100)
     same = FrameReducer.from_frame_file(path, poni=write_poni(GEOMETRY, tmp_path / "same.poni"), bins=100)
     a, b = from_file.reduce(frames, exposure=0.5), same.reduce(frames, exposure=0.5)
