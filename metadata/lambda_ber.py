@@ -236,6 +236,7 @@ class SaxsResults(_Model):
     """The first look's numbers beyond lambda-ber's QualityMetrics (extension ``SaxsResults``)."""
 
     rg_sigma_a: float | None = None
+    rg_autorg_a: float | None = None
     i_zero_sigma: float | None = None
     guinier_q_min: float | None = None
     guinier_q_max: float | None = None

@@ -14,6 +14,7 @@ _FOLDERS = {
     "records_dir": "records",
     "spool_dir": "spool",
     "state_dir": "state",
+    "processed_dir": "processed",
     "plate_registry": "plates.yaml",
 }
 
@@ -38,6 +39,8 @@ class ProfileConfig(BaseSettings):
     records_dir: Path
     spool_dir: Path
     state_dir: Path
+    #: Where the first look writes its products (``SIBYLS_PROCESSED_DIR``, default ``<var>/processed``).
+    processed_dir: Path
     connect_timeout: float = 10.0
     tiled_url: str = ""
     tiled_api_key_file: str = ""
@@ -54,6 +57,17 @@ class ProfileConfig(BaseSettings):
     tiled_db: str = Field(default="", repr=False)
     #: The stack's Redis (``host:port``, ``SIBYLS_REDIS_ADDR``): the RE worker publishes progress there.
     redis_addr: str = ""
+    #: The 0MQ document proxy (``SIBYLS_DOCUMENT_PROXY``, ``host:port`` of its input): the RunEngine
+    #: publishes every document there for the processing service.
+    document_proxy: str = ""
+    #: The proxy's output (``SIBYLS_DOCUMENT_FEED``, ``host:port``) the processing service subscribes to.
+    document_feed: str = ""
+    #: The detector calibration as a pyFAI PONI file (``SIBYLS_PONI_FILE``); empty: the geometry the
+    #: frame files carry.
+    poni_file: str = ""
+    #: Absolute scale, cm⁻¹ per normalised unit (``SIBYLS_ABSOLUTE_SCALE``, from a water measurement:
+    #: ``sibyls.metadata.reduction.reducer.absolute_scale_from_water``); 0: arbitrary units.
+    absolute_scale: float = 0.0
 
     @model_validator(mode="before")
     @classmethod
@@ -101,5 +115,10 @@ class ProfileConfig(BaseSettings):
             "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
             "SIBYLS_RECORD_RETRY_S": f"{self.record_retry_s:g}",
             "SIBYLS_REDIS_ADDR": self.redis_addr,
+            "SIBYLS_PROCESSED_DIR": str(self.processed_dir),
+            "SIBYLS_DOCUMENT_PROXY": self.document_proxy,
+            "SIBYLS_DOCUMENT_FEED": self.document_feed,
+            "SIBYLS_PONI_FILE": self.poni_file,
+            "SIBYLS_ABSOLUTE_SCALE": f"{self.absolute_scale:g}" if self.absolute_scale else "",
         }
         return {k: v for k, v in env.items() if v}

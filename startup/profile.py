@@ -51,6 +51,11 @@ if config.redis_addr:  # progress for the page, `sibyls watch` and the HTTP prog
     progress_publisher.start()
     RE.subscribe(progress_publisher)
 
+if config.document_proxy:  # every document to the processing service's first look (a PUB socket: never waits)
+    from bluesky.callbacks.zmq import Publisher
+
+    RE.subscribe(Publisher(config.document_proxy))
+
 runs_log = DocumentLog(config.var_dir / "runs")  # every run's documents, for `sibyls export --runs-dir`
 RE.subscribe(runs_log)
 # A record for every run that opened (runs whose RE worker died); then that worker's leftovers go.

@@ -33,6 +33,7 @@ from sibyls.metadata.analysis.results import (
     LOW_SIGNAL_I_OVER_SIGMA,
     analyse_curve,
     check_name,
+    guinier_metrics,
     guinier_signal_to_noise,
     now_iso,
     software_versions,
@@ -94,11 +95,7 @@ class FirstLookResult(BaseModel):
         """lambda-ber ``QualityMetrics`` slots this result fills (rg, i_zero, signal_to_noise)."""
         metrics: dict[str, dict[str, float | str]] = {}
         if self.guinier is not None:
-            metrics["rg"] = {"numeric_value": round(self.guinier.rg, 4), "unit": "Angstroms"}
-            metrics["i_zero"] = {
-                "numeric_value": float(f"{self.guinier.i0:.6g}"),
-                "unit": self.intensity_unit,
-            }
+            metrics.update(guinier_metrics(self.guinier, self.intensity_unit))
         if self.signal_to_noise is not None:
             metrics["signal_to_noise"] = {
                 "numeric_value": round(self.signal_to_noise, 2),
@@ -252,8 +249,16 @@ def write_products(
     ``<sample>_Iq_plot.png``, ``<sample>_Guinier_plot.png``, ``<sample>_Kratky_plot.png``. SEC:
     ``A_buff_<sample>.dat`` (buffer region), ``A_S_<sample>_<k>.dat`` per species k,
     ``<sample>_SEC_chromatogram.png``, ``<sample>_<k>_Guinier_plot.png``, ``<sample>_<k>_Kratky_plot.png``.
-    Every file appears complete or not at all.
+    Every file appears complete or not at all. (:func:`write_data_products` then
+    :func:`write_plots` do the same in two steps: the processing service records the numbers first.)
     """
+    return write_data_products(result, out_dir, sample_name) + write_plots(result, out_dir, sample_name)
+
+
+def write_data_products(
+    result: FirstLookResult | SecResult, out_dir: Path | str, sample_name: str | None = None
+) -> list[Path]:
+    """The curves (``.dat``) and the result (JSON) of :func:`write_products`, without the plots."""
     name = check_name(sample_name or result.sample_name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -263,6 +268,18 @@ def write_products(
         written = _write_batch(result, out, name)
     written.append(_write_json(out / f"{name}_firstlook.json", result))
     return written
+
+
+def write_plots(
+    result: FirstLookResult | SecResult, out_dir: Path | str, sample_name: str | None = None
+) -> list[Path]:
+    """The PNGs of :func:`write_products`."""
+    name = check_name(sample_name or result.sample_name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if isinstance(result, SecResult):
+        return _plot_sec(result, out, name)
+    return _plot_batch(result, out, name)
 
 
 def _write_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
@@ -277,10 +294,16 @@ def _write_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
         info["buffer"] = result.buffer_name
     header = _dat_header_from(name, "average of kept frames", None, result.software, info)
     written.append(write_dat(out / f"A_{name}.dat", curves.averaged, header))
-    final = curves.subtracted if curves.subtracted is not None else curves.averaged
     if curves.subtracted is not None:
         header = _dat_header_from(name, "averaged, buffer-subtracted", result.guinier, result.software, info)
         written.append(write_dat(out / f"A_S_{name}.dat", curves.subtracted, header))
+    return written
+
+
+def _plot_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
+    curves = result.curves
+    final = curves.subtracted if curves.subtracted is not None else curves.averaged
+    written: list[Path] = []
     shown = [(curves.averaged, "sample (average)")]
     if curves.buffer is not None:
         shown.append((curves.buffer, "buffer"))
@@ -313,7 +336,14 @@ def _write_sec(result: SecResult, out: Path, name: str) -> list[Path]:
             name, "averaged peak frames, buffer-subtracted", species.guinier, result.software, info
         )
         written.append(write_dat(out / f"A_S_{name}_{k}.dat", curve, header))
-        if species.guinier is not None:
+    return written
+
+
+def _plot_sec(result: SecResult, out: Path, name: str) -> list[Path]:
+    written: list[Path] = []
+    for species, curve in zip(result.species, result.curves.species, strict=True):
+        if curve is not None and species.guinier is not None:
+            k = species.number
             written.append(plots.plot_guinier(out / f"{name}_{k}_Guinier_plot.png", curve, species.guinier))
             written.append(plots.plot_kratky(out / f"{name}_{k}_Kratky_plot.png", curve, species.guinier))
     rg = np.array([np.nan if v is None else v for v in result.rg_per_frame])

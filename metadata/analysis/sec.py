@@ -33,6 +33,7 @@ from sibyls.metadata.analysis.results import (
     FLAG_RG_NOT_FLAT,
     analyse_curve,
     check_name,
+    guinier_metrics,
     guinier_signal_to_noise,
     now_iso,
     software_versions,
@@ -130,8 +131,7 @@ class SecResult(BaseModel):
         metrics: dict[str, dict[str, float | str]] = {}
         if main is None or main.guinier is None:
             return metrics
-        metrics["rg"] = {"numeric_value": round(main.guinier.rg, 4), "unit": "Angstroms"}
-        metrics["i_zero"] = {"numeric_value": float(f"{main.guinier.i0:.6g}"), "unit": self.intensity_unit}
+        metrics.update(guinier_metrics(main.guinier, self.intensity_unit))
         if main.signal_to_noise is not None:
             metrics["signal_to_noise"] = {
                 "numeric_value": round(main.signal_to_noise, 2),

@@ -67,6 +67,8 @@ class RunResults(BaseModel):
     saxs_results: dict[str, Any]
     workflow: dict[str, Any]
     products: list[ProductFile]
+    #: False while the plots are still being drawn (the record says ``processing_status: saxs_analysis``).
+    complete: bool = True
 
     @model_validator(mode="after")
     def _fits_the_record(self) -> RunResults:
@@ -144,7 +146,7 @@ def merge_results(record: dict[str, Any], results: RunResults) -> dict[str, Any]
         run["quality_metrics"] = results.quality_metrics
     if results.saxs_results:
         run["saxs_results"] = results.saxs_results
-    run["processing_status"] = "completed"
+    run["processing_status"] = "completed" if results.complete else "saxs_analysis"
 
     def keep(entries: list[dict] | None, key: str = "id") -> list[dict]:
         return [e for e in entries or [] if not str(e.get(key, "")).startswith(workflow_id)]

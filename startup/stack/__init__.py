@@ -128,6 +128,8 @@ def up(
         "zmq_info": wanted.get("zmq_info") or free_tcp_port(),
         "http": wanted.get("http") or free_tcp_port(),
         "tiled": wanted.get("tiled") or free_tcp_port(),
+        "docs_in": wanted.get("docs_in") or free_tcp_port(),
+        "docs_out": wanted.get("docs_out") or free_tcp_port(),
     }
     state = StackState(
         str(var_dir),

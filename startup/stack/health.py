@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sibyls.devices.epics_env import loopback_ca_environment
 from sibyls.startup.stack.security import HTTP_ACCOUNTS
-from sibyls.startup.stack.starters import describe_tiled_db, manager_api, profile_config
+from sibyls.startup.stack.starters import describe_tiled_db, manager_api, port_listening, profile_config
 from sibyls.startup.stack.state import HOST, SERVICES, StackState, ours
 
 
@@ -22,6 +22,8 @@ def health(state: StackState) -> dict[str, str]:
         "redis": _redis_health,
         "ioc": _ioc_health,
         "tiled": _tiled_health,
+        "proxy": _proxy_health,
+        "processing": _processing_health,
         "manager": _manager_health,
         "http": _http_health,
     }
@@ -80,6 +82,21 @@ def _http_health(state: StackState) -> str:
     return "up, answers"
 
 
+def _proxy_health(state: StackState) -> str:
+    ports = [state.ports[p] for p in ("docs_in", "docs_out")]
+    return "ok" if all(port_listening(p) for p in ports) else "NOT LISTENING"
+
+
+def _processing_health(state: StackState) -> str:
+    from sibyls.startup.processing import read_status
+
+    status = read_status(Path(state.var_dir) / "state")
+    if status is None:
+        return "no status yet"
+    failed = f", {status['failed']} failed (see logs/processing.log)" if status.get("failed") else ""
+    return f"ok: {status['processed']} runs processed{failed}"
+
+
 def _manager_health(state: StackState) -> str:
     api = manager_api(state, timeout=2)
     try:
@@ -105,6 +122,8 @@ def describe(state: StackState | None) -> str:
         "redis": state.redis_addr,
         "ioc": f"CA port {state.ports['ca']} on {HOST}",
         "tiled": state.tiled_url if "tiled" in state.ports else "-",
+        "proxy": f"tcp://{HOST}:{state.ports['docs_in']}" if "docs_in" in state.ports else "-",
+        "processing": str(profile_config(state).processed_dir),
         "manager": state.zmq_control_addr,
         "http": state.http_url,
     }

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
+import sys
 import time
 from importlib import resources
 from pathlib import Path
@@ -110,6 +112,13 @@ def _start_redis(state: StackState, timeout: float) -> None:
     _wait("Redis", ping, process, timeout, var_dir / "logs" / "redis.log")
 
 
+def port_listening(port: int, host: str = HOST) -> bool:
+    """True when something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
 def profile_config(state: StackState) -> ProfileConfig:
     """The SIBYLS profile settings for this stack (folders under its var dir, its services)."""
     return ProfileConfig.from_env(
@@ -121,10 +130,15 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
             "SIBYLS_REDIS_ADDR": state.redis_addr,  # progress published by the RE worker
-            # tuning the caller may set in its environment
-            **{k: os.environ[k] for k in ("SIBYLS_RECORD_RETRY_S",) if k in os.environ},
+            **state.document_proxy_env(),
+            # tuning and calibration the caller may set in its environment
+            **{k: os.environ[k] for k in CALLER_SETTINGS if k in os.environ},
         }
     )
+
+
+#: Settings ``sibyls up`` passes on from its own environment to the services.
+CALLER_SETTINGS = ("SIBYLS_RECORD_RETRY_S", "SIBYLS_PONI_FILE", "SIBYLS_ABSOLUTE_SCALE")
 
 
 def profile_env(state: StackState) -> dict[str, str]:
@@ -192,6 +206,50 @@ def _start_tiled(state: StackState, timeout: float) -> None:
     )
     state.tiled_api_key_file = str(service.api_key_file or key_file)
     record(state, "tiled", service.pid)
+
+
+def _start_proxy(state: StackState, timeout: float) -> None:
+    """bluesky's 0MQ document proxy: the RE worker publishes into it, the processing service reads."""
+    from sibyls.devices.epics_env import free_tcp_port
+
+    var_dir = Path(state.var_dir)
+    for port in ("docs_in", "docs_out"):  # a stack recorded before the proxy existed has none
+        state.ports.setdefault(port, free_tcp_port())
+    command = [
+        console_script("bluesky-0MQ-proxy"),
+        "--in-address",
+        f"tcp://{HOST}:{state.ports['docs_in']}",
+        "--out-address",
+        f"tcp://{HOST}:{state.ports['docs_out']}",
+    ]
+    process = spawn("proxy", command, var_dir, child_env())
+    record(state, "proxy", process.pid)
+    _wait(
+        "0MQ document proxy",
+        lambda: all(port_listening(state.ports[p]) for p in ("docs_in", "docs_out")),
+        process,
+        timeout,
+        var_dir / "logs" / "proxy.log",
+    )
+
+
+def _start_processing(state: StackState, timeout: float) -> None:
+    """The first-look service, subscribed to the proxy (it must listen before any run starts)."""
+    from sibyls.startup.processing import READY_FILE
+
+    var_dir = Path(state.var_dir)
+    ready = var_dir / "state" / READY_FILE
+    ready.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "sibyls.startup.processing"]
+    process = spawn("processing", command, var_dir, profile_env(state))
+    record(state, "processing", process.pid)
+    _wait(
+        "processing service",
+        lambda: ready.is_file() and ready.read_text().strip() == str(process.pid),
+        process,
+        timeout,
+        var_dir / "logs" / "processing.log",
+    )
 
 
 def profile_manager_options() -> list[str]:
@@ -333,6 +391,8 @@ STARTERS = {
     "redis": _start_redis,
     "ioc": _start_ioc,
     "tiled": _start_tiled,
+    "proxy": _start_proxy,
+    "processing": _start_processing,
     "manager": _start_manager,
     "http": _start_http,
 }

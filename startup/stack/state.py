@@ -18,7 +18,9 @@ from sibyls.devices.epics_env import loopback_ca_env
 from sibyls.startup.stack.security import HTTP_AUTH_PROVIDER
 
 HOST = "127.0.0.1"
-SERVICES = ("redis", "ioc", "tiled", "manager", "http")
+#: Started in this order: the document proxy and the processing service before the manager, so no
+#: run's documents are published before the first look listens.
+SERVICES = ("redis", "ioc", "tiled", "proxy", "processing", "manager", "http")
 
 
 class StackError(RuntimeError):
@@ -70,6 +72,15 @@ class StackState:
     def http_token_url(self) -> str:
         """Where the demo accounts log in (form ``username``, ``password``) for a bearer token."""
         return f"{self.http_url}/api/auth/provider/{HTTP_AUTH_PROVIDER}/token"
+
+    def document_proxy_env(self) -> dict[str, str]:
+        """Where RunEngines publish documents and where the processing service reads them."""
+        if "docs_in" not in self.ports:
+            return {}
+        return {
+            "SIBYLS_DOCUMENT_PROXY": f"{HOST}:{self.ports['docs_in']}",
+            "SIBYLS_DOCUMENT_FEED": f"{HOST}:{self.ports['docs_out']}",
+        }
 
     def api_key(self) -> str:
         """The HTTP API key of the ``user`` account (read from its 0600 file; never printed)."""
