@@ -7,6 +7,7 @@ Each subcommand parses its options and calls a plain function of the package tha
 ``up/down/status``     :mod:`sibyls.startup.stack` (the whole stack, its state under ``--var-dir``)
 ``validate-item``      :func:`sibyls.plans.validation.validate_queue_item`
 ``demo``               :func:`sibyls.startup.demo.run_demo`
+``watch``              :func:`sibyls.startup.progress.watch` (the running item's progress bar)
 ``export``             :func:`sibyls.metadata.exports.formats.export` (NXcanSAS, CSV, JSON, SPEC, PNG)
 ``export-lambda-ber``  :func:`sibyls.metadata.exports.lambda_ber.export_project`
 ``records-from-runs``  :func:`sibyls.metadata.replay.records.records_from_runs`
@@ -131,6 +132,14 @@ def _add_stack(subparsers) -> None:
     demo.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
     demo.set_defaults(func=_demo)
 
+    watch = subparsers.add_parser(
+        "watch", help="a live progress bar of the stack's queue: item, frames, wells, ETA, queue ETA"
+    )
+    _var_dir_option(watch)
+    watch.add_argument("--once", action="store_true", help="print the current line and exit")
+    watch.add_argument("--until-idle", action="store_true", help="exit when the queue has run out")
+    watch.set_defaults(func=_watch)
+
 
 def _up(args: argparse.Namespace) -> int:
     from sibyls.startup.config import ProfileConfig
@@ -187,6 +196,17 @@ def _validate(args: argparse.Namespace) -> int:
     for problem in result["problems"]:
         print(problem, file=sys.stderr)
     return 1
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from sibyls.startup.progress import watch
+    from sibyls.startup.stack import load_state
+
+    state = load_state(args.var_dir.resolve())
+    if state is None:
+        print(f"error: no stack in {args.var_dir} (start one with: sibyls up --var-dir {args.var_dir})")
+        return 2
+    return watch(state, once=args.once, until_idle=args.until_idle)
 
 
 def _demo(args: argparse.Namespace) -> int:

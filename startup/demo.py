@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
+import os
 from pathlib import Path
 
 DEMO_PROJECT = "DEMO_2026"
@@ -60,6 +61,7 @@ def demo_plate() -> tuple[dict, dict]:
 
 def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> int:
     """The whole stack up in ``var_dir``, the demo items queued and run, records listed; 0 if all ran."""
+    from sibyls.startup.progress import watch
     from sibyls.startup.stack import describe, down, manager_api, up
 
     var_dir = Path(var_dir).resolve()
@@ -94,7 +96,7 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
             raise RuntimeError(f"the queue refused the demo items: {problems}")
         print("Queued: saxs_exposure of GluRS_1, ht_plate of 8 wells. Running...", flush=True)
         api.queue_start()
-        _follow(api)
+        watch(state, until_idle=True, timeout=600)
         history = api.history_get()["items"][-len(items) :]
         for item in history:
             result = item["result"]
@@ -120,35 +122,44 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
 
 
 def _prepare_simulated_beamline(state) -> None:
-    """Simulation only: what a person would do by hand — fill the cell, put the plate on the robot."""
-    import os
+    """Simulation only: what a person would do by hand — fill the cell, put the plate on the robot.
 
+    Channel Access is used only here and closed afterwards, so the terminal shows none of the CA
+    library's own messages: no "caRepeater couldn't be located" (printed by the repeater the library
+    tries to spawn when its context starts) and no "Virtual circuit disconnect" banners when the
+    stack's IOC stops at the end.
+    """
     os.environ.update(state.ca_env())  # before ophyd starts its Channel Access context
-    from sibyls.devices.robot import HTRobot
-    from sibyls.devices.sim.control import build_simulation_control
+    with _c_stderr_silenced():
+        from sibyls.devices.robot import HTRobot
+        from sibyls.devices.sim.control import build_simulation_control
 
-    simulation = build_simulation_control(state.ioc_prefix)
-    simulation.put_in_cell(DEMO_SAMPLE)
-    robot = HTRobot(f"{state.ioc_prefix}Robot:", name="ht_robot")
-    robot.wait_for_connection(timeout=10)
-    _, robot_plate = demo_plate()
-    robot.define_plate(robot_plate)
+        simulation = build_simulation_control(state.ioc_prefix)
+        simulation.put_in_cell(DEMO_SAMPLE)
+        robot = HTRobot(f"{state.ioc_prefix}Robot:", name="ht_robot")
+        robot.wait_for_connection(timeout=10)
+        _, robot_plate = demo_plate()
+        robot.define_plate(robot_plate)
+        for device in (simulation, robot):
+            device.destroy()
+        import epics.ca
+
+        epics.ca.finalize_libca()
 
 
-def _follow(api, timeout: float = 600.0) -> None:
-    """Print progress until the queue is done."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        status = api.status()
-        line = (
-            f"  queue {status['items_in_queue']} left, history {status['items_in_history']}, "
-            f"manager {status['manager_state']}"
-        )
-        if line != last:
-            print(line, flush=True)
-            last = line
-        if status["manager_state"] == "idle" and status["items_in_queue"] == 0:
-            return
-        time.sleep(0.5)
-    raise TimeoutError("the demo queue did not finish in time")
+@contextlib.contextmanager
+def _c_stderr_silenced():
+    """File descriptor 2 to /dev/null (C libraries and the processes they spawn write there directly)."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -118,8 +118,8 @@ async function start() {
   $("whoami").hidden = false;
   $("app").hidden = false;
   document.querySelectorAll("[data-scope]").forEach((node) => { node.hidden = !auth.scopes.has(node.dataset.scope); });
-  await loadPlans();
   connectEvents();
+  await loadPlans();
 }
 
 const isStaff = () => auth.roles.includes("expert");
