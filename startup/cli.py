@@ -265,6 +265,24 @@ def _add_exchange(subparsers) -> None:
     p.set_defaults(func=_reporting_errors(_records_from_runs))
 
     p = subparsers.add_parser(
+        "process",
+        help="run the first look again for stored runs (e.g. with another buffer) and update their records",
+        description="The first-look SAXS processing (reduction, CorMap, subtraction, Guinier, MW, plots) of "
+        "stored runs, as the processing service does it live; products, records and summaries updated.",
+    )
+    _add_source(p)
+    p.add_argument(
+        "--var-dir",
+        type=Path,
+        default=Path("var/stack"),
+        help="the stack folder whose records/ and processed/ are updated (default var/stack)",
+    )
+    p.add_argument("--buffer-uid", help="subtract this stored buffer_blank run instead of each sample's own")
+    p.add_argument("--poni", help="detector calibration (pyFAI PONI file) instead of the frames' geometry")
+    p.add_argument("--absolute-scale", type=float, help="cm⁻¹ per normalised unit (from a water measurement)")
+    p.set_defaults(func=_reporting_errors(_process))
+
+    p = subparsers.add_parser(
         "replay-record",
         help="rebuild a run's Bluesky documents from a lambda-ber record and its data files",
         description="Rebuild and validate (event-model) the documents of a record; optionally write them "
@@ -312,6 +330,32 @@ def _export(args: argparse.Namespace) -> int:
         )
     for path in paths:
         print(path)
+    return 0
+
+
+def _process(args: argparse.Namespace) -> int:
+    from sibyls.metadata.processing.reprocess import reprocess
+    from sibyls.startup.config import ProfileConfig
+
+    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)})
+    done = reprocess(
+        _source(args),
+        config.records_dir,
+        config.processed_dir,
+        scan_id=args.scan_id,
+        uid=args.uid,
+        project=args.project,
+        buffer_uid=args.buffer_uid,
+        poni=args.poni,
+        absolute_scale=args.absolute_scale,
+    )
+    for processed in done:
+        metrics = processed.results.quality_metrics
+        rg = metrics.get("rg", {}).get("numeric_value")
+        found = f"Rg {rg:.2f} Å" if rg is not None else "processed (no Guinier)"
+        print(f"{processed.record_path}: {found}")
+    if not done:
+        print("no run with a first look was selected (scans and alignments have none)")
     return 0
 
 

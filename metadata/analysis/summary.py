@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from sibyls.metadata.analysis.firstlook import FirstLookResult
+from sibyls.metadata.analysis.results import guinier_metrics, guinier_numbers
 from sibyls.metadata.analysis.sec import SecResult
 from sibyls.metadata.atomic import atomic_write_text
 
@@ -22,7 +23,7 @@ COLUMNS = (
     "collection",
     "Rg_A",
     "Rg_sigma_A",
-    "Rg_2nd_order_A",
+    "Rg_autoRg_A",
     "I0",
     "I0_unit",
     "MW_Vc_kDa",
@@ -51,7 +52,7 @@ class SummaryRow(BaseModel):
     collection: str  # batch or sec_saxs
     rg_a: float | None
     rg_sigma_a: float | None
-    rg_second_order_a: float | None  # curvature-corrected Rg (see guinier.second_order_guinier)
+    rg_autorg_a: float | None  # autoRg's straight-line Rg (rg_a is the curvature-corrected one)
     i0: float | None
     i0_unit: str
     mw_vc_kda: float | None
@@ -92,14 +93,19 @@ def summary_row(
         guinier, mw_vc, mw_i0, mw_mals = result.guinier, result.mw_vc, result.mw_i0, None
         kept, total, collection = result.frames_kept, result.frames_total, "batch"
         flags = list(result.flags)
+    numbers: dict[str, float | None] = {}
+    if guinier is not None:
+        metrics = guinier_metrics(guinier, result.intensity_unit)
+        numbers = {k: float(v["numeric_value"]) for k, v in metrics.items()}
+        numbers["rg_sigma_a"] = guinier_numbers(guinier)["rg_sigma_a"]
     return SummaryRow(
         well=well,
         sample_code=sample_code or result.sample_name,
         collection=collection,
-        rg_a=guinier.rg if guinier else None,
-        rg_sigma_a=guinier.rg_sigma if guinier else None,
-        rg_second_order_a=guinier.rg_second_order if guinier else None,
-        i0=guinier.i0 if guinier else None,
+        rg_a=numbers.get("rg"),
+        rg_sigma_a=numbers.get("rg_sigma_a"),
+        rg_autorg_a=guinier.rg if guinier else None,
+        i0=numbers.get("i_zero"),
         i0_unit=result.intensity_unit,
         mw_vc_kda=mw_vc.mw_kda if mw_vc else None,
         mw_i0_kda=mw_i0.mw_kda if mw_i0 else None,
@@ -122,7 +128,7 @@ def _cells(row: SummaryRow) -> list[str]:
         row.collection,
         _fmt(row.rg_a, ".2f"),
         _fmt(row.rg_sigma_a, ".2f"),
-        _fmt(row.rg_second_order_a, ".2f"),
+        _fmt(row.rg_autorg_a, ".2f"),
         _fmt(row.i0, ".4g"),
         row.i0_unit,
         _fmt(row.mw_vc_kda, ".1f"),
@@ -176,7 +182,6 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
             f"<td>{esc(row.collection)}</td>",
             f'<td class="num">{rg}</td>',
             f'<td class="num">{i0}</td>',
-            f'<td class="num">{c[5] or "—"}</td>',
             f'<td class="num">{c[8] or "—"}</td>',
             f'<td class="num">{c[9] or "—"}</td>',
             f'<td class="num">{c[10] or "—"}</td>',
@@ -188,8 +193,8 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head>\n<body><h1>{esc(title)}</h1>\n"
-        f"<p>{len(rows)} samples. Rg and I(0) from the automatic Guinier fit (FreeSAS autoRg); the 2nd-order "
-        "Rg fits ln I with a q⁴ term over the same range, free of the shape's own curvature; MW from the "
+        f"<p>{len(rows)} samples. Rg and I(0) from the Guinier region FreeSAS autoRg finds, fitted with a q⁴ "
+        "term that takes up the shape's own curvature (autoRg's straight-line Rg is in the CSV); MW from the "
         "Rambo–Tainer invariant Vc, from I(0)/c, and from MALS for SEC runs. Flags: damage (frames left out "
         "by CorMap), aggregation, low-signal, failed-fit, flexible (Kratky), no-buffer.</p>\n"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n"

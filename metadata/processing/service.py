@@ -32,6 +32,7 @@ from event_model import RunRouter
 from sibyls.metadata.mapping import record_relpath
 from sibyls.metadata.processing.record_results import RunResults, apply_results, describe_product
 from sibyls.metadata.processing.run_processor import ReducedRun, RunProcessor, analysis_kind
+from sibyls.metadata.processing.summaries import write_project_summaries
 from sibyls.metadata.reduction.curves import Curve
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,7 @@ class FirstLookService:
             images = [describe_product(p, _describe(p)) for p in write_plots(result, out_dir, name)]
             update = {"products": run_results.products + images, "complete": True}
             apply_results(record_path, run_results.model_copy(update=update))
+            write_project_summaries(self.records_dir, self.processed_dir, record_path.parent.name)
         except Exception as exc:  # the numbers stay in the record; its status says processing did not end
             log.exception("plots of run %s failed", run_results.run_uid)
             self.failures.append((run_results.run_uid, f"plots: {exc}"))

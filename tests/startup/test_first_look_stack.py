@@ -4,6 +4,7 @@ service was down is caught up when it comes back."""
 
 from __future__ import annotations
 
+import csv
 import time
 
 import pytest
@@ -69,6 +70,14 @@ def test_plate_with_buffers_gets_first_looks_in_every_record(stack, api):
         assert any(i["file_name"].endswith("_Guinier_plot.png") for i in by_well[well]["images"])
     for well in ("A1", "B1"):  # buffers: averaged and screened, no Guinier
         assert "quality_metrics" not in by_well[well]["experiment_runs"][0]
+    summary = profile_config(stack).processed_dir / PROJECT / "plate_FL_PLATE_summary.csv"
+    rows = {row["well"]: row for row in csv.DictReader(summary.open())}
+    assert sorted(rows) == ["A1", "A2", "A3", "B1", "B2"]
+    for well in ("A2", "A3", "B2"):
+        rg = by_well[well]["experiment_runs"][0]["quality_metrics"]["rg"]["numeric_value"]
+        assert float(rows[well]["Rg_A"]) == pytest.approx(rg, abs=0.01)
+        assert rows[well]["I0"] and rows[well]["MW_Vc_kDa"] and "flags" in rows[well]
+        assert (summary.parent / rows[well]["files"].split()[0]).is_file()
 
 
 def test_a_run_measured_while_the_service_is_down_is_caught_up(stack, api):
