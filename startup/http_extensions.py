@@ -429,8 +429,10 @@ def _walk(node: Any, found: dict[str, list]) -> None:
 
 
 def _readable_roots() -> list[Path]:
+    """The folders the page may read from: frames, records and the first look's products."""
     settings = _settings()
-    return [settings.data_dir.resolve(), settings.records_dir.resolve()]
+    roots = [settings.data_dir, settings.records_dir, getattr(settings, "processed_dir", None)]
+    return [root.resolve() for root in roots if root is not None]
 
 
 def readable_file(path: str) -> Path | None:
@@ -472,8 +474,19 @@ class RunDetails(BaseModel):
     results: RunResults | None
 
 
+_PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
+
+
 def _run_file(entry: dict, kind: str) -> RunFile | None:
+    """The readable file a record entry names: its ``file_path``, or a path its description quotes."""
     raw = entry.get("file_path") or entry.get("path") or entry.get("uri") or ""
+    if not raw and entry.get("file_name"):
+        quoted = [
+            m
+            for m in _PATH_IN_TEXT.findall(str(entry.get("description", "")))
+            if m.endswith(entry["file_name"])
+        ]
+        raw = quoted[0] if quoted else ""
     path = readable_file(str(raw).removeprefix("file://"))
     if path is None:
         return None

@@ -545,11 +545,13 @@ async function openRun(uid) {
   if (!run.results) { results.append(el("p", { class: "sub" }, "No first-look results in this record (yet).")); return; }
   results.append(el("h4", {}, "First-look results"));
   for (const metrics of run.results.quality_metrics) {
-    const table = el("table", { class: "metrics" });
+    const table = el("table", { class: "metrics", dataset: { testid: "quality-metrics" } });
     const rows = Array.isArray(metrics) ? metrics : Object.entries(metrics).map(([k, v]) => ({ [k]: v }));
     for (const row of rows) {
       for (const [key, value] of Object.entries(row)) {
-        const shown = value && typeof value === "object" ? (value.has_numeric_value ?? value.value ?? JSON.stringify(value)) + (value.has_unit || value.unit ? ` ${value.has_unit || value.unit}` : "") : value;
+        const unit = value && typeof value === "object" ? (value.unit ?? value.has_unit ?? "") : "";
+        const number = value && typeof value === "object" ? (value.numeric_value ?? value.has_numeric_value ?? value.value) : value;
+        const shown = number === undefined ? JSON.stringify(value) : `${number}${unit ? ` ${unit}` : ""}`;
         table.append(el("tr", {}, el("th", {}, key), el("td", {}, shown)));
       }
     }

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from stack_helpers import csv_sheet, register_plate, wait_until_idle
 
 PROJECT = "WEB_TEST"
+#: A first-look plot (fetched with the login's token) is on screen.
+PLOT_SHOWN = "() => [...document.querySelectorAll('#run-results img')].some((img) => img.naturalWidth > 0)"
 #: Collects every value the progress bar takes (``window.seenProgress``) without touching the page.
 WATCH_PROGRESS = """() => {
   window.seenProgress = [];
@@ -62,7 +66,9 @@ def test_a_user_fixes_a_bad_sample_code_inline_queues_it_and_watches_it_run_to_i
 
     page.evaluate(WATCH_PROGRESS)
     page.click("#queue-start")
-    page.wait_for_function("() => document.getElementById('pg-bar').dataset.state === 'running'", timeout=20000)
+    page.wait_for_function(
+        "() => document.getElementById('pg-bar').dataset.state === 'running'", timeout=20000
+    )
     page.wait_for_selector("#pg-frames:text-matches('frame [1-9][0-9]*/20')", timeout=20000)
     session.shot("running")
     page.wait_for_function(
@@ -165,17 +171,25 @@ def test_an_8_well_sheet_with_one_bad_well_shows_it_on_the_map_and_queues_nothin
     page.wait_for_selector("#history-table tr:has(.run-link[data-uid]) >> nth=0")
     runs = page.locator("#history-table tr").filter(has_text=f"plate {plate_id}").locator(".run-link")
     assert runs.count() == 8
-    for index in (1, 7):  # a sample's run (A2) and the last one (A8)
-        runs.nth(index).click()
-        uid = runs.nth(index).get_attribute("data-uid")
-        page.wait_for_selector(f"#run-record:has-text('{uid}')")
-        record = page.text_content("#run-record")
-        assert f"{plate_id}_A{index + 1}" in record
-        # The results layer's first look shows up exactly when the record carries it.
-        if "quality_metrics" in record:
-            page.wait_for_selector("#run-results table.metrics")
-        else:
-            assert "No first-look results" in page.text_content("#run-results")
+    for index in (1, 3, 5, 7):  # each sample's run (A2, A4, A6, A8): its first-look results appear
+        deadline = time.monotonic() + 60  # the results layer adds them to the record after the run
+        while True:
+            runs.nth(index).click()
+            uid = runs.nth(index).get_attribute("data-uid")
+            page.wait_for_selector(f"#run-record:has-text('{uid}')")
+            try:
+                page.wait_for_function(PLOT_SHOWN, timeout=3000)
+                break
+            except PlaywrightTimeout:
+                assert time.monotonic() < deadline, f"no first-look results for run {uid}"
+        assert f"{plate_id}_A{index + 1}" in page.text_content("#run-record")
+        metrics = page.text_content("#run-results table.metrics")
+        assert "rg" in metrics and "Angstrom" in metrics and "i_zero" in metrics
+        if index == 1:
+            session.shot("plate-results")
+    runs.nth(0).click()  # a buffer: no first look of its own
+    page.wait_for_selector(f"#run-record:has-text('{runs.nth(0).get_attribute('data-uid')}')")
+    assert page.locator("#run-files .file-link[data-kind='frames']").count() >= 1
     session.shot("plate-history")
 
 

@@ -26,9 +26,17 @@ def test_watch_shows_frames_and_etas_until_the_queue_is_done(stack, api):
     assert api.item_add(item)["success"]
     queued = watch(stack, "--once")
     assert queued.returncode == 0 and "queue 1 item(s), ETA" in queued.stdout
-    assert api.queue_start()["success"]
-    followed = watch(stack, "--until-idle")
-    assert followed.returncode == 0, followed.stderr
+    command = [console_script("sibyls"), "watch", "--var-dir", stack.var_dir, "--until-idle"]
+    follower = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = follower.stdout.readline()  # it follows the queue before the queue starts
+        assert "queue 1 item(s)" in first, first
+        assert api.queue_start()["success"]
+        out, err = follower.communicate(timeout=120)
+    finally:
+        follower.kill()
+    assert follower.returncode == 0, err
+    followed = subprocess.CompletedProcess(command, 0, first + out, err)
     lines = followed.stdout.splitlines()
     running = [line for line in lines if line.startswith("saxs_exposure web_watch_1 | [")]
     assert any("frame " in line and "/12 | ETA" in line and "queue ETA" in line for line in running), lines
