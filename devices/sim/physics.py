@@ -38,8 +38,11 @@ SAMPLE_TRANSMISSION_LOSS_PER_MG_ML = 2.0e-4
 WATER_I0_PER_CM = 0.0163  # water's forward scattering at 20 °C
 CELL_FLAT_PER_CM = 0.002  # quartz walls
 PARASITIC_PER_CM = 1.0e-7  # slit/window scattering, falls as q⁻³
-I0_CHAMBER_EFFICIENCY = 1.0e-5  # counts per incident photon
-BS_DIODE_EFFICIENCY = 1.0e-6  # counts per transmitted photon
+# Ion chamber and beamstop photodiode are current-mode detectors read through voltage-to-frequency
+# converters: their counts carry ~0.003 % shot noise at full beam, well below a frame's own, so a
+# frame normalised by them is as good as its photon statistics (CorMap sees no false differences).
+I0_CHAMBER_EFFICIENCY = 1.0e-3  # counts per incident photon
+BS_DIODE_EFFICIENCY = 1.0e-4  # counts per transmitted photon
 BEAM_SIGMA_MM = 0.3  # direct beam size at the beamstop (1 σ)
 #: Irradiated area on the capillary (0.5 × 0.5 mm): with 2e12 ph/s at 11 keV and 45 % absorbed in
 #: 1.5 mm of water (3.75e-7 kg) the liquid takes ~4.2 kGy/s — a static cell reaches the few kGy
