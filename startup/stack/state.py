@@ -195,7 +195,9 @@ def terminate(pids: list[int], timeout: float = 10.0) -> list[int]:
 
 
 def stop_services(
-    state: StackState, timeout: float = 15.0, names=("http", "manager", "tiled", "ioc", "redis")
+    state: StackState,
+    timeout: float = 15.0,
+    names=("http", "manager", "processing", "proxy", "tiled", "ioc", "redis"),
 ):
     """End each named service that is still ours, with its children; the PIDs ended."""
     stopped: list[int] = []
