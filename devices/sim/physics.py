@@ -316,7 +316,12 @@ def eluate(sample: ScatteringSample, eluted_ml: float) -> ScatteringSample:
         return sample.with_concentration(total)
     species = [p.model_copy(update={"mass_fraction": c / total}) for p, c in parts]
     mw = sum(s.mass_fraction * float(s.mw_kda or 0.0) for s in species)
-    return sample.model_copy(update={"species": species, "concentration_mg_ml": total, "mw_kda": mw})
+    # Validated anew: the mixture's Rg follows from the eluting composition (the injected one's differs).
+    fields = sample.model_dump(exclude_none=True, exclude={"rg_a", "species"})
+    return type(sample).model_validate(
+        {**fields, "species": [s.model_dump(exclude_none=True) for s in species],
+         "concentration_mg_ml": total, "mw_kda": mw}
+    )  # fmt: skip
 
 
 def uv280_mau(sample: ScatteringSample | None, eluted_ml: float) -> float:
