@@ -1,4 +1,6 @@
-"""``sibyls demo``: the whole stack up, a SAXS sample and an 8-well plate queued and run, records shown."""
+"""``sibyls demo``: the whole stack up, a SAXS sample and an 8-well plate queued and run, records and
+the first look (Rg, MW, flags per sample) shown. The samples are the simulator's catalogue
+(``sibyls.devices.sim.samples``): proteins with shapes, hydration shells and their own truth."""
 
 from __future__ import annotations
 
@@ -7,32 +9,36 @@ import os
 from pathlib import Path
 
 DEMO_PROJECT = "DEMO_2026"
-DEMO_SAMPLE = {
-    "sample_code": "GluRS_1",
-    "kind": "sample",
-    "rg_a": 31.0,
-    "concentration_mg_ml": 3.0,
-    "mw_kda": 54.0,
-}
+#: The protein the demo puts into the cell by hand (GluRS, a two-domain bead model; no buffer
+#: before it, so its first look is flagged no-buffer).
+DEMO_CELL_SAMPLE = ("GluRS", "GluRS_1", 3.0)
+#: The plate's proteins (catalogue names), each after its buffer.
+DEMO_PLATE_SAMPLES = ("lysozyme", "BSA", "rod", "cage")
+FIRST_LOOK_WAIT_S = 60.0
+
+
+def demo_cell_sample() -> dict:
+    """What the demo puts into the cell: a catalogue sample as the simulator takes it."""
+    from sibyls.devices.sim.samples import catalogue_sample
+
+    name, code, concentration = DEMO_CELL_SAMPLE
+    return catalogue_sample(name, code, concentration).model_dump(mode="json", exclude_none=True)
 
 
 def demo_plate() -> tuple[dict, dict]:
     """The 8-well plate as submitted (four buffer/sample pairs) and as the simulated robot holds it."""
+    from sibyls.devices.sim.samples import catalogue_sample
+
     wells, robot_wells = [], {}
-    proteins = [
-        ("lysozyme", 14.3, 14.0),
-        ("GluRS", 54.0, 31.0),
-        ("BSA", 66.5, 28.0),
-        ("apoferritin", 450.0, 53.0),
-    ]
-    for index, (name, mw, rg) in enumerate(proteins):
+    for index, name in enumerate(DEMO_PLATE_SAMPLES):
+        sample = catalogue_sample(name, concentration_mg_ml=2.0)
         buffer_well, sample_well = f"A{2 * index + 1}", f"A{2 * index + 2}"
         wells.append(
             {
                 "well": buffer_well,
                 "sample_code": f"{name}_buf",
                 "sample_role": "buffer_blank",
-                "exposure_time": 0.3,
+                "exposure_time": 0.5,
                 "num_frames": 10,
             }
         )
@@ -43,19 +49,13 @@ def demo_plate() -> tuple[dict, dict]:
                 "buffer_well": buffer_well,
                 "concentration_mg_ml": 2.0,
                 "sample_type": "protein",
-                "molecular_weight_kda": mw,
-                "exposure_time": 0.3,
+                "molecular_weight_kda": sample.mw_kda,
+                "exposure_time": 0.5,
                 "num_frames": 10,
             }
         )
         robot_wells[buffer_well] = {"sample_code": f"{name}_buf", "kind": "buffer"}
-        robot_wells[sample_well] = {
-            "sample_code": name,
-            "kind": "sample",
-            "rg_a": rg,
-            "concentration_mg_ml": 2.0,
-            "mw_kda": mw,
-        }
+        robot_wells[sample_well] = sample.model_dump(mode="json", exclude_none=True)
     return {"plate_id": "DEMO_PLATE_1", "wells": wells}, {"plate_id": "DEMO_PLATE_1", "wells": robot_wells}
 
 
@@ -80,11 +80,11 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
         items = [
             BPlan(
                 "saxs_exposure",
-                DEMO_SAMPLE["sample_code"],
+                DEMO_CELL_SAMPLE[1],
                 DEMO_PROJECT,
                 exposure_time=0.5,
                 num_frames=10,
-                concentration_mg_ml=3.0,
+                concentration_mg_ml=DEMO_CELL_SAMPLE[2],
                 sample_type="protein",
                 operator="demo",
             ),
@@ -109,7 +109,8 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
         for record in records[-3:]:
             print(f"  {record}")
         print(f"frame files: {len(frames)} in {var_dir / 'data' / DEMO_PROJECT}")
-        if failed or not records:
+        looked = _show_first_look(var_dir)
+        if failed or not records or not looked:
             print(f"Demo FAILED; see {var_dir / 'logs'}")
             return 1
         return 0
@@ -119,6 +120,37 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
         else:
             stopped = down(var_dir)
             print(f"Stack stopped ({len(stopped)} processes).")
+
+
+def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
+    """Wait for every demo run's first look, print the plate's summary table; False if any is missing."""
+    import csv
+    import time
+
+    import yaml
+
+    records = sorted((var_dir / "records" / DEMO_PROJECT).glob("*.yaml"))
+    deadline = time.monotonic() + timeout
+    while True:
+        status = [
+            (yaml.safe_load(p.read_text())["experiment_runs"][0].get("processing_status"), p) for p in records
+        ]
+        waiting = [p for s, p in status if s != "completed"]
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    summary = var_dir / "processed" / DEMO_PROJECT / "summary.csv"
+    print(f"first look (Rg, I(0), MW, flags) of {len(records) - len(waiting)} runs; summary: {summary}")
+    if summary.is_file():
+        for row in csv.DictReader(summary.open()):
+            if row["Rg_A"]:
+                mw = row["MW_I0_c_kDa"] or row["MW_Vc_kDa"]
+                flags = row["flags"] or "none"
+                print(f"  {row['well'] or '-':<4} {row['sample_code']:<12} Rg {row['Rg_A']:>6} Å  "
+                      f"I(0) {row['I0']} {row['I0_unit']}  MW {mw} kDa  flags: {flags}")  # fmt: skip
+    if waiting:
+        print(f"  no first look for {len(waiting)} runs; see {var_dir / 'logs' / 'processing.log'}")
+    return not waiting
 
 
 def _prepare_simulated_beamline(state) -> None:
@@ -135,7 +167,7 @@ def _prepare_simulated_beamline(state) -> None:
         from sibyls.devices.sim.control import build_simulation_control
 
         simulation = build_simulation_control(state.ioc_prefix)
-        simulation.put_in_cell(DEMO_SAMPLE)
+        simulation.put_in_cell(demo_cell_sample())
         robot = HTRobot(f"{state.ioc_prefix}Robot:", name="ht_robot")
         robot.wait_for_connection(timeout=10)
         _, robot_plate = demo_plate()
