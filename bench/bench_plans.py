@@ -43,9 +43,8 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
 
     from sibyls.devices.beamline import build_beamline
     from sibyls.devices.sim.control import build_simulation_control
-    from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_DRY_S, ROBOT_LOAD_S
     from sibyls.metadata.contract import RunMetadata, inject_run_metadata
-    from sibyls.plans import configure_plans, ht_plate, saxs_exposure, setup_run_engine
+    from sibyls.plans import configure_plans, saxs_exposure, setup_run_engine
     from sibyls.plans.exposure import configure_exposure, with_fast_shutter_open
 
     beamline = build_beamline(prefix)
@@ -84,8 +83,37 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
         for results, factory in pair if repeat % 2 == 0 else reversed(pair):
             results.append(timed(factory))
 
-    # ht_plate: buffer + sample pairs; the simulated time is what the robot and detector must take.
     simulation.time_scale.put(PLATE_TIME_SCALE, wait=True)
+    plate_wall, simulated_wall = plate_wall_time(RE, beamline, "BENCH_PLATE", "BENCH")
+
+    return [
+        Figure(
+            f"saxs_exposure {FRAMES} frames (median wall)",
+            statistics.median(ours),
+            statistics.median(raw),
+            "s",
+            1.03,
+            "raw bp.count, same devices",
+            note="pair ratios " + ", ".join(f"{o / r:.3f}" for o, r in zip(ours, raw, strict=True)),
+        ),
+        Figure(
+            f"ht_plate {PLATE_WELLS} wells at {PLATE_TIME_SCALE:g}x (wall)",
+            plate_wall,
+            simulated_wall,
+            "s",
+            1.02,
+            "simulated robot + exposure time",
+        ),
+    ]
+
+
+def plate_wall_time(RE, beamline, plate_id: str, project: str) -> tuple[float, float]:
+    """Wall time of an ``ht_plate`` of ``PLATE_WELLS`` wells (buffer + sample pairs, each well dried)
+    on a simulation running at ``PLATE_TIME_SCALE``, and the time the simulated robot and detector
+    must take for it (the physical minimum)."""
+    from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_DRY_S, ROBOT_LOAD_S
+    from sibyls.plans import ht_plate
+
     wells, robot_wells = [], {}
     for i in range(PLATE_WELLS // 2):
         buffer_well, sample_well = f"B{2 * i + 1}", f"B{2 * i + 2}"
@@ -114,28 +142,10 @@ def _measure(prefix: str, workdir: Path) -> list[Figure]:
             "concentration_mg_ml": 5.0,
             "mw_kda": 14.3,
         }
-    beamline.ht_robot.define_plate({"plate_id": "BENCH_PLATE", "wells": robot_wells})
-    plate = {"plate_id": "BENCH_PLATE", "wells": wells}
-    plate_wall = timed(lambda: ht_plate(plate, "BENCH", dry_between_wells=True))
+    beamline.ht_robot.define_plate({"plate_id": plate_id, "wells": robot_wells})
+    plate = {"plate_id": plate_id, "wells": wells}
+    start = time.perf_counter()
+    RE(ht_plate(plate, project, dry_between_wells=True))
+    wall = time.perf_counter() - start
     per_well_s = ROBOT_LOAD_S + ROBOT_CLEAN_S + ROBOT_DRY_S + 10 * 0.3
-    simulated_wall = PLATE_WELLS * per_well_s / PLATE_TIME_SCALE
-
-    return [
-        Figure(
-            f"saxs_exposure {FRAMES} frames (median wall)",
-            statistics.median(ours),
-            statistics.median(raw),
-            "s",
-            1.03,
-            "raw bp.count, same devices",
-            note="pair ratios " + ", ".join(f"{o / r:.3f}" for o, r in zip(ours, raw, strict=True)),
-        ),
-        Figure(
-            f"ht_plate {PLATE_WELLS} wells at {PLATE_TIME_SCALE:g}x (wall)",
-            plate_wall,
-            simulated_wall,
-            "s",
-            1.02,
-            "simulated robot + exposure time",
-        ),
-    ]
+    return wall, PLATE_WELLS * per_well_s / PLATE_TIME_SCALE
