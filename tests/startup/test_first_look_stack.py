@@ -10,10 +10,10 @@ import time
 import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
-from stack_helpers import register_plate, wait_until_idle
+from stack_helpers import ca_environment, wait_until_idle
 
 from sibyls.metadata.processing.record_results import results_path
-from sibyls.startup.stack import profile_config, up
+from sibyls.startup.stack import down, profile_config, up
 from sibyls.startup.stack.state import ours, terminate
 
 PROJECT = "FIRSTLOOK_E2E"
@@ -38,46 +38,76 @@ def _wait_for_results(stack, count: int, timeout: float = 60.0) -> dict:
         time.sleep(0.2)
 
 
-def test_plate_with_buffers_gets_first_looks_in_every_record(stack, api):
-    wells = {"A1": "buffer", "A2": "sample", "A3": "sample", "B1": "buffer", "B2": "sample"}
-    register_plate(stack, "FL_PLATE", wells)
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """This module's own stack at 20x: SEC frames must keep pace with the HPLC clock."""
+    var_dir = tmp_path_factory.mktemp("stack")
+    state = up(var_dir, ioc_prefix="FLS:", time_scale=20.0, binning=8)
+    try:
+        yield state
+    finally:
+        down(var_dir)
+
+
+def _put(stack, pv: str, text: str) -> None:
+    from caproto.sync.client import write
+
+    with ca_environment(stack):
+        write(f"{stack.ioc_prefix}{pv}", text.encode(), notify=True, timeout=5, repeater=False)
+
+
+def test_plate_and_sec_runs_get_first_looks_and_a_plate_summary(stack, api):
+    from sibyls.devices.sim.samples import catalogue_sample
+    from sibyls.metadata.plate_registry import PlateRegistry
+
+    proteins = ("lysozyme", "BSA", "rod", "dumbbell")
+    robot, wells = {}, []
+    for index, name in enumerate(proteins):
+        buffer_well, sample_well = f"A{2 * index + 1}", f"A{2 * index + 2}"
+        sample = catalogue_sample(name, sample_code=f"FL_{name}", concentration_mg_ml=2.0)
+        robot[buffer_well] = {"sample_code": f"FL_{name}_buf", "kind": "buffer"}
+        robot[sample_well] = sample.model_dump(mode="json", exclude_none=True)
+        wells.append({"well": buffer_well, "sample_code": f"FL_{name}_buf", "sample_role": "buffer_blank",
+                      "num_frames": 5})  # fmt: skip
+        wells.append({"well": sample_well, "sample_code": f"FL_{name}", "buffer_well": buffer_well,
+                      "concentration_mg_ml": 2.0, "num_frames": 5})  # fmt: skip
+    PlateRegistry(profile_config(stack).plate_registry).add({"plate_id": "FL_PLATE", "wells": robot})
     time.sleep(2.5)  # the simulated robot re-reads the plate registry every second
-    plate = {
-        "plate_id": "FL_PLATE",
-        "wells": [
-            {"well": "A1", "sample_code": "FL_PLATE_A1", "sample_role": "buffer_blank", "num_frames": 5},
-            {"well": "A2", "sample_code": "FL_PLATE_A2", "buffer_well": "A1", "concentration_mg_ml": 2.0,
-             "num_frames": 5},
-            {"well": "A3", "sample_code": "FL_PLATE_A3", "buffer_well": "A1", "concentration_mg_ml": 2.0,
-             "num_frames": 5},
-            {"well": "B1", "sample_code": "FL_PLATE_B1", "sample_role": "buffer_blank", "num_frames": 5},
-            {"well": "B2", "sample_code": "FL_PLATE_B2", "buffer_well": "B1", "concentration_mg_ml": 2.0,
-             "num_frames": 5},
-        ],
-    }  # fmt: skip
-    assert api.item_add(BPlan("ht_plate", plate, PROJECT))["success"]
+    vial = catalogue_sample("GluRS", sample_code="FL_GluRS_sec", concentration_mg_ml=8.0)
+    _put(stack, "SEC:InjectSample", vial.model_dump_json(exclude_none=True))
+    assert api.item_add(BPlan("ht_plate", {"plate_id": "FL_PLATE", "wells": wells}, PROJECT))["success"]
+    sec = BPlan("sec_saxs", "FL_GluRS_sec", PROJECT, flow_rate=0.5, frame_period=5.0, exposure_time=2.0,
+                duration=18.0)  # fmt: skip
+    assert api.item_add(sec)["success"]
     api.queue_start()
-    wait_until_idle(api, timeout=180)
-    done = _wait_for_results(stack, 5)
-    assert len(done) == 5, sorted(p.name for p in _records(stack))
-    by_well = {r["experiment_runs"][0]["well"]: r for r in done.values()}
-    buffers = {w: by_well[w]["experiment_runs"][0]["bluesky_uid"] for w in ("A1", "B1")}
-    for well, buffer_well in (("A2", "A1"), ("A3", "A1"), ("B2", "B1")):
-        run = by_well[well]["experiment_runs"][0]
-        assert run["saxs_results"]["buffer_run_uid"] == buffers[buffer_well]
-        assert run["quality_metrics"]["rg"]["numeric_value"] > 0
-        assert by_well[well]["workflow_runs"][0]["workflow_type"] == "saxs_analysis"
-        assert any(i["file_name"].endswith("_Guinier_plot.png") for i in by_well[well]["images"])
-    for well in ("A1", "B1"):  # buffers: averaged and screened, no Guinier
-        assert "quality_metrics" not in by_well[well]["experiment_runs"][0]
+    wait_until_idle(api, timeout=300)
+    done = _wait_for_results(stack, 9)
+    assert len(done) == 9, sorted((p.name, _status(r)) for p, r in _records(stack).items())
+    by_code = {r["experiment_runs"][0]["sample_code"]: r for r in done.values()}
+    for name in proteins:
+        run = by_code[f"FL_{name}"]["experiment_runs"][0]
+        buffer_run = by_code[f"FL_{name}_buf"]["experiment_runs"][0]
+        assert run["saxs_results"]["buffer_run_uid"] == buffer_run["bluesky_uid"]
+        truth = catalogue_sample(name, concentration_mg_ml=2.0).apparent_rg_a()
+        assert run["quality_metrics"]["rg"]["numeric_value"] == pytest.approx(truth, rel=0.03)
+        assert any(i["file_name"].endswith("_Guinier_plot.png") for i in by_code[f"FL_{name}"]["images"])
+        assert "quality_metrics" not in buffer_run  # buffers: screened and averaged, no Guinier
+    sec_record = by_code["FL_GluRS_sec"]
+    sec_run = sec_record["experiment_runs"][0]
+    assert sec_run["saxs_results"]["mals_molar_mass_kda"] == pytest.approx(54.0, rel=0.05)
+    assert any(i["file_name"].endswith("_SEC_chromatogram.png") for i in sec_record["images"])
+
     summary = profile_config(stack).processed_dir / PROJECT / "plate_FL_PLATE_summary.csv"
     rows = {row["well"]: row for row in csv.DictReader(summary.open())}
-    assert sorted(rows) == ["A1", "A2", "A3", "B1", "B2"]
-    for well in ("A2", "A3", "B2"):
-        rg = by_well[well]["experiment_runs"][0]["quality_metrics"]["rg"]["numeric_value"]
-        assert float(rows[well]["Rg_A"]) == pytest.approx(rg, abs=0.01)
-        assert rows[well]["I0"] and rows[well]["MW_Vc_kDa"] and "flags" in rows[well]
-        assert (summary.parent / rows[well]["files"].split()[0]).is_file()
+    assert sorted(rows) == [f"A{i}" for i in range(1, 9)]
+    for index, name in enumerate(proteins):
+        row = rows[f"A{2 * index + 2}"]
+        rg = by_code[f"FL_{name}"]["experiment_runs"][0]["quality_metrics"]["rg"]["numeric_value"]
+        assert float(row["Rg_A"]) == pytest.approx(rg, abs=0.01)
+        assert row["I0"] and row["MW_Vc_kDa"] and row["flags"] is not None
+        assert (summary.parent / row["files"].split()[0]).is_file()
+    project_summary = (summary.parent / "summary.csv").read_text()
+    assert "FL_GluRS_sec" in project_summary
 
 
 def test_a_run_measured_while_the_service_is_down_is_caught_up(stack, api):
