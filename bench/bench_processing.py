@@ -13,7 +13,7 @@ Its baseline, in the same runs, is the record writer's own latency: stop → the
   target ≤ 2 s.
 * **600-frame full-size SEC run** (``sec_saxs``, 3 s frames over 30 min, the published SIBYLS
   method): one real run through the IOC with the service processing live (time-scaled so that the
-  simulator, ~0.4 s per full frame, keeps pace with the HPLC clock: a frame every 0.75 s, ~8 min),
+  simulator, ~0.4 s per full frame, keeps pace with the HPLC clock: a frame every 1 s, ~10 min),
   then its documents are *replayed* ``SEC_REPLAYS`` times (fresh uids, times of now) into the same
   Publisher and a fresh record writer, the frames' events ``SEC_SPACING_S`` apart (default 0.1 s:
   30× denser than the 3 s frames, 10× denser than 1 s frames; the replays read the frame files the
@@ -51,10 +51,11 @@ SEC_DURATION_MIN = 30.0
 SEC_FRAME_PERIOD_S = SEC_DURATION_MIN * 60.0 / SEC_FRAMES
 SEC_REPLAYS = int(os.environ.get("SIBYLS_BENCH_SEC_REPLAYS", "3"))
 SEC_SPACING_S = float(os.environ.get("SIBYLS_BENCH_SEC_SPACING_S", "0.1"))
-#: Simulated seconds per wall second for the live SEC run: a frame every 0.75 s of wall time, so the
-#: simulator (~0.4 s per full frame, more on a loaded machine) keeps pace with the HPLC clock: each
-#: frame must show the eluate of its own moment.
-SEC_TIME_SCALE = SEC_FRAME_PERIOD_S / 0.75
+#: Simulated seconds per wall second for the live SEC run: a frame every 1 s of wall time, so the
+#: simulator (~0.4 s per full frame, up to ~0.9 s on this loaded machine) keeps pace with the HPLC
+#: clock: each frame must show the eluate of its own moment, and the HPLC run ends 1 min after the
+#: last frame is due.
+SEC_TIME_SCALE = SEC_FRAME_PERIOD_S / 1.0
 LATENCY_TARGET_S = 2.0
 RECORD_TIMEOUT_S = 120.0
 POLL_S = 0.005
@@ -71,12 +72,14 @@ def run() -> list[Figure]:
     pipeline = None
     try:
         pipeline = _Pipeline(workdir)
-        return _measure(prefix, workdir, pipeline)
+        figures = _measure(prefix, pipeline)
     finally:
         if pipeline is not None:
             pipeline.stop()
         ioc.stop()
         shutil.rmtree(workdir / "data", ignore_errors=True)  # ~6 GB of full-size SEC frames
+    shutil.rmtree(workdir, ignore_errors=True)  # kept (logs, records) only when the benchmark failed
+    return figures
 
 
 class _Pipeline:
@@ -106,16 +109,20 @@ class _Pipeline:
                      "--out-address", f"tcp://127.0.0.1:{ports[1]}"]  # fmt: skip
         proxy = spawn_service(proxy_cmd, logs / "proxy.log", env)
         self.processes = [ManagedProcess("proxy", proxy, logs / "proxy.log")]
-        ready = self.config.state_dir / READY_FILE
-        command = [sys.executable, "-m", "sibyls.startup.processing"]
-        service = spawn_service(command, logs / "processing.log", env)
-        self.processes.append(ManagedProcess("processing", service, logs / "processing.log"))
-        deadline = time.monotonic() + 120.0
-        while not (ready.is_file() and ready.read_text().strip() == str(service.pid)):
-            if service.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"processing service did not start; see {logs / 'processing.log'}")
-            time.sleep(0.1)
-        self.publisher = Publisher(self.config.document_proxy)
+        try:
+            ready = self.config.state_dir / READY_FILE
+            command = [sys.executable, "-m", "sibyls.startup.processing"]
+            service = spawn_service(command, logs / "processing.log", env)
+            self.processes.append(ManagedProcess("processing", service, logs / "processing.log"))
+            deadline = time.monotonic() + 120.0
+            while not (ready.is_file() and ready.read_text().strip() == str(service.pid)):
+                if service.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"processing service did not start; see {logs / 'processing.log'}")
+                time.sleep(0.1)
+            self.publisher = Publisher(self.config.document_proxy)
+        except BaseException:
+            self.stop()
+            raise
 
     def status(self) -> dict:
         from sibyls.startup.processing import read_status
@@ -190,7 +197,7 @@ class _RecordWatch:
         self.latencies[uid] = (raw, results, completed)
 
 
-def _measure(prefix: str, workdir: Path, pipeline: _Pipeline) -> list[Figure]:
+def _measure(prefix: str, pipeline: _Pipeline) -> list[Figure]:
     from bluesky import RunEngine
     from ophyd import EpicsSignal
 
@@ -298,8 +305,8 @@ def _checked(latencies: tuple[float | None, ...], what: str) -> tuple[float, flo
     return latencies  # type: ignore[return-value]
 
 
-def _batch_latencies(RE, simulation, watch: _RecordWatch) -> list[tuple[float, float]]:
-    """Buffer then sample, ``SAMPLES`` times; the sample runs' (raw, results) latencies."""
+def _batch_latencies(RE, simulation, watch: _RecordWatch) -> list[tuple[float, float, float]]:
+    """Buffer then sample, ``SAMPLES`` times; the sample runs' (raw, results, plots) latencies."""
     from sibyls.plans import saxs_exposure
 
     measured = []
@@ -368,8 +375,10 @@ def _run_documents(recorded: list[tuple[str, dict]], uid: str) -> list[tuple[str
     out, descriptors, resources = [], set(), set()
     for name, doc in recorded:
         if (name == "start" and doc["uid"] == uid) or doc.get("run_start") == uid:
-            descriptors.add(doc["uid"]) if name == "descriptor" else None
-            resources.add(doc["uid"]) if name == "resource" else None
+            if name == "descriptor":
+                descriptors.add(doc["uid"])
+            elif name == "resource":
+                resources.add(doc["uid"])
         elif not (doc.get("descriptor") in descriptors or doc.get("resource") in resources):
             continue
         out.append((name, json.loads(json.dumps(doc, default=json_default))))
