@@ -287,3 +287,32 @@ def test_a_user_gets_no_edit_controls_on_another_persons_item(stack, api, open_p
     session.page.wait_for_function("() => document.querySelectorAll('#queue-table td.label').length === 1")
     assert [i["user"] for i in api.queue_get(reload=True)["items"]] == ["staff"]
     api.queue_clear()
+
+
+def test_a_user_edits_their_own_item_in_the_page_and_an_expired_token_is_refreshed(stack, api, open_page):
+    session = open_page("user")
+    page = session.page
+    page.select_option("#plan-select", "saxs_exposure")
+    page.fill("#field-sample_code", "web_edit_1")
+    page.fill("#field-project_code", PROJECT)
+    page.wait_for_selector("#plan-form[data-valid='yes']")
+    page.click("#add-button")
+    row = page.locator("#queue-table tr:has(td.label:text('web_edit_1'))")
+    row.wait_for()
+    row.locator("button.edit").click()
+    assert page.input_value("#field-sample_code") == "web_edit_1"
+    # The access token goes bad (as when it expires): the page refreshes it with the session's refresh
+    # token, as httpserver does it, and carries on.
+    page.evaluate("() => { auth.access = 'expired.or.revoked'; }")
+    page.fill("#field-num_frames", "70000")
+    page.wait_for_selector("#error-num_frames:has-text('outside')")
+    assert page.is_disabled("#save-button")
+    page.fill("#field-num_frames", "7")
+    page.wait_for_selector("#plan-form[data-valid='yes']")
+    page.click("#save-button")
+    page.wait_for_selector("#add-msg:text('saved')")
+    (item,) = api.queue_get(reload=True)["items"]
+    assert item["kwargs"]["num_frames"] == 7 and item["user"] == "user"
+    assert page.evaluate("() => auth.access") != "expired.or.revoked"
+    session.shot("edited")
+    api.queue_clear()
