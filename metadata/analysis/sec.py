@@ -206,6 +206,10 @@ def buffer_region(
     """Frames before ``end`` usable as buffer: at the baseline, and consistent by CorMap with their
     mean. Returns the kept frames, those off the baseline and those CorMap left out."""
     before = range(max(0, end))
+    if len(before) >= 3:
+        # The level of the frames before the peak: what comes after it (a column wash, a cell that
+        # drained when the HPLC run ended) must not decide which pre-peak frames are buffer.
+        baseline = float(np.percentile(_smooth(signal[: len(before)]), 10))
     level = [i for i in before if abs(signal[i] - baseline) <= BUFFER_NOISE_FACTOR * noise]
     off_level = [i for i in before if i not in set(level)]
     if len(level) < 3:

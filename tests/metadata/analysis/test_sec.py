@@ -135,3 +135,16 @@ def test_sec_refuses_bad_inputs():
         first_look_sec(early)
     with pytest.raises(AnalysisError, match="at least 20 frames"):
         first_look_sec(frames[:10])
+
+
+def test_a_drained_cell_after_the_run_does_not_hide_the_buffer_region():
+    """Frames after the HPLC run ended (the cell drained: far less scattering) must not move the
+    buffer level: the frames before the peak decide it."""
+    particle = ellipsoid(20.0, 40.0)
+    rng = np.random.default_rng(9)
+    frames, traces, _ = sec_run([(particle, 150.0, 8.0, 1.0)], N, rng)
+    for i in range(N - 30, N):
+        frames[i] = noisy(frames[i].intensity * 0.4, rng, frames[i].q)
+    result = first_look_sec(frames, traces, sample_name="drained")
+    assert len(result.buffer_frames) >= 100
+    assert result.species[0].guinier.rg == pytest.approx(particle.rg, rel=0.02)

@@ -29,6 +29,7 @@ def sec_runs(beamline, sim_ioc, tmp_path_factory):
     service = FirstLookService(tmp_path / "records", tmp_path / "processed")
     RE.subscribe(service)
     runs = {}
+    simulation.put_in_cell({"sample_code": "sec_buffer", "kind": "buffer"})  # the capillary holds buffer
     try:
         for name in ("GluRS", "GluRS_dimer_mix"):
             sample = catalogue_sample(name, sample_code=f"{name}_sec", concentration_mg_ml=8.0)
@@ -42,6 +43,7 @@ def sec_runs(beamline, sim_ioc, tmp_path_factory):
         yield {name: (sample, processed[uid]) for name, (sample, uid) in runs.items()}
     finally:
         service.close()
+        simulation.put_in_cell(None)
         simulation.time_scale.put(20.0, wait=True)
 
 
