@@ -102,16 +102,27 @@ class ProgressTracker:
         start = self._start
         total = start.get("num_points")
         elapsed = time.time() - self._t0
+        done = self._done
+        frames = start.get("num_frames")
+        exposure = start.get("exposure_time_s")
+        if total and frames and frames > total and exposure:
+            # All frames in one acquisition per event (a plate well's one file): the frames taken so far
+            # follow from the exposure time, as the detector's own image counter would show them.
+            per_event = frames // total
+            running = 0
+            if done < total:
+                running = min(per_event - 1, int((elapsed - done * per_event * exposure) / exposure))
+            done, total = min(done * per_event + max(running, 0), frames), frames
         remaining = None
-        if total and self._done:
-            remaining = elapsed / self._done * (total - self._done)
+        if total and done:
+            remaining = elapsed / done * (total - done)
         report = {
             "state": "running",
             "plan_name": start.get("plan_name"),
             "plan_type": start.get("plan_type"),
             "sample_code": start.get("sample_code"),
             "scan_id": start.get("scan_id"),
-            "frame": self._done,
+            "frame": done,
             "frames": total,
             "elapsed_s": round(elapsed, 3),
             "run_remaining_s": None if remaining is None else round(remaining, 3),

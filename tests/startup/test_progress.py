@@ -161,3 +161,22 @@ def test_the_terminal_line_names_item_frames_wells_and_both_etas():
         {"items_queued": 0},
     )
     assert done == "last: saxs_exposure lys success | queue empty"
+
+
+def test_a_plate_well_in_one_file_counts_its_frames_by_exposure(monkeypatch):
+    """A plate well's frames come in one event (one file): frame i/N follows the exposure time."""
+    import sibyls.plans.run_engine as run_engine
+
+    clock = [1000.0]
+    monkeypatch.setattr(run_engine.time, "time", lambda: clock[0])
+    tracker = ProgressTracker()
+    tracker("start", {"uid": "u", "num_points": 1, "num_frames": 10, "exposure_time_s": 0.5,
+                      "plan_type": "ht_plate", "plate_position": {"index": 3, "total": 8}})  # fmt: skip
+    clock[0] += 2.1  # four frames exposed, the fifth under way
+    report = tracker.snapshot()
+    assert (report["frame"], report["frames"], report["well"]) == (4, 10, "3/8")
+    clock[0] += 60.0  # never beyond the last frame before the event arrives
+    assert tracker.snapshot()["frame"] == 9
+    tracker("descriptor", {"uid": "d", "name": "primary"})
+    tracker("event", {"descriptor": "d"})
+    assert tracker.snapshot()["frame"] == 10
