@@ -34,13 +34,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from event_model import DocumentRouter
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.hashing import Cancelled, FileFacts, FileHasher
 from sibyls.metadata.mapping import RunSummary, json_default, record_relpath
 from sibyls.metadata.processing.record_results import record_lock, with_waiting_results
+from sibyls.metadata.record_yaml import dump_record
 from sibyls.metadata.routing import PerRunRouter
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,6 @@ def default_spool_dir() -> Path:
     return Path.home() / ".local" / "state" / "sibyls" / "record-spool"
 
 
-def dump_record(record: dict) -> str:
-    """YAML text of a record (key order kept)."""
-    return yaml.safe_dump(record, sort_keys=False, allow_unicode=True, width=100)
 
 
 def summary_relpath(relpath: Path) -> Path:

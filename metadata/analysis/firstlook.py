@@ -256,16 +256,22 @@ def write_products(
 
 
 def write_data_products(
-    result: FirstLookResult | SecResult, out_dir: Path | str, sample_name: str | None = None
+    result: FirstLookResult | SecResult,
+    out_dir: Path | str,
+    sample_name: str | None = None,
+    *,
+    frames: bool = True,
 ) -> list[Path]:
-    """The curves (``.dat``) and the result (JSON) of :func:`write_products`, without the plots."""
+    """The curves (``.dat``) and the result (JSON) of :func:`write_products`, without the plots.
+    ``frames=False`` leaves out the per-frame files (the processing service writes them as the frames
+    arrive; the JSON says which frames were kept)."""
     name = check_name(sample_name or result.sample_name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if isinstance(result, SecResult):
-        written = _write_sec(result, out, name)
+        written = _write_sec(result, out, name, frames)
     else:
-        written = _write_batch(result, out, name)
+        written = _write_batch(result, out, name, frames)
     written.append(_write_json(out / f"{name}_firstlook.json", result))
     return written
 
@@ -282,10 +288,10 @@ def write_plots(
     return _plot_batch(result, out, name)
 
 
-def _write_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
+def _write_batch(result: FirstLookResult, out: Path, name: str, frames: bool = True) -> list[Path]:
     curves = result.curves
     written: list[Path] = []
-    for index, frame in enumerate(curves.frames):
+    for index, frame in enumerate(curves.frames if frames else ()):
         kept = "kept" if index in result.screening.kept else "rejected by CorMap"
         header = {"sample": name, "frame": index + 1, "screening": kept}
         written.append(write_dat(out / frame_file_name(name, index), frame, header))
@@ -316,11 +322,11 @@ def _plot_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
     return written
 
 
-def _write_sec(result: SecResult, out: Path, name: str) -> list[Path]:
+def _write_sec(result: SecResult, out: Path, name: str, frames: bool = True) -> list[Path]:
     curves = result.curves
     written: list[Path] = []
     buffer_set = set(result.buffer_frames)
-    for index, frame in enumerate(curves.frames):
+    for index, frame in enumerate(curves.frames if frames else ()):
         header = {"sample": name, "frame": index + 1, "buffer_region": index in buffer_set}
         written.append(write_dat(out / frame_file_name(name, index), frame, header))
     info = {"frames": result.parameters["buffer_frames"]}

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.lambda_ber import (
     BlueskyDataset,
@@ -24,7 +22,7 @@ from sibyls.metadata.lambda_ber import (
     Study,
 )
 from sibyls.metadata.mapping import safe_part
-from sibyls.metadata.writer import dump_record
+from sibyls.metadata.record_yaml import dump_record, load_record_text
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +124,7 @@ def merge_datasets(datasets: Iterable[Dataset], *, dataset_id: str, title: str) 
 
 def load_record(path: Path) -> BlueskyDataset:
     """A per-run record file as a model."""
-    return BlueskyDataset.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    return BlueskyDataset.model_validate(load_record_text(Path(path).read_text(encoding="utf-8")))
 
 
 def export_project(records_dir: Path, project_code: str, out: Path) -> Dataset:

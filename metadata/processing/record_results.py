@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.lambda_ber import BlueskyDataset, QualityMetrics, SaxsResults, WorkflowRun
+from sibyls.metadata.record_yaml import dump_record, load_record_text
 
 RESULTS_SUFFIX = ".results.json"
 #: Processed files by suffix: lambda-ber file_format and data_type.
@@ -67,7 +67,7 @@ class RunResults(BaseModel):
     saxs_results: dict[str, Any]
     workflow: dict[str, Any]
     products: list[ProductFile]
-    #: False while the plots are still being drawn (the record says ``processing_status: saxs_analysis``).
+    #: False while the plots are still being drawn (the record says ``processing_status: processing``).
     complete: bool = True
 
     @model_validator(mode="after")
@@ -146,7 +146,7 @@ def merge_results(record: dict[str, Any], results: RunResults) -> dict[str, Any]
         run["quality_metrics"] = results.quality_metrics
     if results.saxs_results:
         run["saxs_results"] = results.saxs_results
-    run["processing_status"] = "completed" if results.complete else "saxs_analysis"
+    run["processing_status"] = "completed" if results.complete else "processing"
 
     def keep(entries: list[dict] | None, key: str = "id") -> list[dict]:
         return [e for e in entries or [] if not str(e.get(key, "")).startswith(workflow_id)]
@@ -213,14 +213,12 @@ def with_waiting_results(record_path: Path | str, record: dict[str, Any]) -> dic
 
 def apply_results(record_path: Path | str, results: RunResults) -> bool:
     """Keep ``results`` beside the record and merge them into it if it is written; True if merged."""
-    from sibyls.metadata.writer import dump_record
-
     record_path = Path(record_path)
     results = RunResults.model_validate(results.model_dump())
     with record_lock(record_path):
         atomic_write_text(results_path(record_path), results.model_dump_json(indent=1))
         if not record_path.is_file():
             return False
-        record = yaml.safe_load(record_path.read_text(encoding="utf-8"))
+        record = load_record_text(record_path.read_text(encoding="utf-8"))
         atomic_write_text(record_path, dump_record(merge_results(record, results)))
         return True

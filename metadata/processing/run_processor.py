@@ -73,10 +73,11 @@ class RunProcessor(DocumentRouter):
     look then says so) instead of stopping the run's processing.
     """
 
-    def __init__(self, start: dict[str, Any], reducer_for) -> None:
+    def __init__(self, start: dict[str, Any], reducer_for, on_frames=None) -> None:
         super().__init__()
         self.result = ReducedRun(start=start)
         self._reducer_for = reducer_for
+        self._on_frames = on_frames  # on_frames(index of the first, curves): e.g. write their .dat files
         self._primary: set[str] = set()
         self._resources: dict[str, dict] = {}
         self._datums: dict[str, tuple[str, dict]] = {}
@@ -113,7 +114,11 @@ class RunProcessor(DocumentRouter):
         if datum_id is None:
             return
         try:
-            self.result.curves.extend(self._reduce(datum_id, data))
+            curves = self._reduce(datum_id, data)
+            first = len(self.result.curves)
+            self.result.curves.extend(curves)
+            if self._on_frames is not None:
+                self._on_frames(first, curves)
         except Exception as exc:  # one unreadable frame must not lose the run's other frames
             message = f"event {doc.get('seq_num')}: frames not reduced ({exc})"
             log.warning("run %s: %s", self.result.uid, message)

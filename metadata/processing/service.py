@@ -122,6 +122,7 @@ class FirstLookService:
         self._tiled, self._tiled_api_key = tiled, tiled_api_key
         self._queue: queue.Queue = queue.Queue()
         self._processors: dict[str, RunProcessor] = {}
+        self._frame_products: dict[str, list] = {}
         self._router = RunRouter([self._factory])
         self.processed: list[ProcessedRun] = []
         self.failures: list[tuple[str, str]] = []
@@ -209,7 +210,7 @@ class FirstLookService:
     def _factory(self, name: str, start: dict) -> tuple[list, list]:
         if analysis_kind(start) is None:
             return [], []
-        processor = RunProcessor(start, self._reducer_for)
+        processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
         self._processors[start["uid"]] = processor
         return [processor], []
 
@@ -231,11 +232,31 @@ class FirstLookService:
             raise ValueError(f"a run's documents begin with its start document, not {name!r}")
         if analysis_kind(start) is None:
             return None
-        processor = RunProcessor(start, self._reducer_for)
+        processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
         processor("start", start)
         for name, doc in documents:
             processor(name, doc)
         return self.finish(processor.result, plots_now=True)
+
+    def _frame_writer(self, start: dict) -> Callable[[int, list[Curve]], None]:
+        """Writes each frame's ``<sample>_<NNNNN>.dat`` as it is reduced (a 600-frame SEC run has
+        nothing of that left to do at its stop)."""
+        from sibyls.metadata.analysis.firstlook import frame_file_name
+        from sibyls.metadata.reduction.curves import write_dat
+
+        name = start.get("sample_code") or "sample"
+        out_dir = self.processed_dir / record_relpath(start).with_suffix("")
+        products = self._frame_products.setdefault(start["uid"], [])
+        products.clear()
+
+        def write(first: int, curves: list[Curve]) -> None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for index, curve in enumerate(curves, start=first):
+                header = {"sample": name, "frame": index + 1, "run": start["uid"]}
+                path = write_dat(out_dir / frame_file_name(name, index), curve, header)
+                products.append(describe_product(path, "per-frame I(q)"))
+
+        return write
 
     def finish(self, reduced: ReducedRun, *, plots_now: bool = False) -> ProcessedRun:
         """The first look of a reduced run: numbers and curves into the record at once, then the plots
@@ -252,7 +273,9 @@ class FirstLookService:
             result, results = self._sec(reduced, name)
         else:
             result, results = self._batch(reduced, name)
-        products = [describe_product(p, _describe(p)) for p in write_data_products(result, out_dir, name)]
+        written = write_data_products(result, out_dir, name, frames=False)
+        frame_products = self._frame_products.pop(reduced.uid, [])
+        products = frame_products + [describe_product(p, _describe(p)) for p in written]
         run_results = RunResults(run_uid=reduced.uid, products=products, complete=False, **results)
         record_path = self.records_dir / relpath
         merged = apply_results(record_path, run_results)

@@ -16,6 +16,7 @@ import yaml
 
 from sibyls.metadata.analysis.summary import SummaryRow, write_summary
 from sibyls.metadata.mapping import safe_part
+from sibyls.metadata.record_yaml import load_record_text
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def write_project_summaries(records_dir: Path | str, processed_dir: Path | str, 
     plates: dict[str, list[SummaryRow]] = {}
     for path in records:
         try:
-            record = yaml.safe_load(path.read_text(encoding="utf-8"))
+            record = load_record_text(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as exc:
             log.warning("summary of %s skips %s: %s", project, path.name, exc)
             continue

@@ -68,9 +68,9 @@ def test_plate_and_sec_runs_get_first_looks_and_a_plate_summary(stack, api):
         robot[buffer_well] = {"sample_code": f"FL_{name}_buf", "kind": "buffer"}
         robot[sample_well] = sample.model_dump(mode="json", exclude_none=True)
         wells.append({"well": buffer_well, "sample_code": f"FL_{name}_buf", "sample_role": "buffer_blank",
-                      "num_frames": 5})  # fmt: skip
+                      "num_frames": 10, "exposure_time": 1.0})  # fmt: skip
         wells.append({"well": sample_well, "sample_code": f"FL_{name}", "buffer_well": buffer_well,
-                      "concentration_mg_ml": 2.0, "num_frames": 5})  # fmt: skip
+                      "concentration_mg_ml": 2.0, "num_frames": 10, "exposure_time": 1.0})  # fmt: skip
     PlateRegistry(profile_config(stack).plate_registry).add({"plate_id": "FL_PLATE", "wells": robot})
     time.sleep(2.5)  # the simulated robot re-reads the plate registry every second
     vial = catalogue_sample("GluRS", sample_code="FL_GluRS_sec", concentration_mg_ml=8.0)

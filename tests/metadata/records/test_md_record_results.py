@@ -101,6 +101,10 @@ def test_results_reach_the_record_whichever_comes_first(
     assert record["workflow_experiment_associations"][0]["experiment_id"] == run["id"]
     assert record["study_workflow_associations"][0]["study_id"] == record["studies"][0]["id"]
     assert extended_validator.validate(record) == []
+    # The first update (numbers before the plots) is a valid record too.
+    halfway = merge_results(record, _results(start["uid"], products).model_copy(update={"complete": False}))
+    assert halfway["experiment_runs"][0]["processing_status"] == "processing"
+    assert extended_validator.validate(halfway) == []
     strict = to_upstream(BlueskyDataset.model_validate(record)).to_dict()
     assert upstream_validator.validate(strict) == []
     assert "MW (Vc) 61.0 kDa" in strict["experiment_runs"][0]["description"]
