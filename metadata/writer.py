@@ -83,6 +83,9 @@ class _RunRecorder(DocumentRouter):
         self.writer = writer
         self.summary = RunSummary()
         self._dirty: dict[str, str] = {}  # resource uid -> file path with data not yet hashed
+        # Monitor events (bps.monitor: the SEC detectors) arrive on Channel Access threads while the
+        # RunEngine thread marks new datums: the two meet here.
+        self._dirty_lock = threading.Lock()
 
     def start(self, doc):
         self.summary("start", doc)
@@ -130,12 +133,14 @@ class _RunRecorder(DocumentRouter):
     def _mark(self, resource_uid: str) -> None:
         res = self.summary.resources.get(resource_uid)
         if res is not None and res.path:
-            self._dirty[resource_uid] = res.path
+            with self._dirty_lock:
+                self._dirty[resource_uid] = res.path
 
     def submit_dirty(self) -> None:
-        for path in self._dirty.values():
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, {}
+        for path in dirty.values():
             self.writer._hasher.submit(path)
-        self._dirty.clear()
 
 
 _open_writers: set[RecordWriter] = set()

@@ -313,3 +313,53 @@ def test_racy_file_is_hashed_after_its_last_change(tmp_path):
     with open(path, "ab") as fh:
         fh.write(b"b")
     assert not facts.matches(os.stat(path))
+
+
+def test_events_from_another_thread_while_datums_arrive_lose_no_file(tmp_path):
+    """Monitor events come on Channel Access threads while the RunEngine thread emits datums: the
+    writer's set of files to hash is shared by both and must not break ('dictionary changed size')."""
+    import threading
+
+    from sibyls.metadata.writer import _RunRecorder
+
+    class Hasher:
+        def __init__(self):
+            self.paths = []
+
+        def submit(self, path):
+            self.paths.append(path)
+
+    class Writer:
+        _open: dict = {}
+        _hasher = Hasher()
+
+    recorder = _RunRecorder(Writer())
+    recorder.summary.resources = {}
+    from types import SimpleNamespace
+
+    for i in range(2000):
+        recorder.summary.resources[f"r{i}"] = SimpleNamespace(path=f"/data/f{i}.h5")
+    errors = []
+
+    def events():
+        try:
+            for _ in range(20000):
+                recorder.submit_dirty()
+        except Exception as exc:  # pragma: no cover - the failure being tested
+            errors.append(exc)
+
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        thread = threading.Thread(target=events)
+        thread.start()
+        for i in range(2000):
+            recorder._mark(f"r{i}")
+        thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    recorder.submit_dirty()
+    assert errors == []
+    assert sorted(set(Writer._hasher.paths)) == sorted(f"/data/f{i}.h5" for i in range(2000))
