@@ -33,9 +33,9 @@ from sibyls.metadata.analysis.results import (
     LOW_SIGNAL_I_OVER_SIGMA,
     analyse_curve,
     check_name,
-    guinier_metrics,
     guinier_signal_to_noise,
     now_iso,
+    quality_metrics_of,
     software_versions,
     workflow_run_entry,
 )
@@ -93,15 +93,7 @@ class FirstLookResult(BaseModel):
 
     def quality_metrics(self) -> dict[str, dict[str, float | str]]:
         """lambda-ber ``QualityMetrics`` slots this result fills (rg, i_zero, signal_to_noise)."""
-        metrics: dict[str, dict[str, float | str]] = {}
-        if self.guinier is not None:
-            metrics.update(guinier_metrics(self.guinier, self.intensity_unit))
-        if self.signal_to_noise is not None:
-            metrics["signal_to_noise"] = {
-                "numeric_value": round(self.signal_to_noise, 2),
-                "unit": "signal to noise ratio",
-            }
-        return metrics
+        return quality_metrics_of(self.guinier, self.signal_to_noise, self.intensity_unit)
 
     def workflow_run(self) -> dict[str, Any]:
         """The lambda-ber ``WorkflowRun`` slots (without ``id``): type, software, parameters, times."""

@@ -95,6 +95,21 @@ def guinier_metrics(guinier: GuinierResult, intensity_unit: str) -> dict[str, di
     }
 
 
+def quality_metrics_of(
+    guinier: GuinierResult | None, signal_to_noise: float | None, intensity_unit: str
+) -> dict[str, dict[str, float | str]]:
+    """lambda-ber ``QualityMetrics`` slots of a first look (rg, i_zero, signal_to_noise)."""
+    metrics: dict[str, dict[str, float | str]] = {}
+    if guinier is not None:
+        metrics.update(guinier_metrics(guinier, intensity_unit))
+    if signal_to_noise is not None:
+        metrics["signal_to_noise"] = {
+            "numeric_value": round(signal_to_noise, 2),
+            "unit": "signal to noise ratio",
+        }
+    return metrics
+
+
 def guinier_numbers(guinier: GuinierResult) -> dict[str, float | None]:
     """The record's ``saxs_results`` numbers of a Guinier result (σ of the Rg reported as rg)."""
     second = guinier.rg_second_order is not None and guinier.i0_second_order is not None

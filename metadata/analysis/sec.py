@@ -33,9 +33,9 @@ from sibyls.metadata.analysis.results import (
     FLAG_RG_NOT_FLAT,
     analyse_curve,
     check_name,
-    guinier_metrics,
     guinier_signal_to_noise,
     now_iso,
+    quality_metrics_of,
     software_versions,
     workflow_run_entry,
 )
@@ -128,16 +128,9 @@ class SecResult(BaseModel):
     def quality_metrics(self) -> dict[str, dict[str, float | str]]:
         """lambda-ber ``QualityMetrics`` slots of the main species (rg, i_zero, signal_to_noise)."""
         main = self.main_species
-        metrics: dict[str, dict[str, float | str]] = {}
         if main is None or main.guinier is None:
-            return metrics
-        metrics.update(guinier_metrics(main.guinier, self.intensity_unit))
-        if main.signal_to_noise is not None:
-            metrics["signal_to_noise"] = {
-                "numeric_value": round(main.signal_to_noise, 2),
-                "unit": "signal to noise ratio",
-            }
-        return metrics
+            return {}
+        return quality_metrics_of(main.guinier, main.signal_to_noise, self.intensity_unit)
 
     def workflow_run(self) -> dict[str, Any]:
         """The lambda-ber ``WorkflowRun`` slots (without ``id``)."""

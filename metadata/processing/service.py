@@ -431,29 +431,23 @@ def _tiled_curves(result) -> dict[str, Curve]:
     return named
 
 
+#: What each product is, by its name (first match wins: the more specific name first).
+_PRODUCT_DESCRIPTIONS = (
+    (lambda n: n.startswith("A_S_"), "averaged, buffer-subtracted I(q) of the kept frames"),
+    (lambda n: n.startswith("A_buff_"), "average I(q) of the SEC buffer region"),
+    (lambda n: n.startswith("A_"), "average I(q) of the frames kept by CorMap screening"),
+    (lambda n: n.endswith("_Guinier_plot.png"), "Guinier plot with residuals"),
+    (lambda n: n.endswith("_Kratky_plot.png"), "dimensionless Kratky plot"),
+    (lambda n: n.endswith("_Iq_plot.png"), "I(q), log-log"),
+    (lambda n: n.endswith("_SEC_chromatogram.png"),
+     "SEC chromatogram: integrated intensity, UV, MALS, RI and Rg across the peak"),
+    (lambda n: n.endswith(".json"), "first-look results (JSON)"),
+    (lambda n: n.endswith(".dat"), "per-frame I(q)"),
+)  # fmt: skip
+
+
 def _describe(path: Path) -> str:
-    name = path.name
-    if name.startswith("A_S_"):
-        return "averaged, buffer-subtracted I(q) of the kept frames"
-    if name.startswith("A_"):
-        return "average I(q) of the frames kept by CorMap screening"
-    if name.startswith("A_buff_"):
-        return "average I(q) of the SEC buffer region"
-    if name.endswith("_Guinier_plot.png"):
-        return "Guinier plot with residuals"
-    if name.endswith("_Kratky_plot.png"):
-        return "dimensionless Kratky plot"
-    if name.endswith("_Iq_plot.png"):
-        return "I(q), log-log"
-    if name.endswith("_SEC_chromatogram.png"):
-        return "SEC chromatogram: integrated intensity, UV, MALS, RI and Rg across the peak"
-    if name.endswith(".png"):
-        return "first-look plot"
-    if name.endswith(".json"):
-        return "first-look results (JSON)"
-    if name.endswith(".dat"):
-        return "per-frame I(q)"
-    return "first-look product"
+    return next((text for matches, text in _PRODUCT_DESCRIPTIONS if matches(path.name)), "first-look product")
 
 
 def cached_reducers(
