@@ -31,13 +31,13 @@ from sibyls.metadata.analysis.results import (
     FLAG_LOW_SIGNAL,
     FLAG_NO_BUFFER,
     LOW_SIGNAL_I_OVER_SIGMA,
+    FirstLookBase,
     analyse_curve,
     check_name,
     guinier_signal_to_noise,
     now_iso,
     quality_metrics_of,
     software_versions,
-    workflow_run_entry,
 )
 from sibyls.metadata.analysis.screening import ScreeningResult, screen_frames
 from sibyls.metadata.analysis.sec import SecResult, first_look_sec
@@ -60,14 +60,10 @@ class AnalysisCurves(BaseModel):
     subtracted: Curve | None
 
 
-class FirstLookResult(BaseModel):
-    """Everything the first look found for one batch sample; ``to_dict()`` gives plain JSON."""
+class FirstLookResult(FirstLookBase):
+    """Everything the first look found for one batch sample."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    sample_name: str
     buffer_name: str | None
-    frames_total: int
     frames_kept: int
     screening: ScreeningResult
     buffer_screening: ScreeningResult | None
@@ -76,28 +72,13 @@ class FirstLookResult(BaseModel):
     mw_i0: MwEstimate | None
     kratky: KratkyResult | None
     signal_to_noise: float | None
-    intensity_unit: str
     q_min: float
     q_max: float
-    flags: list[str]
-    notes: list[str]
-    software: dict[str, str]
-    parameters: dict[str, Any]
-    started_at: str
-    completed_at: str
     curves: AnalysisCurves = Field(exclude=True, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready dict (curves left out)."""
-        return self.model_dump(mode="json")
 
     def quality_metrics(self) -> dict[str, dict[str, float | str]]:
         """lambda-ber ``QualityMetrics`` slots this result fills (rg, i_zero, signal_to_noise)."""
         return quality_metrics_of(self.guinier, self.signal_to_noise, self.intensity_unit)
-
-    def workflow_run(self) -> dict[str, Any]:
-        """The lambda-ber ``WorkflowRun`` slots (without ``id``): type, software, parameters, times."""
-        return workflow_run_entry(self.software, self.parameters, self.started_at, self.completed_at)
 
 
 def _buffer_curve(

@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from sibyls.metadata.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.metadata.analysis.inputs import AnalysisError
@@ -34,6 +35,31 @@ FLAG_FALLBACK_FIT = "fallback-fit"
 FLAG_DAMAGED_BUFFER = "buffer-frames-differ"
 FLAG_RG_NOT_FLAT = "rg-not-flat"
 NAME_RE = re.compile(CODE_PATTERN)
+
+
+class FirstLookBase(BaseModel):
+    """What every first-look result has: the sample, flags and notes, the software and parameters
+    (for the record's ``workflow_runs`` entry) and when it ran; ``to_dict()`` gives plain JSON."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    sample_name: str
+    frames_total: int
+    intensity_unit: str
+    flags: list[str]
+    notes: list[str]
+    software: dict[str, str]
+    parameters: dict[str, Any]
+    started_at: str
+    completed_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready dict (curves left out)."""
+        return self.model_dump(mode="json")
+
+    def workflow_run(self) -> dict[str, Any]:
+        """The lambda-ber ``WorkflowRun`` slots (without ``id``): type, software, parameters, times."""
+        return workflow_run_entry(self.software, self.parameters, self.started_at, self.completed_at)
 
 
 def software_versions() -> dict[str, str]:

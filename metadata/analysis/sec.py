@@ -31,13 +31,13 @@ from sibyls.metadata.analysis.mw import MwEstimate
 from sibyls.metadata.analysis.results import (
     FLAG_DAMAGED_BUFFER,
     FLAG_RG_NOT_FLAT,
+    FirstLookBase,
     analyse_curve,
     check_name,
     guinier_signal_to_noise,
     now_iso,
     quality_metrics_of,
     software_versions,
-    workflow_run_entry,
 )
 from sibyls.metadata.analysis.screening import cormap_p
 from sibyls.metadata.analysis.standards import CORMAP_ALPHA, MALS_KDA_PER_V_PER_RIU, VC_Q_MAX
@@ -87,13 +87,9 @@ class SecCurves(BaseModel):
     species: list[Curve | None]  # averaged, subtracted curve of each species (None: no frame usable)
 
 
-class SecResult(BaseModel):
-    """Everything the first look found in a SEC run; ``to_dict()`` gives plain JSON."""
+class SecResult(FirstLookBase):
+    """Everything the first look found in a SEC run."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    sample_name: str
-    frames_total: int
     chromatogram: list[float]
     chromatogram_q_window: tuple[float, float]
     baseline: float
@@ -105,18 +101,7 @@ class SecResult(BaseModel):
     trace_lags_frames: dict[str, int]
     traces: dict[str, list[float]]
     species: list[SecSpecies]
-    intensity_unit: str
-    flags: list[str]
-    notes: list[str]
-    software: dict[str, str]
-    parameters: dict[str, Any]
-    started_at: str
-    completed_at: str
     curves: SecCurves = Field(exclude=True, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The result as JSON-ready dict (curves left out)."""
-        return self.model_dump(mode="json")
 
     @property
     def main_species(self) -> SecSpecies | None:
@@ -131,10 +116,6 @@ class SecResult(BaseModel):
         if main is None or main.guinier is None:
             return {}
         return quality_metrics_of(main.guinier, main.signal_to_noise, self.intensity_unit)
-
-    def workflow_run(self) -> dict[str, Any]:
-        """The lambda-ber ``WorkflowRun`` slots (without ``id``)."""
-        return workflow_run_entry(self.software, self.parameters, self.started_at, self.completed_at)
 
 
 def chromatogram(
