@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from stack_helpers import running_stack
 
-from sibyls.startup.stack import down, manager_api, up
+from sibyls.startup.stack import manager_api
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """The stack as ``sibyls up`` starts it (real services on free loopback ports), for one module."""
-    var_dir = tmp_path_factory.mktemp("stack")
-    state = up(var_dir, ioc_prefix="STK:", time_scale=50.0, binning=8)
-    try:
+    with running_stack(tmp_path_factory.mktemp("stack"), "STK:") as state:
         yield state
-    finally:
-        down(var_dir)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -13,6 +14,19 @@ import httpx
 from sibyls.devices.epics_env import loopback_ca_environment
 from sibyls.startup.services import console_script
 from sibyls.startup.stack import StackState
+
+
+@contextlib.contextmanager
+def running_stack(var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: int = 8):
+    """The stack as ``sibyls up`` starts it in ``var_dir`` (real services, free loopback ports),
+    ended with ``sibyls down`` afterwards, also when the test fails."""
+    from sibyls.startup.stack import down, up
+
+    state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning)
+    try:
+        yield state
+    finally:
+        down(var_dir)
 
 
 def wait_until_idle(api, timeout: float = 120.0) -> None:

@@ -10,10 +10,10 @@ import time
 import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
-from stack_helpers import ca_environment, wait_until_idle
+from stack_helpers import ca_environment, running_stack, wait_until_idle
 
 from sibyls.metadata.processing.record_results import results_path
-from sibyls.startup.stack import down, profile_config, up
+from sibyls.startup.stack import profile_config, up
 from sibyls.startup.stack.state import ours, terminate
 
 PROJECT = "FIRSTLOOK_E2E"
@@ -41,12 +41,8 @@ def _wait_for_results(stack, count: int, timeout: float = 60.0) -> dict:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """This module's own stack at 20x: SEC frames must keep pace with the HPLC clock."""
-    var_dir = tmp_path_factory.mktemp("stack")
-    state = up(var_dir, ioc_prefix="FLS:", time_scale=20.0, binning=8)
-    try:
+    with running_stack(tmp_path_factory.mktemp("stack"), "FLS:", time_scale=20.0) as state:
         yield state
-    finally:
-        down(var_dir)
 
 
 def _put(stack, pv: str, text: str) -> None:

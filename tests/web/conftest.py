@@ -16,7 +16,9 @@ import pytest
 # The stack tests' client helpers (qserver CLI, HTTP, plate registry, sheets) are shared, not copied.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "startup"))
 
-from sibyls.startup.stack import down, http_login, manager_api, up  # noqa: E402
+from stack_helpers import running_stack  # noqa: E402
+
+from sibyls.startup.stack import http_login, manager_api  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,12 +36,8 @@ ARTIFACTS = Path(os.environ.get("SIBYLS_WEB_ARTIFACTS") or Path(__file__).parent
 @pytest.fixture(scope="package")
 def stack(tmp_path_factory):
     """The whole stack as ``sibyls up`` starts it (time scale 50), shared by the page's tests."""
-    var_dir = tmp_path_factory.mktemp("web-stack")
-    state = up(var_dir, ioc_prefix="WEB:", time_scale=50.0, binning=8)
-    try:
+    with running_stack(tmp_path_factory.mktemp("web-stack"), "WEB:") as state:
         yield state
-    finally:
-        down(var_dir)
 
 
 @pytest.fixture
