@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from bluesky import RunEngine
+from beamline_helpers import sibyls_run_engine
 
 from sibyls.devices.sim.control import build_simulation_control
 from sibyls.devices.sim.samples import catalogue_sample
 from sibyls.metadata.processing.service import FirstLookService
-from sibyls.plans import configure_plans, sec_saxs
-from sibyls.plans.run_engine import setup_run_engine
+from sibyls.plans import sec_saxs
 
 PROJECT = "SEC_TRUTH"
 
@@ -23,9 +22,7 @@ def sec_runs(beamline, sim_ioc, tmp_path_factory):
     simulation = build_simulation_control(sim_ioc.prefix)
     # Frames must keep pace with the HPLC clock (each frame samples the eluate of its moment): 20x.
     simulation.time_scale.put(20.0, wait=True)
-    configure_plans(beamline, tmp_path / "data")
-    RE = RunEngine({}, call_returns_result=True)
-    writer = setup_run_engine(RE, beamline, tmp_path / "records", spool_dir=tmp_path / "spool")
+    RE, writer = sibyls_run_engine(beamline, tmp_path)
     service = FirstLookService(tmp_path / "records", tmp_path / "processed")
     RE.subscribe(service)
     runs = {}

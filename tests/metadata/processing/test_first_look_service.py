@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from bluesky import RunEngine
+from beamline_helpers import sibyls_run_engine
 
 from sibyls.devices.sim.control import build_simulation_control
 from sibyls.metadata.processing.service import FirstLookService
 from sibyls.metadata.records_schema import RecordValidator
 from sibyls.metadata.runs.doclog import DocumentLog
-from sibyls.plans import configure_plans, saxs_exposure
-from sibyls.plans.run_engine import setup_run_engine
+from sibyls.plans import saxs_exposure
 from sibyls.startup.cli import main as sibyls
 
 PROJECT = "FIRSTLOOK"
@@ -28,9 +27,7 @@ def simulation(sim_ioc):
 
 @pytest.fixture
 def session(beamline, simulation, tmp_path):
-    configure_plans(beamline, tmp_path / "data")
-    RE = RunEngine({}, call_returns_result=True)
-    writer = setup_run_engine(RE, beamline, tmp_path / "records", spool_dir=tmp_path / "spool")
+    RE, writer = sibyls_run_engine(beamline, tmp_path)
     service = FirstLookService(tmp_path / "records", tmp_path / "processed")
     RE.subscribe(service)
     RE.subscribe(DocumentLog(tmp_path / "runs"))

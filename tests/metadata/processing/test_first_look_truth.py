@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from bluesky import RunEngine
+from beamline_helpers import sibyls_run_engine
 
 from sibyls.devices.sim.control import build_simulation_control
 from sibyls.devices.sim.samples import CATALOGUE, catalogue_sample
 from sibyls.metadata.processing.service import FirstLookService
 from sibyls.metadata.reduction.iq import absolute_scale_from_runs
 from sibyls.metadata.runs.sources import run_from_documents
-from sibyls.plans import configure_plans, saxs_exposure
-from sibyls.plans.run_engine import setup_run_engine
+from sibyls.plans import saxs_exposure
 
 PROJECT = "TRUTH"
 CONCENTRATION = 2.0
@@ -49,9 +48,7 @@ def measured(beamline, sim_ioc, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("truth")
     simulation = build_simulation_control(sim_ioc.prefix)
     simulation.time_scale.put(50.0, wait=True)
-    configure_plans(beamline, tmp_path / "data")
-    RE = RunEngine({}, call_returns_result=True)
-    writer = setup_run_engine(RE, beamline, tmp_path / "records", spool_dir=tmp_path / "spool")
+    RE, writer = sibyls_run_engine(beamline, tmp_path)
     recorder = Recorder()
     RE.subscribe(recorder)
 
