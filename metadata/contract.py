@@ -15,6 +15,7 @@ from bluesky.preprocessors import inject_md_wrapper, msg_mutator
 from bluesky.utils import Msg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sibyls.metadata.rule_fields import describe, ruled
 from sibyls.metadata.rules import (  # noqa: F401  (re-exported: the contract's own limits)
     CODE_MAX_LENGTH,
     CODE_PATTERN,
@@ -68,76 +69,29 @@ class ContractError(ValueError):
         super().__init__("run metadata contract violated:\n  - " + "\n  - ".join(self.problems))
 
 
-def _check_code(value: str, field: str) -> str:
-    """``value`` stripped, or ``ValueError`` with the code rule it breaks (without the field name)."""
-    _check_rule(field, value, field)
-    return value.strip()
-
-
-def _check_rule(rule_name: str, value: Any, field: str) -> None:
-    """Raise ``ValueError`` with the rule's message minus the field (pydantic adds its own location)."""
-    problem = RULES[rule_name].problem(field, value)
-    if problem:
-        raise ValueError(problem.removeprefix(f"{field}: "))
-
-
-#: Contract field → the rule (by plan parameter name) that limits it.
-_FIELD_RULES = {
-    "concentration_mg_ml": "concentration_mg_ml",
-    "molecular_weight_kda": "molecular_weight_kda",
-    "buffer_ph": "buffer_ph",
-    "cell_temperature_c": "cell_temperature",
-    "buffer_name": "buffer_name",
-    "operator": "operator",
-    "description": "description",
-}
-
-
 class RunMetadata(BaseModel):
     """The RunStart contract: three required codes plus the optional SAXS fields users expect."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    sample_code: str = Field(description="Sample identifier; part of record and data file names")
-    project_code: str = Field(description="Project identifier; records are filed per project")
+    sample_code: ruled("sample_code") = Field(description="Sample identifier; part of record and file names")
+    project_code: ruled("project_code") = Field(description="Project identifier; records filed per project")
     plan_type: PlanType = Field(description="Which SIBYLS plan produced the run")
     sample_type: SampleType | None = Field(None, description="lambda-ber SampleTypeEnum value")
-    concentration_mg_ml: float | None = Field(None, description="mg/mL")
-    molecular_weight_kda: float | None = Field(None, description="kDa")
-    buffer_name: str | None = Field(None, min_length=1)
+    concentration_mg_ml: ruled("concentration_mg_ml") | None = Field(None, description="mg/mL")
+    molecular_weight_kda: ruled("molecular_weight_kda") | None = Field(None, description="kDa")
+    buffer_name: ruled("buffer_name") | None = Field(None, min_length=1)
     buffer_composition: list[str] | None = Field(None, description="Components, e.g. '25 mM Tris'")
-    buffer_ph: float | None = None
+    buffer_ph: ruled("buffer_ph") | None = None
     sample_role: SampleRole | None = None
     buffer_run_uid: str | None = Field(None, pattern=UID_PATTERN, description="Buffer run to subtract")
-    plate_id: str | None = None
-    well: str | None = Field(None, description="96-well plate well, A1 to H12")
-    cell_temperature_c: float | None = None
+    plate_id: ruled("plate_id") | None = None
+    well: ruled("well") | None = Field(None, description="96-well plate well, A1 to H12")
+    cell_temperature_c: ruled("cell_temperature") | None = None
     collection_mode: CollectionMode | None = None
-    proposal_id: str | None = None
-    operator: str | None = Field(None, min_length=1)
-    description: str | None = None
-
-    @field_validator(*_FIELD_RULES, mode="before")
-    @classmethod
-    def _ruled(cls, value: Any, info) -> Any:
-        if value is not None:
-            _check_rule(_FIELD_RULES[info.field_name], value, info.field_name)
-        return value
-
-    @field_validator("sample_code", "project_code", "plate_id", "proposal_id", mode="before")
-    @classmethod
-    def _codes(cls, value: Any, info) -> Any:
-        if value is None and info.field_name in ("plate_id", "proposal_id"):
-            return None
-        return _check_code(value, info.field_name)
-
-    @field_validator("well", mode="before")
-    @classmethod
-    def _well(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        _check_rule("well", value, "well")
-        return value.strip().upper()
+    proposal_id: ruled("proposal_id") | None = None
+    operator: ruled("operator") | None = Field(None, min_length=1)
+    description: ruled("description") | None = None
 
     @field_validator("buffer_composition")
     @classmethod
@@ -180,28 +134,7 @@ class RunMetadata(BaseModel):
         try:
             return cls(**{k: md[k] for k in cls.model_fields if k in md})
         except ValidationError as exc:
-            raise ContractError(_describe(exc)) from None
-
-
-def _describe(exc: ValidationError) -> list[str]:
-    problems = []
-    for err in exc.errors():
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        field = field or "metadata"
-        if err["type"] == "missing":
-            problems.append(f"{field}: required field is missing")
-        elif err["type"] == "literal_error":
-            allowed = err.get("ctx", {}).get("expected", "")
-            hint = ""
-            if field == "plan_type":
-                hint = " (without one, the RunEngine records the plan object's type name; pass plan_type)"
-            problems.append(f"{field}: {err['input']!r} is not one of {allowed}{hint}")
-        elif err["type"] == "extra_forbidden":
-            problems.append(f"{field}: not a contract field")
-        else:
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{field}: {msg}")
-    return problems
+            raise ContractError(describe(exc)) from None
 
 
 def validate_run_metadata(**fields: Any) -> RunMetadata:
@@ -209,7 +142,7 @@ def validate_run_metadata(**fields: Any) -> RunMetadata:
     try:
         return RunMetadata(**fields)
     except ValidationError as exc:
-        raise ContractError(_describe(exc)) from None
+        raise ContractError(describe(exc)) from None
 
 
 # ---- RE.md_validator -------------------------------------------------------------------------------

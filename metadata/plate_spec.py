@@ -10,16 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sibyls.metadata.contract import (
-    ContractError,
-    RunMetadata,
-    SampleRole,
-    SampleType,
-    _check_rule,
-    _describe,
-)
+from sibyls.metadata.contract import ContractError, RunMetadata, SampleRole, SampleType
+from sibyls.metadata.rule_fields import describe, ruled
 from sibyls.metadata.rules import PLATE_WELLS
 
 
@@ -28,37 +22,18 @@ class PlateWell(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    well: str = Field(description="A1 to H12")
-    sample_code: str
+    # Each column obeys the rule of the plan parameter of the same name (sibyls.metadata.rules).
+    well: ruled("well") = Field(description="A1 to H12")
+    sample_code: ruled("sample_code")
     sample_role: SampleRole = "sample"
-    buffer_well: str | None = Field(None, description="well holding this sample's buffer (samples only)")
-    concentration_mg_ml: float | None = None
-    exposure_time: float = Field(0.3, description="s/frame")
-    num_frames: int = 33
+    buffer_well: ruled("buffer_well") | None = Field(None, description="well holding this sample's buffer")
+    concentration_mg_ml: ruled("concentration_mg_ml") | None = None
+    exposure_time: ruled("exposure_time") = Field(0.3, description="s/frame")
+    num_frames: ruled("num_frames") = 33
     sample_type: SampleType | None = None
-    molecular_weight_kda: float | None = None
-    buffer_name: str | None = None
-    description: str | None = None
-
-    @field_validator(
-        "well",
-        "buffer_well",
-        "sample_code",
-        "concentration_mg_ml",
-        "exposure_time",
-        "num_frames",
-        "molecular_weight_kda",
-        "buffer_name",
-        "description",
-        mode="before",
-    )
-    @classmethod
-    def _ruled(cls, value: Any, info) -> Any:
-        """Each column obeys the rule of the plan parameter of the same name (sibyls.metadata.rules)."""
-        if value is None:
-            return None
-        _check_rule(info.field_name, value, info.field_name)
-        return value.strip().upper() if info.field_name in ("well", "buffer_well") else value
+    molecular_weight_kda: ruled("molecular_weight_kda") | None = None
+    buffer_name: ruled("buffer_name") | None = None
+    description: ruled("description") | None = None
 
     @model_validator(mode="after")
     def _role_rules(self) -> PlateWell:
@@ -77,14 +52,8 @@ class PlateSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    plate_id: str
+    plate_id: ruled("plate_id")
     wells: list[PlateWell] = Field(min_length=PLATE_WELLS[0], max_length=PLATE_WELLS[1])
-
-    @field_validator("plate_id", mode="before")
-    @classmethod
-    def _plate_id(cls, value: Any) -> Any:
-        _check_rule("plate_id", value, "plate_id")
-        return value.strip()
 
     @model_validator(mode="after")
     def _plate_rules(self) -> PlateSpec:
@@ -130,47 +99,62 @@ class PlateSpec(BaseModel):
         them: a 96-well plate is checked (at queue add too) in a fraction of the time, with the same
         verdicts. ``ContractError`` names every well whose contract is refused.
         """
-        fields_of, kinds, problems = [], [], []
-        validated: dict[tuple, RunMetadata] = {}
+        plate_wide = {
+            "project_code": project_code,
+            "plan_type": plan_type,
+            "plate_id": self.plate_id,
+            **common,
+        }
+        plate_wide = {k: v for k, v in plate_wide.items() if v is not None}
+        kinds, problems = [], []
+        validated: dict[tuple, RunMetadata | None] = {}
         for index, well in enumerate(self.wells):
-            fields = {
-                "sample_code": well.sample_code,
-                "project_code": project_code,
-                "plan_type": plan_type,
-                "plate_id": self.plate_id,
-                "well": well.well,
-                "sample_role": well.sample_role,
-                "concentration_mg_ml": well.concentration_mg_ml,
-                "sample_type": well.sample_type,
-                "molecular_weight_kda": well.molecular_weight_kda,
-                "buffer_name": well.buffer_name,
-                "description": well.description,
-                **common,
-            }
-            fields = {k: v for k, v in fields.items() if v is not None}
-            kind = (well.sample_role, *sorted(fields))
-            fields_of.append(fields)
+            kind = _kind(well)
             kinds.append(kind)
             if kind in validated:
                 continue
             try:
-                validated[kind] = RunMetadata(**fields)
+                validated[kind] = RunMetadata(**_contract_fields(well, plate_wide))
             except ValidationError as exc:
-                validated[kind] = None  # type: ignore[assignment]
-                problems += [f"wells[{index}] ({well.well}): {p}" for p in _describe(exc)]
+                validated[kind] = None
+                problems += [f"wells[{index}] ({well.well}): {p}" for p in describe(exc)]
         if problems:
             raise ContractError(problems)
-        return WellContracts(fields_of, kinds, validated)
+        return WellContracts(self.wells, kinds, validated)  # type: ignore[arg-type]
+
+
+#: The contract fields a plate's wells differ in (each checked by PlateWell's rules); a well's kind
+#: is its role and which of the optional ones it gives.
+_OPTIONAL_PER_WELL = (
+    "concentration_mg_ml",
+    "sample_type",
+    "molecular_weight_kda",
+    "buffer_name",
+    "description",
+)
+_PER_WELL = ("sample_code", "well", "sample_role", *_OPTIONAL_PER_WELL)
+
+
+def _kind(well: PlateWell) -> tuple:
+    return (well.sample_role, *[getattr(well, name) is None for name in _OPTIONAL_PER_WELL])
+
+
+def _own_fields(well: PlateWell) -> dict[str, Any]:
+    return {name: value for name in _PER_WELL if (value := getattr(well, name)) is not None}
+
+
+def _contract_fields(well: PlateWell, plate_wide: dict[str, Any]) -> dict[str, Any]:
+    return {**_own_fields(well), **plate_wide}
 
 
 class WellContracts(Sequence[RunMetadata]):
     """The wells' RunStart contracts in plate order; a well's is made from its kind's validated
-    contract and the well's own values (:data:`_PER_WELL`) when first read."""
+    contract and the well's own values when first read."""
 
     def __init__(
-        self, fields_of: list[dict], kinds: list[tuple], validated: dict[tuple, RunMetadata]
+        self, wells: list[PlateWell], kinds: list[tuple], validated: dict[tuple, RunMetadata]
     ) -> None:
-        self._fields_of, self._kinds, self._validated = fields_of, kinds, validated
+        self._wells, self._kinds, self._validated = wells, kinds, validated
         self._made: dict[int, RunMetadata] = {}
 
     def __len__(self) -> int:
@@ -182,24 +166,9 @@ class WellContracts(Sequence[RunMetadata]):
         index = range(len(self))[index]
         made = self._made.get(index)
         if made is None:
-            fields = self._fields_of[index]
-            made = self._validated[self._kinds[index]].model_copy(
-                update={k: fields[k] for k in _PER_WELL if k in fields}
-            )
+            made = self._validated[self._kinds[index]].model_copy(update=_own_fields(self._wells[index]))
             self._made[index] = made
         return made
-
-
-#: The contract fields a plate's wells differ in (each checked by PlateWell's rules).
-_PER_WELL = (
-    "sample_code",
-    "well",
-    "concentration_mg_ml",
-    "sample_type",
-    "molecular_weight_kda",
-    "buffer_name",
-    "description",
-)
 
 
 def validate_plate(plate: Any) -> PlateSpec:
@@ -210,5 +179,5 @@ def validate_plate(plate: Any) -> PlateSpec:
         return PlateSpec.model_validate(plate)
     except ValidationError as exc:
         # Plate-level rules already name their field (wells[i]...); pydantic's own errors get a path.
-        problems = [p.removeprefix("metadata: ") for p in _describe(exc)]
+        problems = [p.removeprefix("metadata: ") for p in describe(exc)]
         raise ContractError([f"plate.{p}" for p in problems]) from None

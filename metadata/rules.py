@@ -32,6 +32,13 @@ PLATE_WELLS = (1, 96)
 TEXT_MAX_LENGTH = 2000
 NAME_MAX_LENGTH = 200
 UID_PATTERN = r"^[0-9a-fA-F-]{8,64}$"
+#: The whitespace a code, well or text is stripped of before it is judged and recorded: Unicode
+#: White_Space, what pydantic's ``str_strip_whitespace`` strips (Python's ``str.strip()`` would also
+#: strip the control characters U+001C–U+001F, which a code must not end in unnoticed).
+WHITESPACE = (
+    "".join(map(chr, (*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
 
 #: A queue item as a whole: its JSON size and how deeply its values may nest.
 ITEM_MAX_BYTES = 512 * 1024
@@ -81,13 +88,14 @@ class Rule:
         if not isinstance(value, str):
             return f"{field}: must be text, got {type(value).__name__} {_short(value)}"
         if self.kind == "text":
-            if self.max_length is not None and len(value) > self.max_length:
-                return f"{field}: at most {self.max_length} characters (got {len(value)})"
+            length = len(value.strip(WHITESPACE))  # as recorded
+            if self.max_length is not None and length > self.max_length:
+                return f"{field}: at most {self.max_length} characters (got {length})"
             if "\x00" in value:
                 return f"{field}: must not contain a NUL character"
             return None
         if self.kind == "well":
-            if not _WELL_RE.match(value.strip().upper()):
+            if not _WELL_RE.match(value.strip(WHITESPACE)):
                 return f"{field}: {_short(value)} is not a 96-well plate position A1 to H12"
             return None
         return _code_problem(field, value)
@@ -98,12 +106,13 @@ class Rule:
             return f"{field}: must be {kind}, got {type(value).__name__} {_short(value)}"
         if self.kind == "int" and not isinstance(value, int):
             return f"{field}: must be a whole number, got {value!r}"
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             return f"{field}: must be a finite number, got {value!r}"
         too_low = value <= self.low if self.low_open else value < self.low
         if too_low or value > self.high:
             unit = f" {self.unit}" if self.unit else ""
-            return f"{field}: {value:g}{unit} is outside {self.range_text()}"
+            shown = f"{value:g}" if isinstance(value, float) or abs(value) < 1e15 else _short(value)
+            return f"{field}: {shown}{unit} is outside {self.range_text()}"
         return None
 
     def check(self, field: str, value: Any) -> None:
@@ -124,12 +133,12 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-_WELL_RE = re.compile(WELL_PATTERN)
+_WELL_RE = re.compile(WELL_PATTERN, re.IGNORECASE)  # recorded in upper case
 _CODE_RE = re.compile(CODE_PATTERN)
 
 
 def _code_problem(field: str, value: str) -> str | None:
-    stripped = value.strip()
+    stripped = value.strip(WHITESPACE)
     if not stripped:
         return f"{field}: must not be empty or blank"
     if len(stripped) > CODE_MAX_LENGTH:
