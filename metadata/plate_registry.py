@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from sibyls.metadata.atomic import atomic_write_text
+from sibyls.metadata.record_yaml import load_record_text
 
 ENV_VAR = "SIBYLS_PLATE_REGISTRY"
 
@@ -37,7 +38,7 @@ class PlateRegistry:
             return {}
         stamp = (info.st_mtime_ns, info.st_size)
         if stamp != self._stamp:
-            loaded = yaml.safe_load(self.path.read_text()) or {}
+            loaded = load_record_text(self.path.read_text()) or {}  # libyaml: read at queue add
             if not isinstance(loaded, dict):
                 raise ValueError(f"{self.path}: a plate registry maps plate ids to definitions")
             self._plates, self._stamp = loaded, stamp
