@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from sibyls.metadata.contract import RESERVED_KEYS, SEAL_KEY, ContractError, RunMetadata
-from sibyls.metadata.rules import ITEM_MAX_BYTES, ITEM_MAX_DEPTH, TEXT_MAX_LENGTH
+from sibyls.metadata.rules import ITEM_MAX_BYTES, ITEM_MAX_DEPTH, TEXT_MAX_LENGTH, argument_problems
 from sibyls.plans.checks import PLAN_CHECKS
 
 #: RunStart keys a queue item's ``meta`` may not set: the contract, and who/what queued the run.
@@ -155,6 +155,8 @@ class PlanSignature:
                 problem = _device_problem(pname, *self.devices[pname], value)
             else:
                 problem = _type_problem(pname, self.signature.parameters[pname].annotation, value)
+                if problem:  # in the rule's words where it has one (10**400 is out of range, not "no number")
+                    problem = next(iter(argument_problems({pname: value})), problem)
             if problem:
                 problems.append(problem)
         if problems:

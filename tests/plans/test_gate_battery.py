@@ -261,6 +261,7 @@ _CODE_VALUES = {
     "slash": "a/b",
     "nul": "a\x00b",
     "newline": "a\nb",
+    "unit-separator-end": "lys\x1f",  # a control character Python's str.strip() would have dropped
     "int": 5,
     "none": None,
 }
@@ -296,10 +297,10 @@ BATTERY: list[Case] = [
     *_cases("numbers", [
         *[(f"exposure_time-{k}", bad("saxs_exposure", exposure_time=v), "exposure_time") for k, v in [
             ("nan", NAN), ("inf", INF), ("-inf", -INF), ("negative", -1.0), ("zero", 0), ("huge", 1e9),
-            ("str", "1"), ("bool", True)]],
+            ("huge-int", 10**400), ("str", "1"), ("bool", True)]],
         *[(f"num_frames-{k}", bad("saxs_exposure", num_frames=v), "num_frames") for k, v in [
             ("zero", 0), ("negative", -3), ("fraction", 3.5), ("str", "3"), ("above-max", _FRAMES_MAX + 1),
-            ("float-for-int", 3.0)]],
+            ("float-for-int", 3.0), ("huge-int", 10**30)]],
         ("concentration-negative", bad("saxs_exposure", concentration_mg_ml=-1.0), "concentration_mg_ml"),
         ("count-num-fraction", bad("count", num=2.5), "num"),
         ("count-delay-inf", bad("count", delay=INF), "delay"),
@@ -377,6 +378,8 @@ BATTERY: list[Case] = [
         ("well-concentration-negative", bad_well(1, concentration_mg_ml=-1.0), f"{_W1}.concentration_mg_ml"),
         ("well-concentration-nan", bad_well(1, concentration_mg_ml=NAN), f"{_W1}.concentration_mg_ml"),
         ("well-num_frames-zero", bad_well(1, num_frames=0), "plate.wells[1].num_frames"),
+        ("well-exposure-huge-int", bad_well(1, exposure_time=10**400), "plate.wells[1].exposure_time"),
+        ("well-well-control-char", bad_well(1, well="A2\x1e"), "plate.wells[1].well"),
         ("well-description-long", bad_well(1, description=_LONG_TEXT), "plate.wells[1].description"),
         ("well-sample_code-empty", bad_well(1, sample_code=""), "plate.wells[1].sample_code"),
         ("well-unknown-key", bad_well(1, volume_ul=20), "plate.wells[1].volume_ul"),
