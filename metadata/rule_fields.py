@@ -10,16 +10,19 @@ the same message whether a plate well, the RunStart contract or a plan argument 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Annotated, Any
 
 from pydantic import AllowInfNan, Field, Strict, StringConstraints, ValidationError
 
-from sibyls.metadata.rules import CODE_PATTERN, RULES, WELL_PATTERN, Rule
+from sibyls.metadata.rules import CODE_PATTERN, RULES, TEXT_FORBIDDEN, WELL_PATTERN, Rule
 
-#: Model fields named otherwise than the plan parameter whose rule they obey.
+_NAMES_FIELDS = re.compile(r"Value error, [A-Za-z_][\w.\[\]]*: ")
+
+#: Model fields named otherwise than the plan parameter whose rule they obey (and whose value they hold).
 RULE_OF_FIELD = {"cell_temperature_c": "cell_temperature"}
 
-_NO_NUL = r"^[^\x00]*$"
+_NO_FORBIDDEN = f"^[^{TEXT_FORBIDDEN[1:-1]}]*$"
 
 
 @functools.cache
@@ -36,7 +39,12 @@ def ruled(name: str) -> Any:
     elif rule.kind == "well":  # recorded in upper case
         text = StringConstraints(strip_whitespace=True, to_upper=True, pattern=f"(?i){WELL_PATTERN}")
     else:
-        text = StringConstraints(strip_whitespace=True, max_length=rule.max_length, pattern=_NO_NUL)
+        text = StringConstraints(
+            strip_whitespace=True,
+            min_length=rule.min_length,
+            max_length=rule.max_length,
+            pattern=_NO_FORBIDDEN,
+        )
     return Annotated[str, Strict(), text]
 
 
@@ -45,12 +53,24 @@ def rule_of_field(field: Any) -> Rule | None:
     return RULES.get(RULE_OF_FIELD.get(field, field)) if isinstance(field, str) else None
 
 
+def argument_named(problem: str) -> str:
+    """``cell_temperature_c: ...`` → ``cell_temperature: ...``: a problem named by the plan argument."""
+    field, sep, rest = problem.partition(":")
+    return f"{RULE_OF_FIELD.get(field, field)}{sep}{rest}"
+
+
 def describe(exc: ValidationError) -> list[str]:
     """One ``field: problem`` line per error; a ruled field's problem in the rule's words."""
     problems = []
     for err in exc.errors():
         loc = err["loc"]
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "metadata"
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        if err["type"] == "value_error" and _NAMES_FIELDS.match(err["msg"]):
+            # a model's cross-field rules: one "field: problem" per line, relative to the model
+            lines = err["msg"].removeprefix("Value error, ").splitlines()
+            problems += [f"{field}.{line}" if field else line for line in lines]
+            continue
+        field = field or "metadata"
         rule = rule_of_field(loc[-1]) if loc else None
         ruled_problem = rule.problem(field, err["input"]) if rule and err["type"] != "missing" else None
         if ruled_problem:

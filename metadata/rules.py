@@ -31,7 +31,7 @@ WELL_COLUMNS = range(1, 13)
 PLATE_WELLS = (1, 96)
 TEXT_MAX_LENGTH = 2000
 NAME_MAX_LENGTH = 200
-UID_PATTERN = r"^[0-9a-fA-F-]{8,64}$"
+UID_PATTERN = r"^[0-9a-fA-F][0-9a-fA-F-]{7,63}$"
 #: The whitespace a code, well or text is stripped of before it is judged and recorded: Unicode
 #: White_Space, what pydantic's ``str_strip_whitespace`` strips (Python's ``str.strip()`` would also
 #: strip the control characters U+001C–U+001F, which a code must not end in unnoticed).
@@ -39,6 +39,10 @@ WHITESPACE = (
     "".join(map(chr, (*range(0x09, 0x0E), 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))))
     + "\u2028\u2029\u202f\u205f\u3000"
 )
+
+#: Characters a text may not hold: control characters other than tab, newline and carriage return
+#: (a NUL ends a C string; an escape sequence rewrites the terminal of whoever reads the record).
+TEXT_FORBIDDEN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 
 #: A queue item as a whole: its JSON size and how deeply its values may nest.
 ITEM_MAX_BYTES = 512 * 1024
@@ -54,7 +58,8 @@ class Rule:
     high: float | None = None
     unit: str = ""
     low_open: bool = False  # the low end itself is refused (a concentration of 0 is no sample)
-    max_length: int | None = None
+    max_length: int | None = None  # characters of a text; entries of an ``each`` list
+    min_length: int = 0  # characters of a text (1: not empty or blank)
     each: bool = False  # the parameter is a list; every element obeys the rule
     what: str = ""
 
@@ -86,24 +91,27 @@ class Rule:
         if self.kind in ("float", "int"):
             return self._number_problem(field, value)
         if not isinstance(value, str):
-            return f"{field}: must be text, got {type(value).__name__} {_short(value)}"
+            return f"{field}: must be text, got {type(value).__name__} {short_text(value)}"
         if self.kind == "text":
-            length = len(value.strip(WHITESPACE))  # as recorded
+            recorded = value.strip(WHITESPACE)
+            length = len(recorded)
+            if length < self.min_length:
+                return f"{field}: must not be empty or blank"
             if self.max_length is not None and length > self.max_length:
                 return f"{field}: at most {self.max_length} characters (got {length})"
-            if "\x00" in value:
-                return f"{field}: must not contain a NUL character"
+            if found := _TEXT_FORBIDDEN_RE.search(recorded):
+                return f"{field}: must not contain control characters (found {found.group()!r})"
             return None
         if self.kind == "well":
             if not _WELL_RE.match(value.strip(WHITESPACE)):
-                return f"{field}: {_short(value)} is not a 96-well plate position A1 to H12"
+                return f"{field}: {short_text(value)} is not a 96-well plate position A1 to H12"
             return None
         return _code_problem(field, value)
 
     def _number_problem(self, field: str, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             kind = "a whole number" if self.kind == "int" else "a number"
-            return f"{field}: must be {kind}, got {type(value).__name__} {_short(value)}"
+            return f"{field}: must be {kind}, got {type(value).__name__} {short_text(value)}"
         if self.kind == "int" and not isinstance(value, int):
             return f"{field}: must be a whole number, got {value!r}"
         if isinstance(value, float) and not math.isfinite(value):
@@ -111,8 +119,7 @@ class Rule:
         too_low = value <= self.low if self.low_open else value < self.low
         if too_low or value > self.high:
             unit = f" {self.unit}" if self.unit else ""
-            shown = f"{value:g}" if isinstance(value, float) or abs(value) < 1e15 else _short(value)
-            return f"{field}: {shown}{unit} is outside {self.range_text()}"
+            return f"{field}: {number_text(value)}{unit} is outside {self.range_text()}"
         return None
 
     def check(self, field: str, value: Any) -> None:
@@ -128,12 +135,22 @@ def _cached_problem(rule: Rule, field: str, kind: type, value: Any) -> str | Non
     return rule._problem(field, value)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
+def number_text(value: int | float) -> str:
+    """A number as a user reads it (``0.5``, ``1e+09``); an integer beyond float range abbreviated."""
+    return f"{value:g}" if isinstance(value, float) or abs(value) < 1e15 else short_text(value)
+
+
+def short_text(value: Any) -> str:
+    """``repr(value)``, at most 60 characters (and never an exception, however large the value)."""
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested a thousand deep; an integer of 5000 digits
+        return f"<{type(value).__name__} too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 _WELL_RE = re.compile(WELL_PATTERN, re.IGNORECASE)  # recorded in upper case
+_TEXT_FORBIDDEN_RE = re.compile(TEXT_FORBIDDEN)
 _CODE_RE = re.compile(CODE_PATTERN)
 
 
@@ -145,7 +162,7 @@ def _code_problem(field: str, value: str) -> str | None:
         return f"{field}: at most {CODE_MAX_LENGTH} characters (got {len(stripped)})"
     if not _CODE_RE.match(stripped):
         return (
-            f"{field}: {_short(value)} must start with a letter or digit and use only letters, digits, "
+            f"{field}: {short_text(value)} must start with a letter or digit and use only letters, digits, "
             "'.', '_' and '-' (it becomes part of file names)"
         )
     return None
@@ -164,13 +181,15 @@ RULES: dict[str, Rule] = {
     "buffer_well": Rule("well", what="well holding this sample's buffer"),
     "well": Rule("well", what="96-well plate position A1 to H12"),
     "description": Rule("text", max_length=TEXT_MAX_LENGTH, what="free text recorded with the run"),
-    "buffer_name": Rule("text", max_length=NAME_MAX_LENGTH, what="buffer name"),
-    "operator": Rule("text", max_length=NAME_MAX_LENGTH, what="who measured"),
+    "buffer_name": Rule("text", max_length=NAME_MAX_LENGTH, min_length=1, what="buffer name"),
+    "operator": Rule("text", max_length=NAME_MAX_LENGTH, min_length=1, what="who measured"),
     # exposures
     "exposure_time": _EXPOSURE,
     "num_frames": Rule("int", 1, 10000, what="number of frames"),
     "cell_temperature": _TEMPERATURE,
-    "temperatures": Rule("float", 4.0, 60.0, "°C", each=True, what="setpoints in °C, in measurement order"),
+    "temperatures": Rule(
+        "float", 4.0, 60.0, "°C", each=True, max_length=100, what="setpoints in °C, in measurement order"
+    ),
     "equilibration_time": Rule("float", 0.0, 3600.0, "s", what="seconds to hold each temperature"),
     # sample description
     "concentration_mg_ml": Rule("float", 0.0, 1000.0, "mg/mL", low_open=True, what="concentration"),
@@ -235,7 +254,10 @@ def argument_problems(arguments: dict[str, Any], names: Any = None) -> list[str]
             continue
         if rule.each:
             if not isinstance(value, list | tuple):
-                problems.append(f"{name}: must be a list, got {type(value).__name__} {_short(value)}")
+                problems.append(f"{name}: must be a list, got {type(value).__name__} {short_text(value)}")
+                continue
+            if rule.max_length is not None and len(value) > rule.max_length:
+                problems.append(f"{name}: at most {rule.max_length} entries (got {len(value)})")
                 continue
             problems += [p for i, v in enumerate(value) if (p := rule.problem(f"{name}[{i}]", v))]
         elif problem := rule.problem(name, value):
