@@ -57,6 +57,21 @@ CELL_TEMPERATURE_MAX_C: float = RULES["cell_temperature"].high  # type: ignore[a
 #: Keys no queue item ``meta`` or ``RE.md`` may change.
 RESERVED_KEYS: tuple[str, ...] = ("uid", "time", "scan_id", "plan_type", "sample_code", "project_code")
 CONTRACT_KEYS: tuple[str, ...] = ("sample_code", "project_code", "plan_type")
+#: RunStart keys the plans themselves write (bluesky's standard plans and ``exposure_run``).
+PLAN_WRITTEN_KEYS: tuple[str, ...] = (
+    "plan_name",
+    "plan_args",
+    "plan_pattern",
+    "plan_pattern_module",
+    "plan_pattern_args",
+    "detectors",
+    "motors",
+    "num_points",
+    "num_intervals",
+    "hints",
+    "exposure_time_s",
+    "num_frames",
+)
 #: RunStart key under which the injection helper seals the contract values it validated.
 SEAL_KEY = "sibyls_contract"
 
@@ -80,7 +95,7 @@ class RunMetadata(BaseModel):
     sample_type: SampleType | None = Field(None, description="lambda-ber SampleTypeEnum value")
     concentration_mg_ml: ruled("concentration_mg_ml") | None = Field(None, description="mg/mL")
     molecular_weight_kda: ruled("molecular_weight_kda") | None = Field(None, description="kDa")
-    buffer_name: ruled("buffer_name") | None = Field(None, min_length=1)
+    buffer_name: ruled("buffer_name") | None = None
     buffer_composition: list[str] | None = Field(None, description="Components, e.g. '25 mM Tris'")
     buffer_ph: ruled("buffer_ph") | None = None
     sample_role: SampleRole | None = None
@@ -90,7 +105,7 @@ class RunMetadata(BaseModel):
     cell_temperature_c: ruled("cell_temperature") | None = None
     collection_mode: CollectionMode | None = None
     proposal_id: ruled("proposal_id") | None = None
-    operator: ruled("operator") | None = Field(None, min_length=1)
+    operator: ruled("operator") | None = None
     description: ruled("description") | None = None
 
     @field_validator("buffer_composition")
@@ -102,17 +117,21 @@ class RunMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field(self) -> RunMetadata:
-        problems = []
+        problems = []  # each names the field to change (describe() gives each its own line)
         if self.well is not None and self.plate_id is None:
-            problems.append("well requires plate_id (a well is a position on a plate)")
-        if self.plan_type == "ht_plate" and (self.plate_id is None or self.well is None):
-            problems.append("plan_type 'ht_plate' requires plate_id and well")
+            problems.append("plate_id: required with well (a well is a position on a plate)")
+        if self.plan_type == "ht_plate":
+            problems += [
+                f"{name}: required by plan_type 'ht_plate'"
+                for name in ("plate_id", "well")
+                if getattr(self, name) is None
+            ]
         if self.plan_type == "sec_saxs" and self.collection_mode == "batch":
-            problems.append("plan_type 'sec_saxs' cannot have collection_mode 'batch'")
+            problems.append("collection_mode: plan_type 'sec_saxs' cannot have collection_mode 'batch'")
         if self.sample_role == "buffer_blank" and self.buffer_run_uid is not None:
-            problems.append("buffer_run_uid is for samples; a buffer_blank run is not subtracted")
+            problems.append("buffer_run_uid: is for samples; a buffer_blank run is not subtracted")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     @property

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sibyls.metadata.contract import ContractError, RunMetadata, SampleRole, SampleType
-from sibyls.metadata.rule_fields import describe, ruled
+from sibyls.metadata.rule_fields import argument_named, describe, ruled
 from sibyls.metadata.rules import PLATE_WELLS
 
 
@@ -37,13 +37,16 @@ class PlateWell(BaseModel):
 
     @model_validator(mode="after")
     def _role_rules(self) -> PlateWell:
+        problems = []  # each names its column (describe() gives each its own line)
         if self.sample_role == "sample":
             if self.buffer_well is None:
-                raise ValueError("a sample needs buffer_well (the well holding its buffer)")
+                problems.append("buffer_well: a sample needs the well holding its buffer")
             if self.concentration_mg_ml is None:
-                raise ValueError("a sample needs concentration_mg_ml (> 0)")
+                problems.append("concentration_mg_ml: a sample needs its concentration (> 0)")
         elif self.sample_role == "buffer_blank" and self.buffer_well is not None:
-            raise ValueError("a buffer_blank has no buffer_well")
+            problems.append("buffer_well: a buffer_blank has none")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -86,7 +89,7 @@ class PlateSpec(BaseModel):
                     f"{well.well} (list it earlier)"
                 )
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
     def well_metadata(self, project_code: str, plan_type: str = "ht_plate", **common: Any) -> WellContracts:
@@ -117,7 +120,11 @@ class PlateSpec(BaseModel):
                 validated[kind] = RunMetadata(**_contract_fields(well, plate_wide))
             except ValidationError as exc:
                 validated[kind] = None
-                problems += [f"wells[{index}] ({well.well}): {p}" for p in describe(exc)]
+                for problem in describe(exc):  # a well's own column, or a plate-wide argument (once)
+                    per_well = problem.partition(":")[0] in _PER_WELL
+                    problem = f"plate.wells[{index}].{problem}" if per_well else argument_named(problem)
+                    if problem not in problems:
+                        problems.append(problem)
         if problems:
             raise ContractError(problems)
         return WellContracts(self.wells, kinds, validated)  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ from starlette.background import BackgroundTask
 
 from sibyls.metadata.contract import ContractError
 from sibyls.metadata.plate_spec import PlateWell, validate_plate
+from sibyls.metadata.rule_fields import describe
 from sibyls.plans.validation import validate_queue_item
 
 #: The ``/api/sibyls`` endpoints; ``router`` (at the end of this module) also serves the page.
@@ -192,9 +193,9 @@ def sheet_to_plate_item(
             PlateWell.model_validate(well)
         except ValidationError as exc:
             row_ok = False
-            for err in exc.errors():
-                column = ".".join(str(p) for p in err["loc"]) or "row"
-                problems.append(f"row {number}, column {column}: {err['msg'].removeprefix('Value error, ')}")
+            for problem in describe(exc):  # "column: problem", in the rule's words
+                column, _, text = problem.partition(": ")
+                problems.append(f"row {number}, column {column}: {text}")
         if row_ok:
             valid.append((number, well))
     if valid and "plate_id" in plate_values:
@@ -203,16 +204,15 @@ def sheet_to_plate_item(
             validate_plate({"plate_id": plate_values["plate_id"], "wells": [w for _, w in valid]})
         except ContractError as exc:
             for problem in exc.problems:
-                for part in problem.removeprefix("plate.").split("; "):
-                    match = re.match(r"(?:plate\.)?wells\[(\d+)\]\.?(\w*)\s*:\s*(.*)", part)
-                    if match:
-                        row_number = valid[int(match.group(1))][0]
-                        text = re.sub(
-                            r"wells\[(\d+)\]", lambda m: f"row {valid[int(m.group(1))][0]}", match.group(3)
-                        )
-                        problems.append(f"row {row_number}, column {match.group(2) or 'well'}: {text}")
-                    else:
-                        problems.append(part)
+                match = re.match(r"plate\.wells\[(\d+)\]\.?(\w*)\s*:\s*(.*)", problem)
+                if match:
+                    row_number = valid[int(match.group(1))][0]
+                    text = re.sub(
+                        r"wells\[(\d+)\]", lambda m: f"row {valid[int(m.group(1))][0]}", match.group(3)
+                    )
+                    problems.append(f"row {row_number}, column {match.group(2) or 'well'}: {text}")
+                else:
+                    problems.append(problem.removeprefix("plate."))
     if problems:
         raise SheetError(problems)
     item = {

@@ -75,9 +75,9 @@ def test_optional_saxs_fields_and_cross_field_rules():
     )  # fmt: skip
     assert md.well == "H12" and md.effective_collection_mode == "batch"
     assert re.match(WELL_PATTERN, "A1") and not re.match(WELL_PATTERN, "I1")
-    with pytest.raises(ContractError, match="ht_plate' requires plate_id and well"):
+    with pytest.raises(ContractError, match="well: required by plan_type 'ht_plate'"):
         validate_run_metadata(**{**GOOD, "plan_type": "ht_plate"})
-    with pytest.raises(ContractError, match="well requires plate_id"):
+    with pytest.raises(ContractError, match="plate_id: required with well"):
         validate_run_metadata(**GOOD, well="A1")
     with pytest.raises(ContractError, match="cannot have collection_mode 'batch'"):
         validate_run_metadata(**{**GOOD, "plan_type": "sec_saxs"}, collection_mode="batch")
