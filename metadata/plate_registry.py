@@ -77,3 +77,20 @@ def unknown_plate_problem(plate_id: Any, field: str = "plate.plate_id") -> str |
     if plate_id.strip() in known:
         return None
     return f"{field}: the robot has no plate {plate_id!r} (known plates: {', '.join(known) or 'none'})"
+
+
+def empty_well_problems(plate_id: Any, wells: list[Any], field: str = "plate.wells") -> list[str]:
+    """``plate.wells[3].well: the robot's plate 'X' has nothing in H12`` for each well the registry's
+    definition of the plate leaves empty (the robot would refuse to load it halfway through the plate)."""
+    registry = configured_registry()
+    if registry is None or not isinstance(plate_id, str):
+        return []
+    definition = registry.definitions().get(plate_id.strip())
+    filled = definition.get("wells") if isinstance(definition, dict) else None
+    if not isinstance(filled, dict):
+        return []
+    return [
+        f"{field}[{index}].well: the robot's plate {plate_id!r} has nothing in {well}"
+        for index, well in enumerate(wells)
+        if well not in filled
+    ]

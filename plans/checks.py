@@ -18,14 +18,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sibyls.metadata.contract import ContractError, RunMetadata, validate_run_metadata
-from sibyls.metadata.plate_registry import unknown_plate_problem
+from sibyls.metadata.plate_registry import empty_well_problems, unknown_plate_problem
 from sibyls.metadata.plate_spec import PlateSpec, validate_plate
-from sibyls.metadata.rules import AXIS_LIMITS, RULES, argument_problems
+from sibyls.metadata.rule_fields import RULE_OF_FIELD, argument_named
+from sibyls.metadata.rules import AXIS_LIMITS, RULES, argument_problems, number_text
 
-#: Plan argument name → RunStart contract field (where they differ).
-_RENAMED = {"cell_temperature": "cell_temperature_c"}
-CONTRACT_ARGUMENTS = {name: name for name in RunMetadata.model_fields} | _RENAMED
-_ARGUMENT_OF_FIELD = {field: argument for argument, field in _RENAMED.items()}
+#: Plan argument name → the RunStart contract field it fills.
+CONTRACT_ARGUMENTS = {name: name for name in RunMetadata.model_fields} | {
+    argument: field for field, argument in RULE_OF_FIELD.items()
+}
 
 
 def refuse(problems: list[str]) -> None:
@@ -45,12 +46,7 @@ def contract_from_arguments(arguments: dict[str, Any], plan_type: str, **fixed: 
     try:
         return validate_run_metadata(**{**fields, **fixed, "plan_type": plan_type})
     except ContractError as exc:
-        raise ContractError([_argument_named(p) for p in exc.problems]) from None
-
-
-def _argument_named(problem: str) -> str:
-    field, sep, rest = problem.partition(":")
-    return f"{_ARGUMENT_OF_FIELD.get(field, field)}{sep}{rest}"
+        raise ContractError([argument_named(p) for p in exc.problems]) from None
 
 
 def _checked_contract(arguments: dict[str, Any], plan_type: str, **fixed: Any) -> RunMetadata:
@@ -99,6 +95,8 @@ def check_ht_plate(arguments: dict[str, Any]) -> tuple[PlateSpec, list[RunMetada
     unknown = unknown_plate_problem(plate.get("plate_id")) if isinstance(plate, dict) else None
     if unknown and not any(p.startswith("plate.plate_id:") for p in problems):
         problems.append(unknown)
+    if spec is not None and not unknown:
+        problems += empty_well_problems(spec.plate_id, [well.well for well in spec.wells])
     refuse(problems)
     common = {
         "proposal_id": arguments["proposal_id"],
@@ -196,12 +194,15 @@ def _static_limit_problems(plan_name: str, arguments: dict[str, Any]) -> list[st
         if rule is None or problems:
             continue
         if plan_name in RELATIVE_SCANS:
+            # some position p within the limits must keep p + every offset within them
             offsets = [v for _, v in points]
-            span, width = max(offsets) - min(offsets), rule.high - rule.low  # type: ignore[operator]
-            if span > width:
+            lowest = max(rule.low, rule.low - min(offsets))  # type: ignore[operator]
+            highest = min(rule.high, rule.high - max(offsets))  # type: ignore[operator]
+            if lowest > highest:
                 problems.append(
-                    f"{points[-1][0]}: a relative scan over {span:g} {rule.unit} cannot fit within "
-                    f"{motor}'s soft limits {rule.range_text()} from any position"
+                    f"{points[-1][0]}: a relative scan from {number_text(min(offsets))} to "
+                    f"{number_text(max(offsets))} {rule.unit} cannot stay within {motor}'s soft limits "
+                    f"{rule.range_text()} from any position"
                 )
             continue
         for label, value in points:
@@ -210,14 +211,37 @@ def _static_limit_problems(plan_name: str, arguments: dict[str, Any]) -> list[st
     return problems
 
 
+def _name_of(device: Any) -> Any:
+    return getattr(device, "name", device)  # a device at run start, its name at queue time
+
+
+def _device_list_problems(arguments: dict[str, Any]) -> list[str]:
+    """``detectors``: at least one, each once."""
+    detectors = arguments.get("detectors")
+    if not isinstance(detectors, list | tuple):
+        return []
+    if not detectors:
+        return ["detectors: give at least one detector"]
+    names = [_name_of(d) for d in detectors]
+    twice = sorted({str(n) for n in names if names.count(n) > 1})
+    return [f"detectors: {', '.join(twice)} listed more than once"] if twice else []
+
+
 def check_standard(plan_name: str) -> Callable[[dict[str, Any]], RunMetadata]:
     """The check of a standard scan: point count, every setpoint within the axis' limits, the contract."""
 
     def check(arguments: dict[str, Any]) -> RunMetadata:
-        problems = argument_problems(arguments)
+        problems = argument_problems(arguments) + _device_list_problems(arguments)
         if plan_name == "list_scan" and isinstance(arguments["positions"], list | tuple):
-            if not arguments["positions"]:
+            count, most = len(arguments["positions"]), RULES["num"].high
+            if not count:
                 problems.append("positions: give at least one position")
+            elif count > most:  # type: ignore[operator]
+                problems.append(f"positions: at most {most:g} positions (got {count})")
+        if plan_name == "grid_scan" and _name_of(arguments["motor1"]) == _name_of(arguments["motor2"]):
+            problems.append(
+                f"motor2: {_name_of(arguments['motor2'])} is motor1 already; a grid needs two axes"
+            )
         if not problems:
             problems += _static_limit_problems(plan_name, arguments)
         refuse(problems)
@@ -238,7 +262,7 @@ def check_live_setpoints(device: Any, argument: str, points: Iterable[tuple[str,
         try:
             device.check_value(value)
         except Exception as exc:  # ophyd raises LimitError or ValueError, depending on the device
-            problems.append(f"{label}: {value:g} refused by {device.name} ({argument}): {exc}")
+            problems.append(f"{label}: {number_text(value)} refused by {device.name} ({argument}): {exc}")
     refuse(problems)
 
 
