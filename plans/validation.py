@@ -24,13 +24,31 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from sibyls.metadata.contract import RESERVED_KEYS, SEAL_KEY, ContractError, RunMetadata
-from sibyls.metadata.rules import ITEM_MAX_BYTES, ITEM_MAX_DEPTH, TEXT_MAX_LENGTH, argument_problems
+from sibyls.metadata.contract import PLAN_WRITTEN_KEYS, RESERVED_KEYS, SEAL_KEY, ContractError, RunMetadata
+from sibyls.metadata.rules import (
+    ITEM_MAX_BYTES,
+    ITEM_MAX_DEPTH,
+    NAME_MAX_LENGTH,
+    TEXT_MAX_LENGTH,
+    WHITESPACE,
+    argument_problems,
+    short_text,
+)
 from sibyls.plans.checks import PLAN_CHECKS
 
-#: RunStart keys a queue item's ``meta`` may not set: the contract, and who/what queued the run.
+#: RunStart keys a queue item's ``meta`` may not set: the contract, what the plans write, and
+#: who/what queued the run. Compared regardless of case and surrounding whitespace (``Plan_Type``).
 PROTECTED_META_KEYS = frozenset(
-    {*RESERVED_KEYS, SEAL_KEY, *RunMetadata.model_fields, "queue_item_uid", "submitted_by", "user_group"}
+    key.casefold()
+    for key in (
+        *RESERVED_KEYS,
+        SEAL_KEY,
+        *RunMetadata.model_fields,
+        *PLAN_WRITTEN_KEYS,
+        "queue_item_uid",
+        "submitted_by",
+        "user_group",
+    )
 )
 
 _STRICT = ConfigDict(strict=True, allow_inf_nan=False)
@@ -41,7 +59,10 @@ _NO_ANNOTATION = (inspect.Parameter.empty, Any)
 
 
 def structure_problems(item: dict[str, Any]) -> list[str]:
-    """Size, nesting depth, non-finite numbers and over-long text anywhere in args, kwargs and meta."""
+    """Size, nesting depth, non-finite numbers and over-long text anywhere in args, kwargs and meta.
+
+    The size is about the item's JSON in UTF-8: text and keys by their bytes, a number as up to 24.
+    """
     problems: list[str] = []
     size = 0
     # Only containers go on the stack; leaves are checked where they sit. Paths are kept as
@@ -56,24 +77,43 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
         if depth >= ITEM_MAX_DEPTH:
             problems.append(f"{_path(where)}: nested deeper than {ITEM_MAX_DEPTH} levels")
             continue
-        entries = container.items() if isinstance(container, dict) else enumerate(container)
+        if isinstance(container, dict):
+            entries = container.items()
+            for key in container:
+                size += _text_bytes(key) if isinstance(key, str) else 24
+                if isinstance(key, str) and len(key) > NAME_MAX_LENGTH:
+                    problems.append(
+                        f"{_path(where) or 'item'}: a key of {len(key)} characters; at most {NAME_MAX_LENGTH}"
+                    )
+        else:
+            entries = enumerate(container)
         size += 8
         for key, value in entries:
             size += 8
             if isinstance(value, str):
-                size += len(value)
-                if len(value) > TEXT_MAX_LENGTH:
+                size += _text_bytes(value)
+                if (
+                    len(value) > TEXT_MAX_LENGTH
+                    and len(recorded := value.strip(WHITESPACE)) > TEXT_MAX_LENGTH
+                ):
                     problems.append(
-                        f"{_path((where, key))}: text of {len(value)} characters; at most {TEXT_MAX_LENGTH}"
+                        f"{_path((where, key))}: at most {TEXT_MAX_LENGTH} characters (got {len(recorded)})"
                     )
             elif isinstance(value, float):
+                size += 16
                 if value - value != 0.0:  # NaN or infinity
                     problems.append(f"{_path((where, key))}: must be a finite number, got {value!r}")
+            elif isinstance(value, int):
+                size += 16 if -(2**53) < value < 2**53 else value.bit_length() // 3
             elif isinstance(value, dict | list | tuple):
                 stack.append((value, (where, key), depth + 1))
         if size > ITEM_MAX_BYTES:
             return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
     return problems
+
+
+def _text_bytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _path(where: tuple | None) -> str:
@@ -88,12 +128,15 @@ def _path(where: tuple | None) -> str:
 def meta_problems(meta: Any) -> list[str]:
     """``meta`` must be a dict (or a list of dicts) setting no reserved RunStart key."""
     problems = []
-    for entry in meta if isinstance(meta, list | tuple) else [meta or {}]:
+    for entry in meta if isinstance(meta, list | tuple) else [{} if meta is None else meta]:
         if not isinstance(entry, dict):
             problems.append("meta: must be a dict or a list of dicts")
             continue
-        for key in sorted(set(entry) & PROTECTED_META_KEYS):
-            problems.append(f"meta.{key}: reserved RunStart key; it comes from the plan, not the item")
+        for key in entry:
+            if not isinstance(key, str):
+                problems.append(f"meta: keys must be text, got {type(key).__name__} {key!r}")
+            elif key.strip().casefold() in PROTECTED_META_KEYS:
+                problems.append(f"meta.{key}: reserved RunStart key; it comes from the plan, not the item")
     return problems
 
 
@@ -145,6 +188,8 @@ class PlanSignature:
             return [f"args: must be a list, got {type(args).__name__}"]
         if not isinstance(kwargs, dict):
             return [f"kwargs: must be a dict, got {type(kwargs).__name__}"]
+        if odd := [k for k in kwargs if not isinstance(k, str)]:
+            return [f"kwargs: argument names must be text, got {odd[0]!r}"]
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -172,11 +217,11 @@ class PlanSignature:
 
     def _binding_problem(self, message: str) -> str:
         names = ", ".join(self.signature.parameters)
-        if match := re.search(r"missing a required argument: '(\w+)'", message):
+        if match := re.search(r"missing a required argument: '(.*)'", message):
             return f"{match.group(1)}: required argument of {self.name} is missing"
-        if match := re.search(r"unexpected keyword argument '(\w+)'", message):
+        if match := re.search(r"unexpected keyword argument '(.*)'", message):
             return f"{match.group(1)}: {self.name} has no such parameter (parameters: {names})"
-        if match := re.search(r"multiple values for argument '(\w+)'", message):
+        if match := re.search(r"multiple values for argument '(.*)'", message):
             return f"{match.group(1)}: given both as positional and as keyword argument"
         if "too many positional arguments" in message:
             return f"args: too many positional arguments for {self.name} (parameters: {names})"
@@ -209,8 +254,7 @@ def _type_problem(name: str, annotation: Any, value: Any) -> str | None:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = "".join(f"[{p}]" if isinstance(p, int) else "" for p in error["loc"])
-        got = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
-        return f"{name}{where}: {error['msg']} (got {type(value).__name__} {got})"
+        return f"{name}{where}: {error['msg']} (got {type(value).__name__} {short_text(value)})"
     return None
 
 
@@ -264,11 +308,27 @@ def item_problems(item: dict[str, Any], description: dict[str, Any] | None = Non
         signature = _from_descriptions.get(description)
     else:
         signature = _from_plans.get(name) or _from_plans.setdefault(name, PlanSignature.from_plan(name))
-    reported = {p.split(":", 1)[0] for p in problems}
-    for problem in signature.problems(item.get("args") or [], item.get("kwargs") or {}):
-        if problem.split(":", 1)[0] not in reported:
-            problems.append(problem)
-    return problems
+    # Positional arguments are named by their parameter; where the structure walk and the plan's
+    # check both speak of one field, the plan's words (its rule) are kept.
+    names = list(signature.signature.parameters)
+    args, kwargs = item.get("args"), item.get("kwargs")
+    own = signature.problems([] if args is None else args, {} if kwargs is None else kwargs)
+    spoken_of = {_field_of(p) for p in own}
+    named = (_named_positional(p, names) for p in problems)
+    return [p for p in named if _field_of(p) not in spoken_of] + own
+
+
+def _field_of(problem: str) -> str:
+    return problem.split(":", 1)[0]
+
+
+def _named_positional(problem: str, names: list[str]) -> str:
+    """``args[2].x: ...`` → ``exposure_time.x: ...`` (the parameter the positional argument fills)."""
+    if match := re.match(r"args\[(\d+)\]", problem):
+        index = int(match.group(1))
+        if index < len(names):
+            return names[index] + problem[match.end() :]
+    return problem
 
 
 def refusal_message(name: Any, problems: list[str]) -> str:
