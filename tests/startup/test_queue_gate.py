@@ -255,7 +255,10 @@ def post_json(stack: StackState, path: str, body: dict) -> dict:
 
 
 def as_bplan(item: dict) -> BPlan | dict:
-    """The item as a ``BPlan``; as a plain dict where BPlan itself refuses it (``meta`` not a dict)."""
+    """The item as a ``BPlan``; as a plain dict where BPlan itself refuses it (``meta`` not a dict) or
+    would make another item of it (``args`` given as a dict, ``kwargs`` as a list)."""
+    if not isinstance(item.get("args", []), list) or not isinstance(item.get("kwargs", {}), dict):
+        return {**item, "item_type": "plan"}
     try:
         plan = BPlan(item["name"], *item.get("args", []), **item.get("kwargs", {}))
         if "meta" in item:
