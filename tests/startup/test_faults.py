@@ -199,12 +199,15 @@ def test_hplc_stopped_mid_run_ends_the_sec_run_with_the_hplcs_reason(stack, api)
 
 
 def test_robot_refusing_a_well_fails_with_the_robots_own_reason(stack, api):
-    register_plate(stack, "FAULT_PLATE", {"A1": "buffer"})  # A2 is empty on the robot's plate
+    # A well the robot's plate leaves empty is refused at add (the gate battery); here staff redefine
+    # the plate while the item runs, so the robot itself refuses the second well.
+    register_plate(stack, "FAULT_PLATE", {"A1": "buffer", "A2": "sample"})
     time.sleep(1.5)  # the IOC follows the registry file within a second
     plate = {
         "plate_id": "FAULT_PLATE",
-        "wells": [
-            {"well": "A1", "sample_code": "buf_r", "sample_role": "buffer_blank", "num_frames": 2},
+        "wells": [  # the buffer takes a few seconds: time for the robot to take in the new plate
+            {"well": "A1", "sample_code": "buf_r", "sample_role": "buffer_blank", "num_frames": 400,
+             "exposure_time": 1.0},
             {
                 "well": "A2",
                 "sample_code": "prot_r",
@@ -213,9 +216,11 @@ def test_robot_refusing_a_well_fails_with_the_robots_own_reason(stack, api):
                 "num_frames": 2,
             },
         ],
-    }
+    }  # fmt: skip
     api.item_add(BPlan("ht_plate", plate, PROJECT))
     api.queue_start()
+    wait_until_running(api)  # the item passed the gate again at start; the buffer is being measured
+    register_plate(stack, "FAULT_PLATE", {"A1": "buffer"})  # A2 is now empty on the robot's plate
     elapsed = wait_until_idle(api)
     result = history(api)[-1]["result"]
     assert result["exit_status"] == "failed"
