@@ -196,17 +196,31 @@ def buffer_region(
 
 def trace_lag(signal: np.ndarray, trace: np.ndarray, max_lag: int = MAX_TRACE_LAG_FRAMES) -> int:
     """Frames by which ``trace`` lags the SAXS chromatogram (its detector sits after the cell)."""
+    return max(range(-max_lag, max_lag + 1), key=_overlap(signal, trace))
+
+
+def fine_trace_lag(signal: np.ndarray, trace: np.ndarray, max_lag: int = MAX_TRACE_LAG_FRAMES) -> float:
+    """:func:`trace_lag` to a fraction of a sample (the cross-correlation's peak fitted by a parabola)."""
+    overlap = _overlap(signal, trace)
+    lag = max(range(-max_lag, max_lag + 1), key=overlap)
+    before, at, after = overlap(lag - 1), overlap(lag), overlap(lag + 1)
+    curvature = before - 2.0 * at + after
+    return float(lag) if curvature >= 0 else lag + 0.5 * (before - after) / curvature
+
+
+def _overlap(signal: np.ndarray, trace: np.ndarray):
     a = signal - np.median(signal)
     b = trace - np.median(trace)
-    lags = range(-max_lag, max_lag + 1)
     n = len(a)
 
     def overlap(lag: int) -> float:
+        if abs(lag) >= n:
+            return 0.0
         if lag >= 0:
             return float(np.dot(a[: n - lag], b[lag:]))
         return float(np.dot(a[-lag:], b[: n + lag]))
 
-    return max(lags, key=overlap)
+    return overlap
 
 
 def mals_molar_mass(
@@ -217,15 +231,25 @@ def mals_molar_mass(
     ri_lag: int,
     baseline_frames: Sequence[int],
     constant: float,
+    volumes: np.ndarray | None = None,
 ) -> MwEstimate:
-    """Weight-average molar mass over ``frames`` (SAXS frame numbers) from the LS and RI traces."""
+    """Weight-average molar mass over ``frames`` (SAXS frame numbers) from the LS and RI traces.
+
+    With ``volumes`` (the eluted volume when each frame's readings were taken), LS and RI are summed
+    over the same slice of eluate on an even volume grid, RI placed by its volume offset from LS:
+    frames that fell behind the HPLC clock (a busy computer) are unevenly spaced in volume, and
+    whole-frame lags then put the two sums on different slices of the peak (seen: 59 for 54 kDa).
+    """
     n = len(ls)
     ls_idx = np.clip(np.asarray(frames) + ls_lag, 0, n - 1)
     ri_idx = np.clip(np.asarray(frames) + ri_lag, 0, n - 1)
     ls0 = float(np.median(ls[np.clip(np.asarray(baseline_frames) + ls_lag, 0, n - 1)]))
     ri0 = float(np.median(ri[np.clip(np.asarray(baseline_frames) + ri_lag, 0, n - 1)]))
-    ls_sum = float(np.sum(ls[ls_idx] - ls0))
-    ri_sum = float(np.sum(ri[ri_idx] - ri0))
+    if volumes is not None:
+        ls_sum, ri_sum = _volume_aligned_sums(ls - ls0, ri - ri0, np.asarray(volumes, float), ls_idx)
+    else:
+        ls_sum = float(np.sum(ls[ls_idx] - ls0))
+        ri_sum = float(np.sum(ri[ri_idx] - ri0))
     if ri_sum <= 0 or ls_sum <= 0:
         raise AnalysisError("MALS: no light-scattering or RI signal above baseline over the peak")
     mass = constant * ls_sum / ri_sum
@@ -240,6 +264,24 @@ def mals_molar_mass(
     )
 
 
+def _volume_aligned_sums(
+    ls: np.ndarray, ri: np.ndarray, volumes: np.ndarray, ls_idx: np.ndarray
+) -> tuple[float, float]:
+    """Σ LS and Σ RI over the eluate slice LS saw at ``ls_idx``, on an even grid of eluted volume."""
+    volumes = np.maximum.accumulate(volumes)
+    step = float(np.median(np.diff(volumes)))
+    if not step > 0:
+        raise AnalysisError("MALS: the eluted volume does not advance between frames")
+    grid = np.arange(volumes[0], volumes[-1], step / 4.0)  # a quarter frame: RI's offset to ~0.1 frame
+    ri_offset = fine_trace_lag(
+        np.interp(grid, volumes, ls), np.interp(grid, volumes, ri), 4 * MAX_TRACE_LAG_FRAMES
+    )
+    window = grid[(grid >= volumes[ls_idx.min()]) & (grid <= volumes[ls_idx.max()])]
+    ls_sum = float(np.sum(np.interp(window, volumes, ls)))
+    ri_sum = float(np.sum(np.interp(window + ri_offset * step / 4.0, volumes, ri)))
+    return ls_sum, ri_sum
+
+
 def first_look_sec(
     frames: Sequence[Curve],
     traces: Mapping[str, Sequence[float]] | None = None,
@@ -251,6 +293,7 @@ def first_look_sec(
     ri_trace: str = "ri",
     mals_constant: float = MALS_KDA_PER_V_PER_RIU,
     concentration_trace: str | None = None,
+    volumes: Sequence[float] | None = None,
     min_buffer_frames: int = 10,
     rg_tolerance: float = 0.05,
     vc_q_max: float = VC_Q_MAX,
@@ -259,7 +302,8 @@ def first_look_sec(
 
     ``traces`` are other detectors' signals sampled once per SAXS frame (UV, MALS LS in V, RI in
     RIU...), each as long as ``frames``. ``concentration_trace`` names one in mg/mL (e.g. UV
-    converted with the extinction coefficient) to give MW from I(0)/c per species.
+    converted with the extinction coefficient) to give MW from I(0)/c per species. ``volumes`` (mL
+    eluted when each frame's readings were taken) lets the MALS mass align LS and RI by volume.
     """
     started = now_iso()
     check_name(sample_name)
@@ -275,6 +319,11 @@ def first_look_sec(
         if not np.all(np.isfinite(values)):
             raise AnalysisError(f"trace {name!r} has non-finite values")
         arrays[name] = values
+    eluted = None
+    if volumes is not None:
+        eluted = np.asarray(volumes, dtype=float)
+        if eluted.shape != (n,) or not np.all(np.isfinite(eluted)):
+            raise AnalysisError(f"volumes: {eluted.size} finite values are needed, one per frame ({n})")
     if concentration_trace is not None and concentration_trace not in arrays:
         raise AnalysisError(f"concentration trace {concentration_trace!r} is not among the traces")
     signal = chromatogram(frames, *q_window)
@@ -333,6 +382,7 @@ def first_look_sec(
             concentration_trace,
             rg_tolerance,
             vc_q_max,
+            eluted,
         )
         species.append(sp)
         species_curves.append(curve)
@@ -403,6 +453,7 @@ def _species(
     concentration_trace: str | None,
     rg_tolerance: float,
     vc_q_max: float,
+    volumes: np.ndarray | None,
 ) -> tuple[SecSpecies, Curve | None]:
     flags: list[str] = []
     notes: list[str] = []
@@ -448,6 +499,7 @@ def _species(
                 lags[ri_trace],
                 buffer_idx,
                 mals_constant,
+                volumes,
             )
         except AnalysisError as exc:
             notes.append(f"peak {number}: {exc}")

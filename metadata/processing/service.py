@@ -364,7 +364,9 @@ class FirstLookService:
             for key, name in wanted.items()
             if len(reduced.traces.get(name, ())) == n
         }
-        result = first_look_sec(reduced.curves, traces, sample_name=name)
+        eluted = reduced.traces.get("eluted_ml", ())
+        volumes = [float(v) for v in eluted] if len(eluted) == n else None
+        result = first_look_sec(reduced.curves, traces, sample_name=name, volumes=volumes)
         main = result.main_species
         saxs: dict[str, Any] = {"frames_total": result.frames_total, "flags": list(result.flags)}
         if main is not None:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from synthetic_saxs import MALS_LAG, RI_LAG, buffer_frames, dumbbell, ellipsoid, noisy, sec_run, sphere
 
+from sibyls.metadata.analysis import sec
 from sibyls.metadata.analysis.firstlook import first_look_sec, write_products
 from sibyls.metadata.analysis.inputs import AnalysisError
 from sibyls.metadata.analysis.results import FLAG_DAMAGED_BUFFER
@@ -148,3 +149,31 @@ def test_a_drained_cell_after_the_run_does_not_hide_the_buffer_region():
     result = first_look_sec(frames, traces, sample_name="drained")
     assert len(result.buffer_frames) >= 100
     assert result.species[0].guinier.rg == pytest.approx(particle.rg, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("stall_frames", "stall_factor", "jitter"),
+    [(0, 1.0, 0.0), (5, 3.0, 0.0), (10, 3.0, 0.0), (0, 1.0, 1.0), (5, 3.0, 0.5)],
+)
+def test_mals_mass_aligns_ls_and_ri_by_eluted_volume_when_frames_fall_behind(
+    stall_frames, stall_factor, jitter
+):
+    # Frames that fall behind the HPLC clock (a busy computer) are unevenly spaced in eluted volume;
+    # the MALS and RI detectors sit 0.05 and 0.15 mL after the SAXS cell.
+    rng = np.random.default_rng(7)
+    steps = np.full(300, 0.5 / 60 * 5) * (1 + jitter * rng.random(300))  # 0.5 mL/min, 5 s frames
+    steps[140 : 140 + stall_frames] *= stall_factor  # on the peak's rising flank
+    volume = np.concatenate([[0.0], np.cumsum(steps)])[:300]
+    mass = 54.0
+
+    def peak(at):
+        return np.exp(-0.5 * ((at - 6.2) / 0.15) ** 2)
+
+    saxs, ls, ri = peak(volume), 0.02 + mass * peak(volume - 0.05), peak(volume - 0.15)
+    fwhm = [i for i in range(300) if saxs[i] >= 0.5]
+    lags = sec.trace_lag(saxs, ls), sec.trace_lag(saxs, ri)
+    estimate = sec.mals_molar_mass(ls, ri, fwhm, *lags, list(range(50)), 1.0, volume)
+    assert estimate.mw_kda == pytest.approx(mass, rel=0.01)
+    if stall_frames:  # whole-frame lags alone put LS and RI on different slices of the peak
+        by_frames = sec.mals_molar_mass(ls, ri, fwhm, *lags, list(range(50)), 1.0)
+        assert abs(by_frames.mw_kda / mass - 1) > 0.015
