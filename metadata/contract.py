@@ -99,7 +99,7 @@ class RunMetadata(BaseModel):
     buffer_composition: list[str] | None = Field(None, description="Components, e.g. '25 mM Tris'")
     buffer_ph: ruled("buffer_ph") | None = None
     sample_role: SampleRole | None = None
-    buffer_run_uid: str | None = Field(None, pattern=UID_PATTERN, description="Buffer run to subtract")
+    buffer_run_uid: ruled("buffer_run_uid") | None = Field(None, description="Buffer run to subtract")
     plate_id: ruled("plate_id") | None = None
     well: ruled("well") | None = Field(None, description="96-well plate well, A1 to H12")
     cell_temperature_c: ruled("cell_temperature") | None = None

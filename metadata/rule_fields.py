@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import AllowInfNan, Field, Strict, StringConstraints, ValidationError
 
-from sibyls.metadata.rules import CODE_PATTERN, RULES, TEXT_FORBIDDEN, WELL_PATTERN, Rule
+from sibyls.metadata.rules import CODE_PATTERN, RULES, TEXT_FORBIDDEN, UID_PATTERN, WELL_PATTERN, Rule
 
 _NAMES_FIELDS = re.compile(r"Value error, [A-Za-z_][\w.\[\]]*: ")
 
@@ -36,6 +36,8 @@ def ruled(name: str) -> Any:
         return Annotated[float, Strict(), AllowInfNan(False), Field(**bounds)]
     if rule.kind == "code":
         text = StringConstraints(strip_whitespace=True, max_length=rule.max_length, pattern=CODE_PATTERN)
+    elif rule.kind == "uid":
+        text = StringConstraints(strip_whitespace=True, pattern=UID_PATTERN)
     elif rule.kind == "well":  # recorded in upper case
         text = StringConstraints(strip_whitespace=True, to_upper=True, pattern=f"(?i){WELL_PATTERN}")
     else:

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-RuleKind = Literal["float", "int", "code", "text", "well"]
+RuleKind = Literal["float", "int", "code", "text", "well", "uid"]
 
 # 40: codes are shown in EPICS string PVs (40 characters) and, with a "buff_" prefix, in file names.
 CODE_MAX_LENGTH = 40
@@ -102,6 +102,10 @@ class Rule:
             if found := _TEXT_FORBIDDEN_RE.search(recorded):
                 return f"{field}: must not contain control characters (found {found.group()!r})"
             return None
+        if self.kind == "uid":
+            if not _UID_RE.match(value.strip(WHITESPACE)):
+                return f"{field}: {short_text(value)} is not a run uid (8–64 hex digits or '-', hex first)"
+            return None
         if self.kind == "well":
             if not _WELL_RE.match(value.strip(WHITESPACE)):
                 return f"{field}: {short_text(value)} is not a 96-well plate position A1 to H12"
@@ -151,6 +155,7 @@ def short_text(value: Any) -> str:
 
 _WELL_RE = re.compile(WELL_PATTERN, re.IGNORECASE)  # recorded in upper case
 _TEXT_FORBIDDEN_RE = re.compile(TEXT_FORBIDDEN)
+_UID_RE = re.compile(UID_PATTERN)
 _CODE_RE = re.compile(CODE_PATTERN)
 
 
@@ -180,6 +185,7 @@ RULES: dict[str, Rule] = {
     "proposal_id": Rule("code", max_length=CODE_MAX_LENGTH, what="beam-time proposal"),
     "buffer_well": Rule("well", what="well holding this sample's buffer"),
     "well": Rule("well", what="96-well plate position A1 to H12"),
+    "buffer_run_uid": Rule("uid", what="uid of the buffer run to subtract"),
     "description": Rule("text", max_length=TEXT_MAX_LENGTH, what="free text recorded with the run"),
     "buffer_name": Rule("text", max_length=NAME_MAX_LENGTH, min_length=1, what="buffer name"),
     "operator": Rule("text", max_length=NAME_MAX_LENGTH, min_length=1, what="who measured"),

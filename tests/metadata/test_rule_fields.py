@@ -51,6 +51,12 @@ _TEXTS = [
     "y" * 2001,
     "a\x00b",
     "=SUM(A1)",
+    "0f3a9c1e-1111-2222-3333-444455556666",
+    " abcdef12 ",
+    "--------",
+    "-0123456789",
+    "g0000000",
+    "0123456",
     "a\x1b[2Jb",
     "del\x7f",
     "tab\tand\nnewline",
@@ -111,7 +117,7 @@ def test_ruled_type_accepts_exactly_what_the_rule_accepts(name):
         assert problem is None, f"{name}={value!r}: accepted by the model, refused by the rule ({problem})"
         if rule.kind == "well":
             assert result == value.strip(WHITESPACE).upper()
-        elif rule.kind in ("code", "text"):
+        elif rule.kind in ("code", "text", "uid"):
             assert result == value.strip(WHITESPACE)
         else:
             assert result == value and type(result) is (int if rule.kind == "int" else float)
