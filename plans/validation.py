@@ -61,7 +61,7 @@ _NO_ANNOTATION = (inspect.Parameter.empty, Any)
 def structure_problems(item: dict[str, Any]) -> list[str]:
     """Size, nesting depth, non-finite numbers and over-long text anywhere in args, kwargs and meta.
 
-    The size is about the item's JSON in UTF-8: text and keys by their bytes, a number as up to 24.
+    The size is about the item's JSON: text by its UTF-8 bytes, keys by their characters, a number as 24.
     """
     problems: list[str] = []
     size = 0
@@ -79,19 +79,20 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
             continue
         if isinstance(container, dict):
             entries = container.items()
-            for key in container:
-                size += _text_bytes(key) if isinstance(key, str) else 24
-                if isinstance(key, str) and len(key) > NAME_MAX_LENGTH:
-                    problems.append(
-                        f"{_path(where) or 'item'}: a key of {len(key)} characters; at most {NAME_MAX_LENGTH}"
-                    )
+            key_lengths = [len(k) if isinstance(k, str) else 24 for k in container]
+            size += sum(key_lengths)
+            if key_lengths and max(key_lengths) > NAME_MAX_LENGTH:
+                longest = max(key_lengths)
+                problems.append(
+                    f"{_path(where) or 'item'}: a key of {longest} characters; at most {NAME_MAX_LENGTH}"
+                )
         else:
             entries = enumerate(container)
         size += 8
         for key, value in entries:
             size += 8
             if isinstance(value, str):
-                size += _text_bytes(value)
+                size += len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
                 if (
                     len(value) > TEXT_MAX_LENGTH
                     and len(recorded := value.strip(WHITESPACE)) > TEXT_MAX_LENGTH
@@ -110,10 +111,6 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
         if size > ITEM_MAX_BYTES:
             return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
     return problems
-
-
-def _text_bytes(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 def _path(where: tuple | None) -> str:
