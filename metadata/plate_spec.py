@@ -117,7 +117,7 @@ class PlateSpec(BaseModel):
             if kind in validated:
                 continue
             try:
-                validated[kind] = RunMetadata(**_contract_fields(well, plate_wide))
+                validated[kind] = RunMetadata(**{**_own_fields(well), **plate_wide})
             except ValidationError as exc:
                 validated[kind] = None
                 for problem in describe(exc):  # a well's own column, or a plate-wide argument (once)
@@ -148,10 +148,6 @@ def _kind(well: PlateWell) -> tuple:
 
 def _own_fields(well: PlateWell) -> dict[str, Any]:
     return {name: value for name in _PER_WELL if (value := getattr(well, name)) is not None}
-
-
-def _contract_fields(well: PlateWell, plate_wide: dict[str, Any]) -> dict[str, Any]:
-    return {**_own_fields(well), **plate_wide}
 
 
 class WellContracts(Sequence[RunMetadata]):

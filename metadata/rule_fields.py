@@ -15,14 +15,12 @@ from typing import Annotated, Any
 
 from pydantic import AllowInfNan, Field, Strict, StringConstraints, ValidationError
 
-from sibyls.metadata.rules import CODE_PATTERN, RULES, TEXT_FORBIDDEN, UID_PATTERN, WELL_PATTERN, Rule
+from sibyls.metadata.rules import CODE_PATTERN, RULES, TEXT_PATTERN, UID_PATTERN, WELL_PATTERN, Rule
 
 _NAMES_FIELDS = re.compile(r"Value error, [A-Za-z_][\w.\[\]]*: ")
 
 #: Model fields named otherwise than the plan parameter whose rule they obey (and whose value they hold).
 RULE_OF_FIELD = {"cell_temperature_c": "cell_temperature"}
-
-_NO_FORBIDDEN = f"^[^{TEXT_FORBIDDEN[1:-1]}]*$"
 
 
 @functools.cache
@@ -45,7 +43,7 @@ def ruled(name: str) -> Any:
             strip_whitespace=True,
             min_length=rule.min_length,
             max_length=rule.max_length,
-            pattern=_NO_FORBIDDEN,
+            pattern=TEXT_PATTERN,
         )
     return Annotated[str, Strict(), text]
 

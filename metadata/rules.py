@@ -42,7 +42,10 @@ WHITESPACE = (
 
 #: Characters a text may not hold: control characters other than tab, newline and carriage return
 #: (a NUL ends a C string; an escape sequence rewrites the terminal of whoever reads the record).
-TEXT_FORBIDDEN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+_FORBIDDEN_IN_TEXT = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+TEXT_FORBIDDEN = f"[{_FORBIDDEN_IN_TEXT}]"
+#: A whole text free of them (the pattern the model field types use).
+TEXT_PATTERN = f"^[^{_FORBIDDEN_IN_TEXT}]*$"
 
 #: A queue item as a whole: its JSON size and how deeply its values may nest.
 ITEM_MAX_BYTES = 512 * 1024

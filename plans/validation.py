@@ -81,8 +81,7 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
             entries = container.items()
             key_lengths = [len(k) if isinstance(k, str) else 24 for k in container]
             size += sum(key_lengths)
-            if key_lengths and max(key_lengths) > NAME_MAX_LENGTH:
-                longest = max(key_lengths)
+            if (longest := max(key_lengths, default=0)) > NAME_MAX_LENGTH:
                 problems.append(
                     f"{_path(where) or 'item'}: a key of {longest} characters; at most {NAME_MAX_LENGTH}"
                 )

@@ -242,14 +242,13 @@ def mals_molar_mass(
     """
     n = len(ls)
     ls_idx = np.clip(np.asarray(frames) + ls_lag, 0, n - 1)
-    ri_idx = np.clip(np.asarray(frames) + ri_lag, 0, n - 1)
     ls0 = float(np.median(ls[np.clip(np.asarray(baseline_frames) + ls_lag, 0, n - 1)]))
     ri0 = float(np.median(ri[np.clip(np.asarray(baseline_frames) + ri_lag, 0, n - 1)]))
     if volumes is not None:
         ls_sum, ri_sum = _volume_aligned_sums(ls - ls0, ri - ri0, np.asarray(volumes, float), ls_idx)
     else:
         ls_sum = float(np.sum(ls[ls_idx] - ls0))
-        ri_sum = float(np.sum(ri[ri_idx] - ri0))
+        ri_sum = float(np.sum(ri[np.clip(np.asarray(frames) + ri_lag, 0, n - 1)] - ri0))
     if ri_sum <= 0 or ls_sum <= 0:
         raise AnalysisError("MALS: no light-scattering or RI signal above baseline over the peak")
     mass = constant * ls_sum / ri_sum
