@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.common import Figure, median_seconds
 from sibyls.devices.geometry import DetectorGeometry, module_gap_mask
-from sibyls.metadata.reduction.integrate import CorrectedIntegrator, PixelCorrections
+from sibyls.saxs.reduction.integrate import CorrectedIntegrator, PixelCorrections
 
 
 def reference_average(frame: np.ndarray, geometry: DetectorGeometry, edges: np.ndarray) -> np.ndarray:
@@ -139,10 +139,10 @@ def run() -> list[Figure]:
         )
     ]
 
-    from sibyls.metadata.exports.formats import export
-    from sibyls.metadata.reduction.iq import read_frame_geometry
     from sibyls.metadata.runs.doclog import write_document_log
     from sibyls.metadata.runs.sources import FolderRunSource
+    from sibyls.saxs.exports.formats import export
+    from sibyls.saxs.reduction.iq import read_frame_geometry
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

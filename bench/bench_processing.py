@@ -2,7 +2,7 @@
 
 Everything runs as in ``sibyls up``: the RunEngine (with the project's record writer) publishes every
 document with bluesky's ``Publisher`` into a ``bluesky-0MQ-proxy``; the processing service
-(``python -m sibyls.startup.processing``, its own process) reads the proxy with a
+(``python -m sibyls.startup.stack.processing``, its own process) reads the proxy with a
 ``RemoteDispatcher`` and merges each run's numbers into the record the RunEngine's writer wrote. A
 latency is measured end to end: from the ``time`` of the run's stop document until the record file on
 disk holds ``quality_metrics`` (the file is watched from the moment the stop document is emitted).
@@ -91,8 +91,8 @@ class _Pipeline:
         from sibyls.devices.epics_env import free_tcp_port
         from sibyls.devices.sim.launcher import ManagedProcess, spawn_service
         from sibyls.startup.config import ProfileConfig
-        from sibyls.startup.processing import READY_FILE
-        from sibyls.startup.services import console_script
+        from sibyls.startup.stack.processing import READY_FILE
+        from sibyls.startup.stack.services import console_script
 
         ports = free_tcp_port(), free_tcp_port()
         self.config = ProfileConfig.from_env(
@@ -111,7 +111,7 @@ class _Pipeline:
         self.processes = [ManagedProcess("proxy", proxy, logs / "proxy.log")]
         try:
             ready = self.config.state_dir / READY_FILE
-            command = [sys.executable, "-m", "sibyls.startup.processing"]
+            command = [sys.executable, "-m", "sibyls.startup.stack.processing"]
             service = spawn_service(command, logs / "processing.log", env)
             self.processes.append(ManagedProcess("processing", service, logs / "processing.log"))
             deadline = time.monotonic() + 120.0
@@ -125,7 +125,7 @@ class _Pipeline:
             raise
 
     def status(self) -> dict:
-        from sibyls.startup.processing import read_status
+        from sibyls.startup.stack.processing import read_status
 
         return read_status(self.config.state_dir) or {}
 

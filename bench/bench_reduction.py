@@ -1,7 +1,7 @@
 """Reduction benchmark: full-size PILATUS3 X 2M frames (1679×1475 int32) to normalised I(q) with
 solid-angle and polarisation corrections, gap/beamstop mask and Poisson σ.
 
-Ours: :class:`sibyls.metadata.reduction.reducer.FrameReducer` on a stack (corrected integration,
+Ours: :class:`sibyls.saxs.reduction.reducer.FrameReducer` on a stack (corrected integration,
 I0/transmission normalisation, q-resolution), all cores. Baseline, in the same run on the same
 frames: pyFAI ``integrate1d`` with the same geometry, mask and corrections (``method=("no", "csr",
 "cython")``, ``error_model="poisson"``, ``safe=False``; its CSR matrix built before timing), frame by
@@ -16,8 +16,8 @@ import numpy as np
 
 from bench.common import Figure, median_seconds
 from sibyls.devices.geometry import POLARIZATION_FACTOR, DetectorGeometry, module_gap_mask
-from sibyls.metadata.reduction.poni import pyfai_integrator
-from sibyls.metadata.reduction.reducer import FrameReducer
+from sibyls.saxs.reduction.poni import pyfai_integrator
+from sibyls.saxs.reduction.reducer import FrameReducer
 
 FRAMES = 24
 PYFAI_FRAMES = 6

@@ -179,8 +179,8 @@ def _api(address: str, public_key: str | None):
 def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -> tuple:
     """A plain ``start-re-manager`` (queueserver as shipped) on the stack's Redis under ``prefix``."""
     from sibyls.devices.epics_env import free_tcp_port
-    from sibyls.startup.services import ManagedProcess, console_script
     from sibyls.startup.stack import _manager_config_file, _spawn
+    from sibyls.startup.stack.services import ManagedProcess, console_script
 
     control = f"tcp://127.0.0.1:{free_tcp_port()}"
     command = [

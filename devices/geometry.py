@@ -3,7 +3,7 @@ and a plain azimuthal average.
 
 Shared by the simulated IOC (to paint frames) and by analysis code (to reduce them), so the
 two always agree on where q lands on the detector. The reduction's corrected, fast integrator is
-:mod:`sibyls.metadata.reduction.integrate`; :func:`azimuthal_average` stays as the simple reference.
+:mod:`sibyls.saxs.reduction.integrate`; :func:`azimuthal_average` stays as the simple reference.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def write_detector_geometry(group: Any, geometry: DetectorGeometry, *, distance_
     Sample-detector distance (``SDD`` in NXcanSAS, ``distance`` in a NeXus frame file), pixel sizes
     in mm and the beam centre in (binned) pixels. One block for both: the simulated IOC's frame
     files (:mod:`sibyls.devices.sim.frame_writer`) and the NXcanSAS export
-    (:mod:`sibyls.metadata.exports.nxcansas`), so what a reduction reads back is what was written.
+    (:mod:`sibyls.saxs.exports.nxcansas`), so what a reduction reads back is what was written.
     """
     g = geometry
     for key, value, unit in (

@@ -39,7 +39,7 @@ from event_model import DocumentRouter
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.hashing import Cancelled, FileFacts, FileHasher
 from sibyls.metadata.mapping import RunSummary, json_default, record_relpath
-from sibyls.metadata.processing.record_results import record_lock, with_waiting_results
+from sibyls.metadata.record_results import record_lock, with_waiting_results
 from sibyls.metadata.record_yaml import dump_record
 from sibyls.metadata.routing import PerRunRouter
 

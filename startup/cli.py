@@ -3,31 +3,29 @@
 Each subcommand parses its options and calls a plain function of the package that does the work:
 
 =====================  ==========================================================================
-``ioc``                :func:`sibyls.devices.sim.ioc.run_ioc` (the simulated beamline alone)
+``ioc``                :mod:`sibyls.devices.sim.command` (the simulated beamline alone)
 ``up/down/status``     :mod:`sibyls.startup.stack` (the whole stack, its state under ``--var-dir``)
 ``validate-item``      :func:`sibyls.plans.validation.validate_queue_item`
-``demo``               :func:`sibyls.startup.demo.run_demo`
-``watch``              :func:`sibyls.startup.progress.watch` (the running item's progress bar)
-``export``             :func:`sibyls.metadata.exports.formats.export` (NXcanSAS, CSV, JSON, SPEC, PNG)
+``demo``               :func:`sibyls.startup.stack.demo.run_demo`
+``watch``              :func:`sibyls.startup.watch.watch` (the running item's progress bar)
+``export``             :func:`sibyls.saxs.exports.formats.export` (NXcanSAS, CSV, JSON, SPEC, PNG)
 ``export-lambda-ber``  :func:`sibyls.metadata.exports.lambda_ber.export_project`
 ``records-from-runs``  :func:`sibyls.metadata.replay.records.records_from_runs`
 ``replay-record``      :func:`sibyls.metadata.replay.records.replay_record`
 =====================  ==========================================================================
 
-The work is imported when a subcommand runs. ``python -m sibyls.startup.cli ioc ...`` is how the
-stack starts the IOC.
+The work is imported when a subcommand runs. The IOC's options are its own
+(:mod:`sibyls.devices.sim.command`): the stack starts it as ``python -m sibyls.devices.sim``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from textwrap import dedent
 from typing import Any
 
 #: The environment variable the exchange commands read a Tiled API key from.
@@ -37,44 +35,11 @@ TILED_API_KEY_ENV = "TILED_API_KEY"
 
 
 def _add_ioc(subparsers) -> None:
-    from sibyls.devices.sim.ioc import DEFAULT_PREFIX, SibylsIOC
+    from sibyls.devices.sim.command import add_ioc_arguments
 
-    parser = subparsers.add_parser(
-        "ioc",
-        help="run the simulated SIBYLS beamline (caproto IOC) on loopback",
-        description=dedent(SibylsIOC.__doc__ or ""),
+    add_ioc_arguments(
+        subparsers.add_parser("ioc", help="run the simulated SIBYLS beamline (caproto IOC) on loopback")
     )
-    parser.add_argument("--prefix", default=DEFAULT_PREFIX, help="PV prefix (default %(default)s)")
-    parser.add_argument("--port", type=int, default=5064, help="CA server port (default %(default)s)")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="simulated s per wall s")
-    parser.add_argument("--binning", type=int, default=1, choices=(1, 2, 4, 8), help="detector binning")
-    parser.add_argument("--plate", action="append", default=[], help="plate definition file (JSON/YAML)")
-    parser.add_argument(
-        "--plate-registry", default=None, help="plate registry file shared with the queue gate (YAML)"
-    )
-    parser.add_argument(
-        "--interface", action="append", default=None, help="interface to serve on (default 127.0.0.1)"
-    )
-    parser.set_defaults(func=_ioc)
-
-
-def _ioc(args: argparse.Namespace) -> int:
-    from sibyls.devices.epics_env import apply_loopback_ca_env
-    from sibyls.devices.sim.ioc import load_plates, run_ioc
-
-    plates = load_plates(args.plate)
-    interfaces = tuple(args.interface or ["127.0.0.1"])
-    env = apply_loopback_ca_env(args.port)
-    print(
-        f"SIBYLS simulated beamline: PV prefix {args.prefix!r}, time scale {args.time_scale:g}x", flush=True
-    )
-    print("Clients need this EPICS environment:", flush=True)
-    for key, value in env.items():
-        if key.startswith("EPICS_CA_"):
-            print(f"  export {key}={value}", flush=True)
-    logging.basicConfig(level=logging.WARNING)
-    run_ioc(args.prefix, args.port, args.time_scale, args.binning, plates, interfaces, args.plate_registry)
-    return 0
 
 
 # ---- sibyls up | down | status | validate-item | demo -------------------------------------------
@@ -199,8 +164,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from sibyls.startup.progress import watch
     from sibyls.startup.stack import load_state
+    from sibyls.startup.watch import watch
 
     state = load_state(args.var_dir.resolve())
     if state is None:
@@ -210,7 +175,7 @@ def _watch(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from sibyls.startup.demo import run_demo
+    from sibyls.startup.stack.demo import run_demo
 
     return run_demo(args.var_dir, time_scale=args.time_scale, keep_up=args.keep_up)
 
@@ -230,7 +195,7 @@ def _add_source(parser: argparse.ArgumentParser, selection: bool = True) -> None
 
 
 def _add_exchange(subparsers) -> None:
-    from sibyls.metadata.exports.formats import FORMATS
+    from sibyls.saxs.exports.formats import FORMATS
 
     p = subparsers.add_parser(
         "export",
@@ -321,7 +286,7 @@ def _source(args: argparse.Namespace) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sibyls.metadata.exports.formats import export
+    from sibyls.saxs.exports.formats import export
 
     paths = []
     for fmt in args.format:
@@ -334,7 +299,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from sibyls.metadata.processing.reprocess import reprocess
+    from sibyls.saxs.processing.reprocess import reprocess
     from sibyls.startup.config import ProfileConfig
 
     config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)})

@@ -66,7 +66,7 @@ class ProfileConfig(BaseSettings):
     #: frame files carry.
     poni_file: str = ""
     #: Absolute scale, cm⁻¹ per normalised unit (``SIBYLS_ABSOLUTE_SCALE``, from a water measurement:
-    #: ``sibyls.metadata.reduction.reducer.absolute_scale_from_water``); 0: arbitrary units.
+    #: ``sibyls.saxs.reduction.reducer.absolute_scale_from_water``); 0: arbitrary units.
     absolute_scale: float = 0.0
 
     @model_validator(mode="before")

@@ -1,8 +1,10 @@
-"""The layers import downwards only: devices → metadata → plans → startup (see ARCHITECTURE.md).
+"""The layers import downwards only: metadata → devices → saxs | plans → startup (ARCHITECTURE.md).
 
 Each layer is imported alone in a fresh interpreter, with every module under it, and the SIBYLS
-modules that were loaded are checked: a lower layer never loads a higher one. The one exception,
-the rule table and the plate registry that every layer shares, is checked in the devices' source.
+modules that were loaded are checked: a lower layer never loads a higher one. Metadata is the ground
+floor; of it the devices use only the rule table and the plate registry (checked in their source),
+so a device never loads the record writer. SAXS science and the plans stand side by side: neither
+imports the other (the RE worker never loads the analysis).
 The parts of the RE Manager process (the queue gate) must not load ophyd or pyepics: the manager
 forks the RE worker, and Channel Access must not be started before that.
 """
@@ -21,12 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Layer → the SIBYLS packages it must never load (itself or through anything it imports).
 FORBIDDEN = {
-    "devices": ("sibyls.plans", "sibyls.startup"),
-    "metadata": ("sibyls.plans", "sibyls.startup"),
-    "plans": ("sibyls.startup",),
+    "metadata": ("sibyls.devices", "sibyls.saxs", "sibyls.plans", "sibyls.startup"),
+    "devices": ("sibyls.saxs", "sibyls.plans", "sibyls.startup"),
+    "saxs": ("sibyls.plans", "sibyls.startup"),
+    "plans": ("sibyls.saxs", "sibyls.startup"),
     "startup": (),
 }
-#: Modules of a higher layer that devices may use: the shared rule table and the plate registry.
+#: The modules of metadata that devices may use: the shared rule table and the plate registry.
 DEVICES_MAY_USE = {"sibyls.metadata.rules", "sibyls.metadata.plate_registry"}
 #: Modules that do something when imported (the profile connects to the beamline): not imported here.
 NOT_IMPORTED = {"sibyls.startup.profile"}

@@ -5,9 +5,8 @@ tests (``sim_ioc`` in ``tests/conftest.py``) and the benchmarks. A user gets an
 :class:`IOCService`: its PV prefix, Channel Access port, log file and a ``stop()`` that ends exactly
 that process.
 
-The process is the ``sibyls ioc`` command (``python -m sibyls.startup.cli ioc ...``): command-line
-options are parsed only in the CLI package, which calls :func:`sibyls.devices.sim.ioc.run_ioc`.
-This module names that command but imports nothing from :mod:`sibyls.startup`.
+The process is ``python -m sibyls.devices.sim`` (the same options as ``sibyls ioc``,
+:mod:`sibyls.devices.sim.command`): nothing here names a layer above the devices.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from pathlib import Path
 from sibyls.devices.epics_env import loopback_ca_env, loopback_ca_environment
 
 #: The command line that runs the IOC (its options follow).
-IOC_COMMAND = [sys.executable, "-m", "sibyls.startup.cli", "ioc"]
+IOC_COMMAND = [sys.executable, "-m", "sibyls.devices.sim"]
 
 
 def spawn_service(command: list[str], log_path: Path, env: dict[str, str], cwd: Path | None = None):

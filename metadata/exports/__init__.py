@@ -1,11 +1,8 @@
-"""Exports for users who don't use Python: NXcanSAS, CSV, JSON, SPEC, a PNG of I(q), and lambda-ber.
+"""Exports of the records: one lambda-ber Dataset per project, valid against the upstream schema alone.
 
-``export(source, fmt, out_dir, scan_id=/uid=/project=)`` writes stored runs in one of
-:data:`FORMATS`; :func:`export_project` merges a project's run records into one lambda-ber Dataset
-valid against the upstream schema alone.
+The exports of a run's data (NXcanSAS, CSV, JSON, SPEC, PNG) are in :mod:`sibyls.saxs.exports`.
 """
 
-from sibyls.metadata.exports.formats import FORMATS, export, export_run, export_stem
 from sibyls.metadata.exports.lambda_ber import export_project
 
-__all__ = ["FORMATS", "export", "export_project", "export_run", "export_stem"]
+__all__ = ["export_project"]

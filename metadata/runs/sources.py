@@ -21,6 +21,9 @@ from sibyls.metadata.errors import ExchangeError
 from sibyls.metadata.mapping import KEY_IMAGE
 from sibyls.metadata.runs.doclog import read_document_log
 
+#: The node beside a run's streams in Tiled where the first look keeps its curves (not a stream).
+PROCESSED_KEY = "processed"
+
 
 class RunNotFoundError(ExchangeError, LookupError):
     """No stored run matches the scan id / uid / project asked for."""
@@ -314,9 +317,6 @@ class TiledRunSource:
 
     def load(self, uid: str) -> StoredRun:
         """The run with this uid, its tables read through the tiled client."""
-        # Here, not at the top: processed.py loads the reduction package, which loads this module.
-        from sibyls.metadata.runs.processed import PROCESSED_KEY
-
         if uid not in self.client:
             raise _not_found(None, uid, None, f"Tiled at {self.client.uri}")
         node = self.client[uid]

@@ -88,7 +88,7 @@ def _proxy_health(state: StackState) -> str:
 
 
 def _processing_health(state: StackState) -> str:
-    from sibyls.startup.processing import read_status
+    from sibyls.startup.stack.processing import read_status
 
     status = read_status(Path(state.var_dir) / "state")
     if status is None:

@@ -1,7 +1,7 @@
 """The stack's secrets and logins: 0MQ CURVE keys, HTTP demo accounts and roles, the API key.
 
 Each secret is generated once into a file of mode 0600 under ``<var>``
-(:func:`sibyls.startup.private_files.write_private`) and never printed or logged.
+(:func:`sibyls.startup.stack.private_files.write_private`) and never printed or logged.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sibyls.startup.private_files import is_private, write_private
+from sibyls.startup.stack.private_files import is_private, write_private
 
 if TYPE_CHECKING:
     from sibyls.startup.stack.state import StackState

@@ -16,9 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 from sibyls.startup.config import ProfileConfig
-from sibyls.startup.private_files import is_private, write_private
-from sibyls.startup.redacted import redacted_command
-from sibyls.startup.services import console_script, spawn_service, start_ioc
+from sibyls.startup.stack.private_files import is_private, write_private
+from sibyls.startup.stack.redacted import redacted_command
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
     http_config,
@@ -26,6 +25,7 @@ from sibyls.startup.stack.security import (
     manager_config_file,
     password_env,
 )
+from sibyls.startup.stack.services import console_script, spawn_service, start_ioc
 from sibyls.startup.stack.state import HOST, StackError, StackState, record
 
 
@@ -165,7 +165,7 @@ def set_tiled_db(var_dir: Path | str, uri: str | None) -> None:
     if not uri:
         path.unlink(missing_ok=True)
         return
-    from sibyls.startup.tiled_service import check_catalog_uri
+    from sibyls.startup.stack.tiled import check_catalog_uri
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_private(path, check_catalog_uri(uri) + "\n")
@@ -179,7 +179,7 @@ def tiled_db(var_dir: Path | str) -> str | None:
 
 def describe_tiled_db(var_dir: Path | str) -> str:
     """The stack's Tiled catalog for a status line: the database with its password masked."""
-    from sibyls.startup.tiled_service import masked_uri
+    from sibyls.startup.stack.tiled import masked_uri
 
     uri = tiled_db(var_dir)
     if uri is None:
@@ -188,7 +188,7 @@ def describe_tiled_db(var_dir: Path | str) -> str:
 
 
 def _start_tiled(state: StackState, timeout: float) -> None:
-    from sibyls.startup.tiled_service import API_KEY_FILE, start_tiled
+    from sibyls.startup.stack.tiled import API_KEY_FILE, start_tiled
 
     var_dir = Path(state.var_dir)
     data_dir = profile_config(state).data_dir
@@ -235,12 +235,12 @@ def _start_proxy(state: StackState, timeout: float) -> None:
 
 def _start_processing(state: StackState, timeout: float) -> None:
     """The first-look service, subscribed to the proxy (it must listen before any run starts)."""
-    from sibyls.startup.processing import READY_FILE
+    from sibyls.startup.stack.processing import READY_FILE
 
     var_dir = Path(state.var_dir)
     ready = var_dir / "state" / READY_FILE
     ready.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "sibyls.startup.processing"]
+    command = [sys.executable, "-m", "sibyls.startup.stack.processing"]
     process = spawn("processing", command, var_dir, profile_env(state))
     record(state, "processing", process.pid)
     _wait(
@@ -329,13 +329,13 @@ def _start_http(state: StackState, timeout: float) -> None:
         # The dry-run endpoint and plate sheets check plate ids against the robot's registry too; the
         # page's history reads records and frames, its progress comes from the stack's Redis.
         **profile_config(state).as_env(),
-        "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http_extensions.router",
-        "QSERVER_CUSTOM_MODULES": "sibyls.startup.http_extensions",
+        "QSERVER_HTTP_CUSTOM_ROUTERS": "sibyls.startup.http.extensions.router",
+        "QSERVER_CUSTOM_MODULES": "sibyls.startup.http.extensions",
     }
     # bluesky-httpserver logs its settings, secrets included: run it with them redacted from its output.
     command = redacted_command(
         [*secret_env, "QSERVER_ZMQ_PUBLIC_KEY"],
-        "sibyls.startup.http_server:main",  # start-bluesky-httpserver, missing scopes answered 403
+        "sibyls.startup.http.server:main",  # start-bluesky-httpserver, missing scopes answered 403
         "--host",
         HOST,
         "--port",

@@ -12,7 +12,7 @@ import yaml
 from bluesky_queueserver_api import BPlan
 from stack_helpers import ca_environment, running_stack, wait_until_idle
 
-from sibyls.metadata.processing.record_results import results_path
+from sibyls.metadata.record_results import results_path
 from sibyls.startup.stack import profile_config, up
 from sibyls.startup.stack.state import ours, terminate
 

@@ -10,7 +10,7 @@ import yaml
 
 from sibyls.devices.epics_env import loopback_ca_env
 from sibyls.startup.config import ProfileConfig
-from sibyls.startup.services import console_script
+from sibyls.startup.stack.services import console_script
 
 REPO_STARTUP = Path(__file__).resolve().parents[2] / "startup"
 

@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from sibyls.startup.http_extensions import SheetError, read_sheet_rows, spreadsheet_to_plan_list
+from sibyls.plans.plate_sheet import SheetError, read_sheet_rows
+from sibyls.startup.http.extensions import spreadsheet_to_plan_list
 
 HEADER = "plate_id,project_code,well,sample_code,sample_role,buffer_well,concentration_mg_ml,num_frames\n"
 

@@ -15,11 +15,11 @@ from sibyls.startup.progress import (
     PROGRESS_KEY,
     ProgressPublisher,
     nominal_seconds,
-    progress_line,
     queue_eta,
     redis_client,
 )
 from sibyls.startup.stack.starters import _redis_server
+from sibyls.startup.watch import progress_line
 
 
 def free_port() -> int:

@@ -146,6 +146,6 @@ def test_only_the_content_free_item_add_line_is_dropped():
 
 
 def test_manager_entry_point_is_installed():
-    from sibyls.startup.services import console_script
+    from sibyls.startup.stack.services import console_script
 
     assert Path(console_script("sibyls-re-manager")).exists()

@@ -3,7 +3,7 @@
 Against the real stack ``sibyls up`` starts (the module's own, from the ``stack`` fixture): the
 HTTP server's demo accounts log in with their passwords, the API key is the ``user`` account's, and
 RE Manager answers only 0MQ clients that hold its public key. A request whose login lacks a scope is
-refused with HTTP 403 and httpserver's "Not enough permissions" detail (sibyls.startup.http_server
+refused with HTTP 403 and httpserver's "Not enough permissions" detail (sibyls.startup.http.server
 turns upstream's 401 into 403); a missing or bad login is a 401. The last test stops the manager
 (staff may): keep it last.
 """

@@ -21,7 +21,7 @@ import pytest
 from bluesky_queueserver_api import BPlan
 from stack_helpers import wait_until_idle
 
-from sibyls.startup.tiled_service import (
+from sibyls.startup.stack.tiled import (
     CATALOG_PLACEHOLDER,
     check_catalog_uri,
     masked_uri,

@@ -8,17 +8,12 @@ Without it the browser tests skip with the reason, except under CI (``CI`` set),
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
+from stack_helpers import running_stack
 
-# The stack tests' client helpers (qserver CLI, HTTP, plate registry, sheets) are shared, not copied.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "startup"))
-
-from stack_helpers import running_stack  # noqa: E402
-
-from sibyls.startup.stack import http_login, manager_api  # noqa: E402
+from sibyls.startup.stack import http_login, manager_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from sibyls.startup.services import console_script
+from sibyls.startup.stack.services import console_script
 
 
 def watch(stack, *options: str, timeout: float = 120) -> subprocess.CompletedProcess:

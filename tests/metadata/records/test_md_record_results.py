@@ -12,7 +12,7 @@ import yaml
 from sibyls.metadata import RunMetadata, inject_run_metadata
 from sibyls.metadata.exports.lambda_ber import to_upstream
 from sibyls.metadata.lambda_ber import BlueskyDataset
-from sibyls.metadata.processing.record_results import (
+from sibyls.metadata.record_results import (
     RunResults,
     apply_results,
     describe_product,

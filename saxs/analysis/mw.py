@@ -1,0 +1,112 @@
+"""Molecular weight of the particles from a subtracted curve, by two independent routes:
+
+* **Vc** (Rambo & Tainer, Nature 2013): the volume of correlation Vc = I(0)/∫q·I(q)dq (FreeSAS's
+  ``calc_Vc``, Guinier-extrapolated to q = 0, integrated to ``VC_Q_MAX``), Qr = Vc²/Rg, and for
+  proteins MW = Qr/0.1231 (Qr in Å³, MW in Da). Concentration-free; calibrated on proteins.
+* **I(0)/c**: MW = I(0)/(c·K) with K the scattering power per mg/mL and kDa — on absolute scale
+  (cm⁻¹) the protein constant, otherwise K measured on a standard (BSA) with
+  ``calibration_from_standard``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from freesas.invariants import calc_Vc
+from pydantic import BaseModel, ConfigDict
+
+from sibyls.saxs.analysis.guinier import GuinierResult
+from sibyls.saxs.analysis.inputs import AnalysisError, check_curve
+from sibyls.saxs.analysis.standards import (
+    BSA_MW_KDA,
+    PROTEIN_I0_PER_MG_ML_KDA,
+    RAMBO_TAINER_PROTEIN_QR_PER_DA,
+    VC_Q_MAX,
+)
+from sibyls.saxs.reduction.curves import Curve
+
+ABSOLUTE_UNIT = "1/cm"
+
+
+class MwEstimate(BaseModel):
+    """A molecular weight in kDa with its 1σ error, the method and the numbers it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: Literal["vc", "i0_over_c", "mals"]
+    mw_kda: float
+    mw_sigma_kda: float | None
+    parameters: dict[str, float | str]
+
+
+def mw_from_vc(curve: Curve, guinier: GuinierResult, q_max: float = VC_Q_MAX) -> MwEstimate:
+    """Protein MW from the Rambo–Tainer invariant of a subtracted curve and its Guinier fit."""
+    check_curve(curve, "curve", min_points=10)
+    first = guinier.first_point
+    upto = curve.q <= q_max
+    if upto.sum() <= first + 2:
+        raise AnalysisError(f"no data between the Guinier region and q_max={q_max} for Vc")
+    data = np.ascontiguousarray(
+        np.column_stack([curve.q[upto], curve.intensity[upto], curve.sigma[upto]]), dtype=np.float64
+    )
+    vc, vc_sigma = calc_Vc(data, guinier.rg, guinier.rg_sigma, guinier.i0, guinier.i0_sigma, first)
+    if not np.isfinite(vc) or vc <= 0:
+        raise AnalysisError(f"Vc is not positive ({vc}): the curve's integral is not usable")
+    qr = vc**2 / guinier.rg
+    mw_kda = qr / RAMBO_TAINER_PROTEIN_QR_PER_DA / 1000.0
+    qr_sigma = qr * (guinier.rg_sigma / guinier.rg + 2.0 * vc_sigma / vc)
+    return MwEstimate(
+        method="vc",
+        mw_kda=float(mw_kda),
+        mw_sigma_kda=float(mw_kda * qr_sigma / qr),
+        parameters={
+            "vc_a2": float(vc),
+            "qr_a3": float(qr),
+            "q_max_per_a": float(curve.q[upto][-1]),
+            "qr_per_da": RAMBO_TAINER_PROTEIN_QR_PER_DA,
+        },
+    )
+
+
+def calibration_from_standard(i0: float, concentration_mg_ml: float, mw_kda: float = BSA_MW_KDA) -> float:
+    """The scattering power K = I(0)/(c·MW) measured on a standard (BSA by default)."""
+    for name, value in (("I(0)", i0), ("concentration", concentration_mg_ml), ("MW", mw_kda)):
+        if not np.isfinite(value) or value <= 0:
+            raise AnalysisError(f"standard {name} must be a positive number, got {value}")
+    return i0 / (concentration_mg_ml * mw_kda)
+
+
+def mw_from_i0(
+    guinier: GuinierResult,
+    concentration_mg_ml: float | None,
+    unit: str,
+    i0_per_mg_ml_kda: float | None = None,
+) -> MwEstimate:
+    """MW = I(0)/(c·K): K given (from a standard), or the protein constant when I is in cm⁻¹."""
+    if concentration_mg_ml is None:
+        raise AnalysisError("no concentration given: MW from I(0)/c needs one")
+    if not np.isfinite(concentration_mg_ml) or concentration_mg_ml <= 0:
+        raise AnalysisError(f"concentration must be a positive number, got {concentration_mg_ml}")
+    if i0_per_mg_ml_kda is None:
+        if unit != ABSOLUTE_UNIT:
+            raise AnalysisError(
+                f"intensity is in {unit!r}, not on absolute scale ({ABSOLUTE_UNIT}): "
+                "MW from I(0)/c needs a standard's calibration"
+            )
+        i0_per_mg_ml_kda, source = PROTEIN_I0_PER_MG_ML_KDA, "protein constant (absolute scale)"
+    else:
+        source = "standard"
+    if not np.isfinite(i0_per_mg_ml_kda) or i0_per_mg_ml_kda <= 0:
+        raise AnalysisError(f"I(0)/(c·MW) calibration must be positive, got {i0_per_mg_ml_kda}")
+    mw = guinier.i0 / (concentration_mg_ml * i0_per_mg_ml_kda)
+    return MwEstimate(
+        method="i0_over_c",
+        mw_kda=float(mw),
+        mw_sigma_kda=float(mw * guinier.i0_sigma / guinier.i0),
+        parameters={
+            "concentration_mg_ml": float(concentration_mg_ml),
+            "i0_per_mg_ml_kda": float(i0_per_mg_ml_kda),
+            "calibration": source,
+        },
+    )

@@ -1,0 +1,396 @@
+"""bluesky-httpserver extensions: the SIBYLS page, its pushed updates, dry runs, plate sheets, results.
+
+Loaded by ``sibyls up`` through ``QSERVER_HTTP_CUSTOM_ROUTERS=sibyls.startup.http.extensions.router``
+and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_plan_list`` for
+``POST /api/queue/upload/spreadsheet``). Endpoints (each needs a login with the scope named):
+
+==========================================  ==================================================
+``GET /sibyls/``                            the page (static, same origin; no login to load it)
+``POST /api/sibyls/validate``               dry-run an item with the plans' checks (read:queue)
+``POST /api/sibyls/validate/sheet``         dry-run a plate sheet: every well's verdict (read:queue)
+``GET /api/sibyls/progress``                frame i/N, well i/N, ETA, queue ETA (read:status)
+``POST /api/sibyls/events/ticket``          a single-use ticket for the event stream (read:status)
+``GET /api/sibyls/events?ticket=``          Server-Sent Events: status, queue, history, progress,
+                                            beamline, console (see :mod:`sibyls.startup.http.events`)
+``GET /api/sibyls/runs/{uid}``              a run's record, its files and results (read:history)
+``GET /api/sibyls/runs/{uid}/export/{fmt}`` the run as NXcanSAS or CSV (read:history)
+``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
+==========================================  ==================================================
+
+Dry runs and sheets run the plans' own checks before anything reaches the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import re
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bluesky_httpserver.authentication import get_current_principal
+from bluesky_httpserver.settings import get_settings
+from fastapi import APIRouter, Depends, HTTPException, Request, Security, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from pydantic import BaseModel, RootModel
+from starlette.background import BackgroundTask
+
+from sibyls.plans.plate_sheet import (
+    SHEET_DATA_TYPE,
+    SheetReport,
+    read_sheet_rows,
+    sheet_report,
+    sheet_to_plate_item,
+)
+from sibyls.plans.validation import validate_queue_item
+
+#: The ``/api/sibyls`` endpoints; ``router`` (at the end of this module) also serves the page.
+api = APIRouter(prefix="/api/sibyls")
+
+
+class QueueItemRequest(RootModel[dict[str, Any]]):
+    """Body of ``POST /api/sibyls/validate``: a queue item as the queue takes it.
+
+    ``{"name": ..., "args": [...], "kwargs": {...}, "meta": {...}, "item_type": "plan"}`` — any JSON
+    object: its structure is judged by the plans' checks, so a malformed item gets the same named
+    problems here as when it is added to the queue.
+    """
+
+
+class ValidationReport(BaseModel):
+    """The verdict on an item: valid, or each problem as ``"argument: rule"``."""
+
+    success: bool
+    problems: list[str]
+
+
+@api.post("/validate", response_model=ValidationReport)
+async def validate_item(
+    item: QueueItemRequest, principal=Security(get_current_principal, scopes=["read:queue"])
+) -> ValidationReport:
+    """Dry-run a queue item with the plan's own checks; nothing is queued."""
+    return ValidationReport.model_validate(validate_queue_item(item.root))
+
+
+def spreadsheet_to_plan_list(
+    *, spreadsheet_file, file_name: str, data_type: str | None = None, user: str | None = None, **kwargs
+) -> list[dict] | None:
+    """httpserver hook: an HT plate sheet (CSV/XLSX) → exactly one ``ht_plate`` item, all or nothing.
+
+    Sheets uploaded with another ``data_type`` are left to the default processing (returns None).
+    """
+    if data_type not in (None, "", SHEET_DATA_TYPE):
+        return None
+    return [sheet_to_plate_item(read_sheet_rows(spreadsheet_file, file_name), user)]
+
+
+# ---- the page's endpoints -----------------------------------------------------------------------
+
+
+@api.post("/validate/sheet", response_model=SheetReport)
+async def validate_sheet(
+    spreadsheet: UploadFile, principal=Security(get_current_principal, scopes=["read:queue"])
+) -> SheetReport:
+    """Dry-run a plate sheet (CSV/XLSX): the 96-well map's verdict per well; nothing is queued."""
+    content = io.BytesIO(await spreadsheet.read())
+    return await run_in_threadpool(sheet_report, content, spreadsheet.filename or "")
+
+
+class ProgressReport(BaseModel, extra="allow"):
+    """Where the running item is: frame i/N, well i/N, seconds left for the item and the queue."""
+
+    state: str
+    item_remaining_s: float | None = None
+    item_fraction: float | None = None
+    queue_remaining_s: float | None = None
+    items_queued: int = 0
+
+
+@api.get("/progress", response_model=ProgressReport)
+async def progress(principal=Security(get_current_principal, scopes=["read:status"])) -> ProgressReport:
+    """The running plan's progress (published by the RE worker into Redis) and the queue's ETA."""
+    from sibyls.startup.http.events import HUB
+
+    return ProgressReport.model_validate(await HUB.current_progress())
+
+
+class StreamTicket(BaseModel):
+    """A single-use ticket for ``GET /api/sibyls/events?ticket=...``, valid ``expires_in`` seconds."""
+
+    ticket: str
+    expires_in: float
+
+
+@api.post("/events/ticket", response_model=StreamTicket)
+async def events_ticket(
+    principal=Security(get_current_principal, scopes=["read:status"]),
+    settings=Depends(get_settings),
+) -> StreamTicket:
+    """A ticket to open the event stream with (a browser's EventSource cannot send the token)."""
+    from sibyls.startup.http.events import TICKETS
+
+    username = principal.identities[0].id if principal.identities else "?"
+    lifetime = settings.access_token_max_age.total_seconds()
+    ticket = TICKETS.issue(username, principal.scopes or [], stream_s=lifetime)
+    return StreamTicket(ticket=ticket, expires_in=TICKETS.ttl_s)
+
+
+#: Events each scope may see (status and progress need only ``read:status``).
+_EVENT_SCOPES = {"queue": "read:queue", "history": "read:history", "console": "read:console"}
+
+
+@api.get("/events")
+async def events(request: Request, ticket: str = "") -> StreamingResponse:
+    """Server-Sent Events for the page: status, queue, history, progress, beamline, console lines."""
+    from sibyls.startup.http.events import HUB, TICKETS
+
+    holder = TICKETS.redeem(ticket)
+    if holder is None:
+        raise HTTPException(status_code=401, detail="Invalid or expired event-stream ticket")
+    queue = await HUB.subscribe()
+
+    async def stream():
+        try:
+            yield "retry: 2000\n\n"
+            while time.time() < holder.stream_until:
+                try:
+                    kind, data = await asyncio.wait_for(queue.get(), timeout=15)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                needed = _EVENT_SCOPES.get(kind)
+                if needed and needed not in holder.scopes:
+                    continue
+                yield f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+            yield 'event: expired\ndata: {"reason": "the login behind this stream expired"}\n\n'
+        finally:
+            HUB.unsubscribe(queue)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+# ---- records, files and results of past runs ----------------------------------------------------
+
+_UID = re.compile(r"^[0-9a-fA-F-]{8,36}$")
+#: Run exports the page offers (the formats of ``sibyls export`` a SAXS user takes home).
+PAGE_EXPORTS = ("nxcansas", "csv")
+
+
+def _settings():
+    from sibyls.startup.config import ProfileConfig
+
+    return ProfileConfig()
+
+
+def find_record(uid: str) -> Path | None:
+    """The lambda-ber record of run ``uid`` (``<records>/<project>/<scan>_<sample>_<uid8>.yaml``)."""
+    if not _UID.match(uid):
+        return None
+    for path in sorted(_settings().records_dir.glob(f"*/*_{uid[:8]}.yaml")):
+        if uid in path.read_text(errors="replace"):
+            return path
+    return None
+
+
+def _walk(node: Any, found: dict[str, list]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "quality_metrics" and isinstance(value, dict | list):
+                found["quality_metrics"].append(value)
+            elif key == "file_path" and isinstance(value, str):
+                found["files"].append(node)
+            elif key == "images" and isinstance(value, list):
+                found["images"] += [v for v in value if isinstance(v, dict)]
+            _walk(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _walk(value, found)
+
+
+def _readable_roots() -> list[Path]:
+    """The folders the page may read from: frames, records and the first look's products."""
+    settings = _settings()
+    roots = [settings.data_dir, settings.records_dir, getattr(settings, "processed_dir", None)]
+    return [root.resolve() for root in roots if root is not None]
+
+
+def readable_file(path: str) -> Path | None:
+    """``path`` if it is a file under the data or records folder (never the stack's secrets)."""
+    try:
+        resolved = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    if resolved.is_file() and any(resolved.is_relative_to(root) for root in _readable_roots()):
+        return resolved
+    return None
+
+
+class RunFile(BaseModel):
+    """A file of a run the page links to (``GET /api/sibyls/files?path=...``)."""
+
+    name: str
+    path: str
+    kind: str
+    size_bytes: int | None = None
+
+
+class RunResults(BaseModel):
+    """What the results layer wrote into a run's record: metrics (Rg, I(0), MW, flags) and plots."""
+
+    quality_metrics: list[Any]
+    images: list[RunFile]
+
+
+class RunDetails(BaseModel):
+    """A run's record (YAML), its frame and processed files, its exports and its results if any."""
+
+    uid: str
+    record_name: str
+    record_path: str
+    record_text: str
+    files: list[RunFile]
+    exports: list[str]
+    results: RunResults | None
+
+
+_PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
+
+
+def _run_file(entry: dict, kind: str) -> RunFile | None:
+    """The readable file a record entry names: its ``file_path``, or a path its description quotes."""
+    raw = entry.get("file_path") or entry.get("path") or entry.get("uri") or ""
+    if not raw and entry.get("file_name"):
+        quoted = [
+            m
+            for m in _PATH_IN_TEXT.findall(str(entry.get("description", "")))
+            if m.endswith(entry["file_name"])
+        ]
+        raw = quoted[0] if quoted else ""
+    path = readable_file(str(raw).removeprefix("file://"))
+    if path is None:
+        return None
+    return RunFile(name=path.name, path=str(path), kind=kind, size_bytes=path.stat().st_size)
+
+
+def run_details(uid: str) -> RunDetails | None:
+    """A run's record and everything the page links from it; None if it has no record (yet)."""
+    import yaml
+
+    path = find_record(uid)
+    if path is None:
+        return None
+    text = path.read_text()
+    found: dict[str, list] = {"quality_metrics": [], "files": [], "images": []}
+    with contextlib.suppress(yaml.YAMLError):
+        _walk(yaml.safe_load(text), found)
+    images = [f for entry in found["images"] if (f := _run_file(entry, "image"))]
+    image_paths = {f.path for f in images}
+    files = []
+    for entry in found["files"]:
+        file = _run_file(
+            entry, "frames" if str(entry.get("file_format", "")).lower() == "hdf5" else "processed"
+        )
+        if file and file.path not in image_paths and file.path not in {f.path for f in files}:
+            files.append(file)
+    metrics = [m for m in found["quality_metrics"] if m]
+    results = RunResults(quality_metrics=metrics, images=images) if metrics or images else None
+    return RunDetails(
+        uid=uid,
+        record_name=path.name,
+        record_path=str(path),
+        record_text=text,
+        files=files,
+        exports=list(PAGE_EXPORTS),
+        results=results,
+    )
+
+
+@api.get("/runs/{uid}", response_model=RunDetails)
+def run_record(uid: str, principal=Security(get_current_principal, scopes=["read:history"])) -> RunDetails:
+    """A run's lambda-ber record, links to its files and exports, and its first-look results."""
+    details = run_details(uid)
+    if details is None:
+        raise HTTPException(status_code=404, detail=f"no record of run {uid!r} (yet)")
+    return details
+
+
+@api.get("/runs/{uid}/export/{fmt}")
+def run_export(
+    uid: str, fmt: str, principal=Security(get_current_principal, scopes=["read:history"])
+) -> FileResponse:
+    """The run exported as NXcanSAS or CSV (``sibyls export``), made now from its document log."""
+    import shutil
+    import tempfile
+
+    from sibyls.metadata.errors import ExchangeError
+    from sibyls.metadata.runs.sources import FolderRunSource
+    from sibyls.saxs.exports.formats import export
+
+    if fmt not in PAGE_EXPORTS or not _UID.match(uid):
+        raise HTTPException(status_code=404, detail=f"no export {fmt!r} of run {uid!r}")
+    out = Path(tempfile.mkdtemp(prefix="sibyls-export-"))
+    try:
+        paths = export(FolderRunSource(_settings().var_dir / "runs"), fmt, out, uid=uid)
+    except (ExchangeError, ValueError) as exc:
+        shutil.rmtree(out, ignore_errors=True)
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    return FileResponse(
+        paths[0], filename=paths[0].name, background=BackgroundTask(shutil.rmtree, out, ignore_errors=True)
+    )
+
+
+@api.get("/files")
+def run_file(path: str, principal=Security(get_current_principal, scopes=["read:history"])) -> FileResponse:
+    """A frame file, processed file, plot or record under the data or records folder."""
+    found = readable_file(path)
+    if found is None:
+        raise HTTPException(status_code=404, detail="no such file among the runs' files")
+    return FileResponse(found, filename=found.name)
+
+
+# ---- the page ----------------------------------------------------------------------------------
+
+page = APIRouter(prefix="/sibyls")
+#: The page's files (startup/web) and their media types; nothing else is served.
+PAGE_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+#: The page runs only its own script and talks only to this server.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@page.get("/", include_in_schema=False)
+@page.get("/{name}", include_in_schema=False)
+async def page_file(name: str = "index.html") -> Response:
+    """The SIBYLS page: log in, queue samples and plates, watch progress, read results."""
+    if name not in PAGE_FILES:
+        raise HTTPException(status_code=404)
+    content = (resources.files("sibyls.startup") / "web" / name).read_bytes()
+    return Response(content, media_type=PAGE_FILES[name], headers=PAGE_HEADERS)
+
+
+@page.get("", include_in_schema=False)
+async def page_root() -> RedirectResponse:
+    return RedirectResponse("/sibyls/")
+
+
+#: The router ``QSERVER_HTTP_CUSTOM_ROUTERS`` names: the API and the page.
+router = APIRouter()
+router.include_router(api)
+router.include_router(page)

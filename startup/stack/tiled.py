@@ -1,0 +1,218 @@
+"""Start and stop the Tiled server that stores SIBYLS runs (``tiled serve catalog``).
+
+A user gets a Tiled server on loopback with an SQLite catalog, or a PostgreSQL one for scale
+(``sibyls up --tiled-db postgresql://user@host/db``: catalog and event tables both in that
+database), and local writable storage under ``data_dir``; frame files in the ``readable`` folders
+are served from where the detector wrote them. Secrets never reach a command line or a log: the
+single-user API key goes to the server through its environment (``TILED_SINGLE_USER_API_KEY``), a
+PostgreSQL URI too (``TILED_CATALOG_URI``; it may hold a password), and the server's output is
+filtered so neither the key nor the URI nor its password is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sibyls.startup.stack.private_files import write_private
+from sibyls.startup.stack.redacted import redacted_command
+from sibyls.startup.stack.services import ManagedProcess, spawn_service
+
+API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
+API_KEY_FILE = "tiled_api_key"
+#: The server process reads a database URI (it may hold a password) and its password from these.
+CATALOG_URI_ENV = "TILED_CATALOG_URI"
+CATALOG_PASSWORD_ENV = "TILED_CATALOG_PASSWORD"
+#: Stands for the database URI on the server's command line; ``serve`` puts the URI in its place.
+CATALOG_PLACEHOLDER = "@" + CATALOG_URI_ENV
+CATALOG_SCHEMES = ("sqlite", "postgresql")
+
+
+def check_catalog_uri(uri: str) -> str:
+    """``uri`` if it names a database Tiled can keep its catalog in (SQLite or PostgreSQL), else a
+    ``ValueError`` saying what is accepted (the message shows the URI with its password masked)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(uri).get_backend_name()
+    except ArgumentError:
+        backend = ""
+    if backend not in CATALOG_SCHEMES:
+        raise ValueError(
+            f"Tiled catalog {masked_uri(uri)!r}: give sqlite:///<file> or "
+            "postgresql://<user>[:<password>]@<host>[:<port>]/<database> (driver asyncpg)"
+        )
+    return uri
+
+
+def is_postgresql(uri: str | None) -> bool:
+    """True if ``uri`` names a PostgreSQL database."""
+    return bool(uri) and uri.split(":", 1)[0].split("+", 1)[0] == "postgresql"
+
+
+def masked_uri(uri: str) -> str:
+    """``uri`` with its password replaced by ``***``: what status lines and logs may show."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(uri).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URI>"
+
+
+def _password(uri: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).password or ""
+
+
+def _tables_uri(catalog_uri: str) -> str:
+    """The PostgreSQL URI Tiled's table storage takes (ADBC/libpq: no ``+driver`` in the scheme)."""
+    scheme, rest = catalog_uri.split(":", 1)
+    return "postgresql:" + rest if scheme.startswith("postgresql") else catalog_uri
+
+
+@dataclass
+class TiledService(ManagedProcess):
+    """A running Tiled server: its URL and API key (the key is kept out of ``repr``)."""
+
+    url: str = ""
+    api_key: str = field(default="", repr=False)
+    api_key_file: Path | None = None
+
+    def client(self):
+        """A writable tiled client of this server's root."""
+        from tiled.client import from_uri
+
+        return from_uri(self.url, api_key=self.api_key)
+
+
+def tiled_command(
+    port: int, data_dir: Path, catalog_uri: str | None, readable: Sequence[Path | str] = ()
+) -> list[str]:
+    """The ``tiled serve catalog`` command line (no secret in it) for the given storage.
+
+    A PostgreSQL catalog appears as a placeholder (the URI comes from ``TILED_CATALOG_URI``, see
+    ``serve``) and also holds the event tables; otherwise catalog and tables are SQLite files in
+    ``data_dir`` (or the catalog is the SQLite file ``catalog_uri`` names).
+    """
+    data_dir = Path(data_dir).resolve()
+    catalog = catalog_uri or f"sqlite:///{data_dir / 'catalog.db'}"
+    tables = f"sqlite:///{data_dir / 'tables.db'}"
+    if is_postgresql(catalog_uri):
+        catalog, tables = CATALOG_PLACEHOLDER, "tables:" + CATALOG_PLACEHOLDER
+    command = redacted_command(
+        [API_KEY_ENV, CATALOG_URI_ENV, CATALOG_PASSWORD_ENV],
+        "sibyls.startup.stack.tiled:serve",
+        "serve",
+        "catalog",
+        catalog,
+        "--init",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--write",
+        str(data_dir / "files"),
+        "--write",
+        tables,
+    )
+    for folder in readable:
+        command += ["--read", str(Path(folder).resolve())]
+    return command
+
+
+def start_tiled(
+    port: int,
+    data_dir: Path | str,
+    log_path: Path | str,
+    api_key: str | None = None,
+    catalog_uri: str | None = None,
+    *,
+    readable: Sequence[Path | str] = (),
+    timeout: float = 60.0,
+) -> TiledService:
+    """Start ``tiled serve catalog`` on 127.0.0.1:``port`` and wait until it answers.
+
+    ``data_dir`` holds the SQLite catalog and tables (unless ``catalog_uri`` names a
+    ``postgresql://`` database: then both are there) and the writable files. ``readable`` lists the
+    folders of external files (the detector's frame folders) the server may serve. Without
+    ``api_key`` one is generated and written to ``<data_dir>/tiled_api_key`` (mode 0600).
+    """
+    data_dir = Path(data_dir).resolve()
+    log_path = Path(log_path)
+    (data_dir / "files").mkdir(parents=True, exist_ok=True)
+    key_file = None
+    if api_key is None:
+        api_key = secrets.token_hex(32)
+        key_file = data_dir / API_KEY_FILE
+        write_private(key_file, api_key + "\n")
+    if not api_key.isalnum():
+        raise ValueError("the Tiled API key must be letters and digits only")
+    # Not the caller's: a database URI reaches the server only when catalog_uri names one.
+    env = {k: v for k, v in os.environ.items() if k not in (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV)}
+    env[API_KEY_ENV] = api_key
+    if catalog_uri:
+        check_catalog_uri(catalog_uri)
+    if is_postgresql(catalog_uri):
+        env[CATALOG_URI_ENV] = catalog_uri
+        if _password(catalog_uri):
+            env[CATALOG_PASSWORD_ENV] = _password(catalog_uri)
+    process = spawn_service(tiled_command(port, data_dir, catalog_uri, readable), log_path, env)
+    service = TiledService(
+        "tiled", process, log_path, url=f"http://127.0.0.1:{port}", api_key=api_key, api_key_file=key_file
+    )
+    try:
+        _wait_healthy(service, timeout)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+def serve() -> int:
+    """Tiled's own command line, with the database URI from ``TILED_CATALOG_URI`` where the command
+    line has its placeholder (so a password never shows in the process list)."""
+    import sys
+
+    from tiled.commandline.main import main
+
+    uri = os.environ.get(CATALOG_URI_ENV, "")
+    table_prefix = "tables:" + CATALOG_PLACEHOLDER
+    argv = []
+    for arg in sys.argv:
+        if arg == CATALOG_PLACEHOLDER:
+            arg = uri
+        elif arg == table_prefix:
+            arg = _tables_uri(uri)
+        argv.append(arg)
+    if CATALOG_PLACEHOLDER in sys.argv and not uri:
+        raise SystemExit(f"{CATALOG_URI_ENV} is not set: no database for the Tiled catalog")
+    sys.argv = argv
+    return main()
+
+
+def _wait_healthy(service: TiledService, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Apikey {service.api_key}"}
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(
+                f"the Tiled server exited early with code {service.process.returncode}:\n{service.log_tail()}"
+            )
+        try:
+            response = httpx.get(f"{service.url}/api/v1/metadata/", headers=headers, timeout=2.0)
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"the Tiled server did not answer at {service.url} within {timeout} s")

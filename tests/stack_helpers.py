@@ -1,0 +1,120 @@
+"""Clients of a running stack for the integration tests: the ``qserver`` CLI, HTTP, queue waits."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import subprocess
+import time
+
+import httpx
+
+from sibyls.devices.epics_env import loopback_ca_environment
+from sibyls.startup.stack import StackState
+from sibyls.startup.stack.services import console_script
+
+
+@contextlib.contextmanager
+def running_stack(var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: int = 8):
+    """The stack as ``sibyls up`` starts it in ``var_dir`` (real services, free loopback ports),
+    ended with ``sibyls down`` afterwards, also when the test fails."""
+    from sibyls.startup.stack import down, up
+
+    state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning)
+    try:
+        yield state
+    finally:
+        down(var_dir)
+
+
+def wait_until_idle(api, timeout: float = 120.0) -> None:
+    """Until the manager has stopped running the queue (it stops on a failed item, too)."""
+    deadline = time.monotonic() + timeout
+    time.sleep(0.3)
+    while time.monotonic() < deadline:
+        status = api.status()
+        if status["manager_state"] == "idle" and status["running_item_uid"] is None:
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the queue did not finish")
+
+
+def qserver(
+    stack: StackState, *args: str, with_key: bool = True, timeout: float = 60
+) -> subprocess.CompletedProcess:
+    """The ``qserver`` CLI against the stack's manager; ``with_key=False`` leaves out its public key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QSERVER_")}
+    env.update(stack.qserver_env())
+    if not with_key:
+        env.pop("QSERVER_ZMQ_PUBLIC_KEY", None)
+    command = [console_script("qserver"), "--zmq-control-addr", stack.zmq_control_addr, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def http(
+    stack: StackState,
+    method: str,
+    path: str,
+    key: str | None = "default",
+    token: str | None = None,
+    **kwargs,
+) -> httpx.Response:
+    """An HTTP request with the stack's API key (the ``user`` account's), another key, a login
+    token (``Authorization: Bearer``) or nothing (``key=None``)."""
+    headers = {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    else:
+        if key == "default":
+            key = stack.api_key()
+        if key:
+            headers["Authorization"] = f"ApiKey {key}"
+    return httpx.request(method, f"{stack.http_url}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def register_plate(stack: StackState, plate_id: str, wells: dict[str, str]) -> None:
+    """Put a plate into the stack's plate registry (as staff would), wells ``{"A1": "buffer", ...}``.
+
+    Buffers are solvent only; samples are a small protein at 2 mg/mL, so the simulated robot can
+    load every well.
+    """
+    from sibyls.metadata.plate_registry import PlateRegistry
+    from sibyls.startup.stack import profile_config
+
+    protein = {"kind": "sample", "rg_a": 20.0, "concentration_mg_ml": 2.0, "mw_kda": 50.0}
+    buffer = {"kind": "buffer"}
+    definition = {
+        "plate_id": plate_id,
+        "wells": {
+            well: {
+                "sample_code": f"{plate_id}_{well}",
+                **(buffer if kind.startswith("buffer") else protein),
+            }
+            for well, kind in wells.items()
+        },
+    }
+    PlateRegistry(profile_config(stack).plate_registry).add(definition)
+
+
+def ca_environment(stack: StackState):
+    """The stack IOC's EPICS environment in this process while CA contexts are made and searched."""
+    return loopback_ca_environment(stack.ports["ca"])
+
+
+def csv_sheet(rows: list[dict]) -> bytes:
+    """A CSV plate sheet of ``rows`` with every column the sheet upload knows, in its order."""
+    from sibyls.plans.plate_sheet import PLATE_COLUMNS, WELL_COLUMNS
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, [*PLATE_COLUMNS, *WELL_COLUMNS], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue().encode()
+
+
+def upload_sheet(stack: StackState, name: str, content: bytes) -> httpx.Response:
+    """POST a plate sheet file to the stack's spreadsheet upload, with the user's API key."""
+    files = {"spreadsheet": (name, io.BytesIO(content), "application/octet-stream")}
+    return http(stack, "POST", "/api/queue/upload/spreadsheet", files=files)
