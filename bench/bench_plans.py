@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import Figure
 
-FRAMES = int(os.environ.get("SIBYLS_BENCH_FRAMES", "1000"))
+FRAMES = int(os.environ.get("BENCH_FRAMES", "1000"))
 EXPOSURE_S = 0.005
 PAIRS = 4  # a single run's wall time varies by ~5% on 2 cores; pairs and medians average that out
 PLATE_WELLS = 4

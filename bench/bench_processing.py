@@ -43,14 +43,14 @@ from pathlib import Path
 
 from bench.common import Figure
 
-SAMPLES = int(os.environ.get("SIBYLS_BENCH_PROCESSING_SAMPLES", "5"))
+SAMPLES = int(os.environ.get("BENCH_PROCESSING_SAMPLES", "5"))
 BATCH_FRAMES = 10
-SEC_FRAMES = int(os.environ.get("SIBYLS_BENCH_SEC_FRAMES", "600"))
+SEC_FRAMES = int(os.environ.get("BENCH_SEC_FRAMES", "600"))
 #: The published SIBYLS SEC method: 30 min of elution recorded (3 s frames when 600 frames).
 SEC_DURATION_MIN = 30.0
 SEC_FRAME_PERIOD_S = SEC_DURATION_MIN * 60.0 / SEC_FRAMES
-SEC_REPLAYS = int(os.environ.get("SIBYLS_BENCH_SEC_REPLAYS", "3"))
-SEC_SPACING_S = float(os.environ.get("SIBYLS_BENCH_SEC_SPACING_S", "0.1"))
+SEC_REPLAYS = int(os.environ.get("BENCH_SEC_REPLAYS", "3"))
+SEC_SPACING_S = float(os.environ.get("BENCH_SEC_SPACING_S", "0.1"))
 #: Simulated seconds per wall second for the live SEC run: a frame every 1 s of wall time, so the
 #: simulator (~0.4 s per full frame, up to ~0.9 s on this loaded machine) keeps pace with the HPLC
 #: clock: each frame must show the eluate of its own moment, and the HPLC run ends 1 min after the
@@ -93,17 +93,15 @@ class _Pipeline:
         from sibyls.startup.config import ProfileConfig
         from sibyls.startup.stack.processing import READY_FILE
         from sibyls.startup.stack.services import console_script
+        from sibyls.startup.stack.starters import child_env
 
         ports = free_tcp_port(), free_tcp_port()
-        self.config = ProfileConfig.from_env(
-            {
-                "SIBYLS_VAR_DIR": str(workdir),
-                "SIBYLS_DOCUMENT_PROXY": f"127.0.0.1:{ports[0]}",
-                "SIBYLS_DOCUMENT_FEED": f"127.0.0.1:{ports[1]}",
-            }
+        self.config = ProfileConfig.given(
+            var_dir=workdir,
+            document_proxy=f"127.0.0.1:{ports[0]}",
+            document_feed=f"127.0.0.1:{ports[1]}",
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("QSERVER_", "SIBYLS_"))}
-        env.update(self.config.as_env())
+        env = {**child_env(), **self.config.as_env()}
         logs = workdir / "logs"
         proxy_cmd = [console_script("bluesky-0MQ-proxy"), "--in-address", f"tcp://127.0.0.1:{ports[0]}",
                      "--out-address", f"tcp://127.0.0.1:{ports[1]}"]  # fmt: skip

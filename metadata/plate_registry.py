@@ -3,13 +3,13 @@
 A beamline user gets an unknown ``plate_id`` refused when the plate item is added to the queue, not
 hours later when the robot is asked for it. The file (YAML, ``plate_id → definition``) is shared by
 the robot (the simulated IOC loads it and adds what is defined over Channel Access), the RE Manager's
-queue gate and the plans. Its path is ``SIBYLS_PLATE_REGISTRY`` (``sibyls up`` sets it to
-``<var>/plates.yaml``); with no registry configured, plate ids are checked by the robot alone.
+queue gate and the plans. Each process's entry point names it with :func:`use_registry` (the RE
+worker's profile, the RE Manager, the HTTP server: from the profile's settings, where ``sibyls up``
+puts it at ``<var>/plates.yaml``); with no registry configured, plate ids are checked by the robot alone.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,6 @@ import yaml
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.record_yaml import load_record_text
-
-ENV_VAR = "SIBYLS_PLATE_REGISTRY"
 
 
 class PlateRegistry:
@@ -54,18 +52,19 @@ class PlateRegistry:
         atomic_write_text(self.path, yaml.safe_dump(plates, sort_keys=True))
 
 
-def configured_registry(env: dict[str, str] | None = None) -> PlateRegistry | None:
-    """The registry named by ``SIBYLS_PLATE_REGISTRY`` (None when it is not set)."""
-    path = (os.environ if env is None else env).get(ENV_VAR)
-    if not path:
-        return None
-    registry = _registries.get(path)
-    if registry is None:
-        registry = _registries[path] = PlateRegistry(path)
-    return registry
+def use_registry(path: Path | str | None) -> None:
+    """Check plate ids and wells against the registry file at ``path`` in this process from now on
+    (None: no registry; the robot alone checks plate ids)."""
+    global _configured
+    _configured = PlateRegistry(path) if path else None
 
 
-_registries: dict[str, PlateRegistry] = {}
+def configured_registry() -> PlateRegistry | None:
+    """The registry :func:`use_registry` named (None when there is none)."""
+    return _configured
+
+
+_configured: PlateRegistry | None = None
 
 
 def unknown_plate_problem(plate_id: Any, field: str = "plate.plate_id") -> str | None:

@@ -52,6 +52,9 @@ def _var_dir_option(parser, default: str = "var/stack", what: str = "state, logs
 
 
 def _add_stack(subparsers) -> None:
+    from sibyls.startup.config import ProfileConfig
+
+    tiled_db_env = ProfileConfig.env_name("tiled_db")
     up = subparsers.add_parser("up", help="start Redis, the simulated IOC, RE Manager and the HTTP server")
     _var_dir_option(up)
     up.add_argument("--ioc-prefix", default="SIBYLS:", help="PV prefix of the simulated beamline")
@@ -64,8 +67,8 @@ def _add_stack(subparsers) -> None:
         "--tiled-db",
         metavar="URI",
         default=None,
-        help="database of the Tiled catalog, postgresql://user@host[:port]/db (default: $SIBYLS_TILED_DB, "
-        "else SQLite under --var-dir); give a password through $SIBYLS_TILED_DB or ~/.pgpass, not here",
+        help=f"database of the Tiled catalog, postgresql://user@host[:port]/db (default: ${tiled_db_env}, "
+        f"else SQLite under --var-dir); give a password through ${tiled_db_env} or ~/.pgpass, not here",
     )
     up.set_defaults(func=_up)
 
@@ -146,7 +149,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from sibyls.metadata.plate_registry import use_registry
     from sibyls.plans.validation import validate_queue_item
+    from sibyls.startup.config import ProfileConfig
+
+    use_registry(ProfileConfig().plate_registry)  # when the settings name one, as the queue gate does
 
     text = Path(args.item[1:]).read_text() if args.item.startswith("@") else args.item
     try:
@@ -302,7 +309,7 @@ def _process(args: argparse.Namespace) -> int:
     from sibyls.saxs.processing.reprocess import reprocess
     from sibyls.startup.config import ProfileConfig
 
-    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)})
+    config = ProfileConfig.given(var_dir=args.var_dir)
     done = reprocess(
         _source(args),
         config.records_dir,

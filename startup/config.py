@@ -1,4 +1,10 @@
-"""Settings of a SIBYLS session, from ``SIBYLS_*`` environment variables (set by ``sibyls up``)."""
+"""Settings of a SIBYLS session, from ``SIBYLS_*`` environment variables (set by ``sibyls up``).
+
+The one place a setting is named: each field of :class:`ProfileConfig` is the environment variable
+``SIBYLS_<FIELD>``; :meth:`ProfileConfig.as_env` and :meth:`ProfileConfig.from_env` are derived from
+the fields, and every other module reads the settings through this class
+(``tests/test_settings_named_once.py`` checks that no other module names a ``SIBYLS_*`` setting).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,6 @@ _FOLDERS = {
     "spool_dir": "spool",
     "state_dir": "state",
     "processed_dir": "processed",
-    "plate_registry": "plates.yaml",
 }
 
 
@@ -46,15 +51,15 @@ class ProfileConfig(BaseSettings):
     tiled_api_key_file: str = ""
     zmq_control_addr: str = ""
     zmq_public_key_file: str = ""
-    #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``, default ``<var>/plates.yaml``),
-    #: read by the queue gate and the simulated robot.
+    #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``; ``sibyls up`` sets ``<var>/plates.yaml``),
+    #: read by the queue gate, the plans and the simulated robot; unset: plate ids are the robot's to check.
     plate_registry: Path | None = None
     #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
     record_retry_s: float = 30.0
     #: The database of the Tiled catalog ``sibyls up`` starts (``SIBYLS_TILED_DB``, the default of
     #: ``--tiled-db``): ``postgresql://user[:password]@host[:port]/db``; empty: SQLite under the var
     #: folder. Not passed on by ``as_env``: the RE worker reaches Tiled by URL, never the database.
-    tiled_db: str = Field(default="", repr=False)
+    tiled_db: str = Field(default="", repr=False, exclude=True)
     #: The stack's Redis (``host:port``, ``SIBYLS_REDIS_ADDR``): the RE worker publishes progress there.
     redis_addr: str = ""
     #: The 0MQ document proxy (``SIBYLS_DOCUMENT_PROXY``, ``host:port`` of its input): the RunEngine
@@ -68,6 +73,9 @@ class ProfileConfig(BaseSettings):
     #: Absolute scale, cm⁻¹ per normalised unit (``SIBYLS_ABSOLUTE_SCALE``, from a water measurement:
     #: ``sibyls.saxs.reduction.reducer.absolute_scale_from_water``); 0: arbitrary units.
     absolute_scale: float = 0.0
+    #: Whether RE Manager opens the RE environment again after its worker died
+    #: (``SIBYLS_REOPEN_ENVIRONMENT``; false: staff decide).
+    reopen_environment: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -77,7 +85,13 @@ class ProfileConfig(BaseSettings):
             return data
         var = Path(data.get("var_dir") or "var").resolve()
         folders = {name: Path(data.get(name) or var / default) for name, default in _FOLDERS.items()}
-        return {**data, "var_dir": var, **{name: path.resolve() for name, path in folders.items()}}
+        registry = data.get("plate_registry")
+        return {
+            **data,
+            "var_dir": var,
+            **{name: path.resolve() for name, path in folders.items()},
+            "plate_registry": Path(registry).resolve() if registry else None,
+        }
 
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""
@@ -88,37 +102,34 @@ class ProfileConfig(BaseSettings):
         return Path(self.zmq_public_key_file).read_text().strip() if self.zmq_public_key_file else None
 
     @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable of setting ``field`` (``SIBYLS_<FIELD>``)."""
+        if field not in cls.model_fields:
+            raise KeyError(f"no setting {field!r}")
+        return cls.model_config["env_prefix"] + field.upper()
+
+    @classmethod
+    def given(cls, **values: Any) -> ProfileConfig:
+        """The settings ``values`` with defaults for the rest: the process environment is not consulted."""
+        defaults = {name: f.default for name, f in cls.model_fields.items() if not f.is_required()}
+        return cls(**{**defaults, **dict.fromkeys(_FOLDERS), **values})
+
+    @classmethod
     def from_env(cls, env: dict[str, Any] | None = None) -> ProfileConfig:
         """The settings from ``env`` (``SIBYLS_*`` keys only; default: this process's environment)."""
         if env is None:
             return cls()
         prefix = cls.model_config["env_prefix"]
         given = {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
-        # Every field given (defaults for the missing ones): the process environment is not consulted.
-        defaults = {name: f.default for name, f in cls.model_fields.items() if not f.is_required()}
-        return cls(**{**defaults, **dict.fromkeys(_FOLDERS), **given})
+        return cls.given(**given)
 
     def as_env(self) -> dict[str, str]:
-        """The environment that reproduces these settings in another process."""
-        env = {
-            "SIBYLS_IOC_PREFIX": self.ioc_prefix,
-            "SIBYLS_VAR_DIR": str(self.var_dir),
-            "SIBYLS_DATA_DIR": str(self.data_dir),
-            "SIBYLS_RECORDS_DIR": str(self.records_dir),
-            "SIBYLS_SPOOL_DIR": str(self.spool_dir),
-            "SIBYLS_STATE_DIR": str(self.state_dir),
-            "SIBYLS_CONNECT_TIMEOUT": str(self.connect_timeout),
-            "SIBYLS_TILED_URL": self.tiled_url,
-            "SIBYLS_TILED_API_KEY_FILE": self.tiled_api_key_file,
-            "SIBYLS_ZMQ_CONTROL_ADDR": self.zmq_control_addr,
-            "SIBYLS_ZMQ_PUBLIC_KEY_FILE": self.zmq_public_key_file,
-            "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
-            "SIBYLS_RECORD_RETRY_S": f"{self.record_retry_s:g}",
-            "SIBYLS_REDIS_ADDR": self.redis_addr,
-            "SIBYLS_PROCESSED_DIR": str(self.processed_dir),
-            "SIBYLS_DOCUMENT_PROXY": self.document_proxy,
-            "SIBYLS_DOCUMENT_FEED": self.document_feed,
-            "SIBYLS_PONI_FILE": self.poni_file,
-            "SIBYLS_ABSOLUTE_SCALE": f"{self.absolute_scale:g}" if self.absolute_scale else "",
-        }
-        return {k: v for k, v in env.items() if v}
+        """The environment that reproduces these settings in another process (unset ones left out;
+        fields marked ``exclude`` are never passed on)."""
+        env = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if field.exclude or value is None or value == "":
+                continue
+            env[self.env_name(name)] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env

@@ -2,9 +2,10 @@
 
 ``start-re-manager --startup-module sibyls.startup.profile`` or, interactively,
 ``from sibyls.startup.profile import *``. Gives: the SIBYLS devices connected to the IOC named
-by ``SIBYLS_IOC_PREFIX``, a RunEngine that refuses runs without the metadata contract, keeps
-``scan_id`` counting across restarts, records a baseline and writes a lambda-ber record per
-run, and the SIBYLS plans (the bare bluesky plans are not offered).
+by the settings' ``ioc_prefix`` (:class:`~sibyls.startup.config.ProfileConfig`), a RunEngine that
+refuses runs without the metadata contract, keeps ``scan_id`` counting across restarts, records a
+baseline and writes a lambda-ber record per run, and the SIBYLS plans (the bare bluesky plans are not
+offered).
 """
 
 from bluesky import RunEngine
@@ -14,6 +15,7 @@ from bluesky_queueserver import is_re_worker_active
 
 from sibyls.devices.beamline import build_beamline
 from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
+from sibyls.metadata.plate_registry import use_registry
 from sibyls.metadata.runs.doclog import DocumentLog
 from sibyls.metadata.runs.recovery import recover_unfinished_runs
 from sibyls.metadata.runs.tiled import LazyTiledWriter
@@ -24,6 +26,7 @@ from sibyls.startup.config import ProfileConfig
 from sibyls.startup.queue_metadata import QueueItemMetadata
 
 config = ProfileConfig.from_env()
+use_registry(config.plate_registry)  # plans check plate ids and wells against the robot's registry
 for _folder in (config.data_dir, config.records_dir, config.spool_dir, config.state_dir):
     _folder.mkdir(parents=True, exist_ok=True)
 

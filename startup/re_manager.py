@@ -27,8 +27,8 @@ console publishing each line costs the manager a hand-off to another process per
 **Supervision.** A dead RE worker (killed, segfaulted) is noticed within about a second: the
 running item goes to the history as ``failed`` with the reason and is put back at the front of
 the queue once (the queue stops, so it never runs twice without a decision), the status says so
-(``sibyls_worker_lost``), and the environment is opened again (the policy; set
-``SIBYLS_REOPEN_ENVIRONMENT=0`` to leave that to staff). The manager's Redis client retries with
+(``sibyls_worker_lost``), and the environment is opened again (the policy; the setting
+``reopen_environment`` false leaves that to staff). The manager's Redis client retries with
 backoff for up to :data:`REDIS_RETRY_S` seconds, so a restarted Redis loses no item and no
 report (before, the plan report was dropped and the item ran a second time).
 
@@ -237,7 +237,7 @@ def install_redis_retries(total_s: float = REDIS_RETRY_S) -> None:
     redis.asyncio.from_url = from_url_with_retries
 
 
-def install_worker_supervision() -> None:
+def install_worker_supervision(reopen_environment: bool = True) -> None:
     """Start :func:`supervise_worker` with the manager's event loop; report it in the status."""
     from bluesky_queueserver.manager.manager import RunEngineManager
 
@@ -250,7 +250,7 @@ def install_worker_supervision() -> None:
         import asyncio
 
         self._sibyls_worker_lost = None
-        asyncio.get_running_loop().create_task(supervise_worker(self))
+        asyncio.get_running_loop().create_task(supervise_worker(self, reopen=reopen_environment))
         return await upstream_comm(self)
 
     async def status_handler(self, request):
@@ -263,10 +263,10 @@ def install_worker_supervision() -> None:
     RunEngineManager._status_handler = status_handler
 
 
-async def supervise_worker(manager, period: float = WORKER_CHECK_PERIOD_S) -> None:
-    """Notice a dead RE worker, fail its item once (back at the queue's front), reopen the environment."""
+async def supervise_worker(manager, period: float = WORKER_CHECK_PERIOD_S, reopen: bool = True) -> None:
+    """Notice a dead RE worker, fail its item once (back at the queue's front), reopen the environment
+    (unless ``reopen`` is false)."""
     import asyncio
-    import os
     import time
 
     from bluesky_queueserver.manager.manager import MState
@@ -282,7 +282,7 @@ async def supervise_worker(manager, period: float = WORKER_CHECK_PERIOD_S) -> No
             await asyncio.sleep(period)  # a worker that just closed on request is not a death
             if not manager._environment_exists or manager._manager_state in busy:
                 continue
-            await _recover_from_dead_worker(manager, reopen=os.environ.get("SIBYLS_REOPEN_ENVIRONMENT", "1"))
+            await _recover_from_dead_worker(manager, reopen=reopen)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -291,7 +291,7 @@ async def supervise_worker(manager, period: float = WORKER_CHECK_PERIOD_S) -> No
             manager._sibyls_last_check = time.time()
 
 
-async def _recover_from_dead_worker(manager, reopen: str) -> None:
+async def _recover_from_dead_worker(manager, reopen: bool) -> None:
     import time
 
     from bluesky_queueserver.manager.manager import MState
@@ -322,7 +322,7 @@ async def _recover_from_dead_worker(manager, reopen: str) -> None:
         "environment_reopened": False,
     }
     manager._status_update()
-    if reopen not in ("0", "false", "no", "off"):
+    if reopen:
         result = await manager._environment_open_handler({})
         manager._sibyls_worker_lost["environment_reopened"] = bool(result.get("success"))
         if not result.get("success"):
@@ -344,10 +344,15 @@ def main() -> int:
     """Run RE Manager (``start-re-manager`` options) with the plan validation cache installed."""
     from bluesky_queueserver.manager.start_manager import start_manager
 
+    from sibyls.metadata.plate_registry import use_registry
+    from sibyls.startup.config import ProfileConfig
+
+    config = ProfileConfig()
+    use_registry(config.plate_registry)  # the queue gate checks plate ids against the robot's registry
     install_validation_cache()
     install_queue_gate()
     install_redis_retries()
-    install_worker_supervision()
+    install_worker_supervision(reopen_environment=config.reopen_environment)
     logging.getLogger("bluesky_queueserver.manager.manager").addFilter(DropItemAddProgressLine())
     sys.argv[0] = "start-re-manager"
     return start_manager()

@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -92,7 +91,10 @@ class TicketBook:
 
 
 def _redis_addr() -> str:
-    return os.environ.get("SIBYLS_REDIS_ADDR", "")
+    """The stack's Redis (``host:port``) from the settings; empty: no progress is pushed."""
+    from sibyls.startup.config import ProfileConfig
+
+    return ProfileConfig().redis_addr
 
 
 class EventHub:

@@ -200,6 +200,11 @@ def main() -> int:
     """Run ``start-bluesky-httpserver`` (same options): own items only, missing-scope answers as 403."""
     from bluesky_httpserver import server
 
+    from sibyls.metadata.plate_registry import use_registry
+    from sibyls.startup.config import ProfileConfig
+
+    # The dry run and plate sheets check plate ids and wells against the robot's registry too.
+    use_registry(ProfileConfig().plate_registry)
     upstream_build_app = server.build_app
 
     def build_app(*args, **kwargs):

@@ -1,6 +1,6 @@
 """The processing service ``sibyls up`` starts: every run's first look, off the acquisition path.
 
-``python -m sibyls.startup.stack.processing`` (settings from ``SIBYLS_*``, see
+``python -m sibyls.startup.stack.processing`` (settings:
 :class:`sibyls.startup.config.ProfileConfig`) subscribes to the 0MQ document proxy the RE worker
 publishes into (bluesky's ``Publisher`` → ``bluesky-0MQ-proxy`` → ``RemoteDispatcher``), so it can run
 on another host, and hands every document to a
@@ -86,7 +86,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ProfileConfig.from_env()
     if not config.document_feed:
-        log.error("SIBYLS_DOCUMENT_FEED is not set: no document proxy to read from")
+        log.error("%s is not set: no document proxy to read from", ProfileConfig.env_name("document_feed"))
         return 2
     config.state_dir.mkdir(parents=True, exist_ok=True)
     service = FirstLookService(

@@ -120,25 +120,27 @@ def port_listening(port: int, host: str = HOST) -> bool:
 
 
 def profile_config(state: StackState) -> ProfileConfig:
-    """The SIBYLS profile settings for this stack (folders under its var dir, its services)."""
-    return ProfileConfig.from_env(
-        {
-            "SIBYLS_VAR_DIR": state.var_dir,
-            "SIBYLS_IOC_PREFIX": state.ioc_prefix,
-            "SIBYLS_TILED_URL": state.tiled_url,
-            "SIBYLS_TILED_API_KEY_FILE": state.tiled_api_key_file,
-            "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
-            "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
-            "SIBYLS_REDIS_ADDR": state.redis_addr,  # progress published by the RE worker
-            **state.document_proxy_env(),
-            # tuning and calibration the caller may set in its environment
-            **{k: os.environ[k] for k in CALLER_SETTINGS if k in os.environ},
-        }
+    """The SIBYLS profile settings for this stack (folders under its var dir, its services; tuning and
+    calibration, :data:`CALLER_SETTINGS`, from the caller's own settings)."""
+    caller = ProfileConfig()
+    return ProfileConfig.given(
+        var_dir=state.var_dir,
+        ioc_prefix=state.ioc_prefix,
+        tiled_url=state.tiled_url,
+        tiled_api_key_file=state.tiled_api_key_file,
+        zmq_control_addr=state.zmq_control_addr,
+        zmq_public_key_file=state.zmq_public_key_file,
+        redis_addr=state.redis_addr,  # progress published by the RE worker
+        plate_registry=Path(state.var_dir) / PLATE_REGISTRY_FILE,
+        **state.document_proxy_settings(),
+        **caller.model_dump(include=set(CALLER_SETTINGS)),
     )
 
 
-#: Settings ``sibyls up`` passes on from its own environment to the services.
-CALLER_SETTINGS = ("SIBYLS_RECORD_RETRY_S", "SIBYLS_PONI_FILE", "SIBYLS_ABSOLUTE_SCALE")
+#: Settings (``ProfileConfig`` fields) ``sibyls up`` passes on from its own environment to the services.
+CALLER_SETTINGS = ("record_retry_s", "poni_file", "absolute_scale", "reopen_environment")
+#: The stack's plate registry, in its var folder.
+PLATE_REGISTRY_FILE = "plates.yaml"
 
 
 def profile_env(state: StackState) -> dict[str, str]:
@@ -147,10 +149,11 @@ def profile_env(state: StackState) -> dict[str, str]:
 
 
 def child_env() -> dict[str, str]:
-    """This process's environment for a service, without queueserver settings or keys from the calling
-    shell (the stack sets its services' own, e.g. a ``QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER`` never
-    reaches the manager or its RE worker)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("QSERVER_")}
+    """This process's environment for a service, without queueserver or SIBYLS settings or keys from
+    the calling shell (the stack sets its services' own, e.g. a ``QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER``
+    never reaches the manager or its RE worker, nor the Tiled database's password any service)."""
+    own = ("QSERVER_", ProfileConfig.model_config["env_prefix"])
+    return {k: v for k, v in os.environ.items() if not k.startswith(own)}
 
 
 def tiled_db_file(var_dir: Path | str) -> Path:

@@ -73,13 +73,14 @@ class StackState:
         """Where the demo accounts log in (form ``username``, ``password``) for a bearer token."""
         return f"{self.http_url}/api/auth/provider/{HTTP_AUTH_PROVIDER}/token"
 
-    def document_proxy_env(self) -> dict[str, str]:
-        """Where RunEngines publish documents and where the processing service reads them."""
+    def document_proxy_settings(self) -> dict[str, str]:
+        """Where RunEngines publish documents and where the processing service reads them
+        (``ProfileConfig`` fields)."""
         if "docs_in" not in self.ports:
             return {}
         return {
-            "SIBYLS_DOCUMENT_PROXY": f"{HOST}:{self.ports['docs_in']}",
-            "SIBYLS_DOCUMENT_FEED": f"{HOST}:{self.ports['docs_out']}",
+            "document_proxy": f"{HOST}:{self.ports['docs_in']}",
+            "document_feed": f"{HOST}:{self.ports['docs_out']}",
         }
 
     def api_key(self) -> str:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import pytest
 import yaml
 
+from sibyls.metadata.plate_registry import use_registry
 from sibyls.metadata.rules import (
     AXIS_LIMITS,
     CODE_MAX_LENGTH,
@@ -464,12 +465,13 @@ def has_non_finite(value: Any) -> bool:
 
 
 @pytest.fixture
-def registry(tmp_path, monkeypatch):
+def registry(tmp_path):
     """A plate registry that knows :data:`KNOWN_PLATE` (as ``sibyls up`` configures one)."""
     path = tmp_path / "plates.yaml"
     path.write_text(yaml.safe_dump({KNOWN_PLATE: ROBOT_PLATE}))
-    monkeypatch.setenv("SIBYLS_PLATE_REGISTRY", str(path))
-    return path
+    use_registry(path)
+    yield path
+    use_registry(None)
 
 
 def test_the_battery_covers_every_category_and_plan():

@@ -27,7 +27,9 @@ from sibyls.plans import (
 )
 from sibyls.plans.plate import PlateNotOnRobotError
 
-PROJECT = "SIBYLS_TEST"
+pytestmark = pytest.mark.slow
+
+PROJECT = "BEAMLINE_TEST"
 PROTEIN = {"kind": "sample", "rg_a": 28.0, "concentration_mg_ml": 4.0, "mw_kda": 48.0}
 BASELINE_KEYS = {
     "ring_current",

@@ -22,7 +22,10 @@ import yaml
 from bluesky_queueserver_api import BPlan
 from stack_helpers import ca_environment, register_plate
 
+from sibyls.startup.config import ProfileConfig
 from sibyls.startup.stack import StackState, down, load_state, profile_config, up
+
+pytestmark = pytest.mark.slow
 
 PROJECT = "FAULTS"
 #: Every fault must end its item within this many seconds (the stack runs 50× faster than real time).
@@ -34,8 +37,9 @@ RECORD_RETRY_S = 2.0
 def stack(tmp_path_factory):
     """The module's own stack, spooled records retried every 2 s."""
     var_dir = tmp_path_factory.mktemp("faults")
-    saved = os.environ.get("SIBYLS_RECORD_RETRY_S")
-    os.environ["SIBYLS_RECORD_RETRY_S"] = str(RECORD_RETRY_S)
+    setting = ProfileConfig.env_name("record_retry_s")  # passed on by `sibyls up` to the RE worker
+    saved = os.environ.get(setting)
+    os.environ[setting] = str(RECORD_RETRY_S)
     try:
         state = up(var_dir, ioc_prefix="FLT:", time_scale=50.0, binning=8)
         try:
@@ -44,9 +48,9 @@ def stack(tmp_path_factory):
             down(var_dir)
     finally:
         if saved is None:
-            os.environ.pop("SIBYLS_RECORD_RETRY_S", None)
+            os.environ.pop(setting, None)
         else:
-            os.environ["SIBYLS_RECORD_RETRY_S"] = saved
+            os.environ[setting] = saved
 
 
 # ---- helpers ------------------------------------------------------------------------------------

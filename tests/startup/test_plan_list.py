@@ -6,11 +6,14 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sibyls.devices.epics_env import loopback_ca_env
 from sibyls.startup.config import ProfileConfig
 from sibyls.startup.stack.services import console_script
+
+pytestmark = pytest.mark.slow
 
 REPO_STARTUP = Path(__file__).resolve().parents[2] / "startup"
 
@@ -19,11 +22,10 @@ def test_existing_plans_and_devices_yaml_is_fresh(sim_ioc, tmp_path):
     """Fails when plans or devices changed without regenerating startup/existing_plans_and_devices.yaml.
 
     Regenerate with the IOC running: ``qserver-list-plans-devices --startup-module
-    sibyls.startup.profile --file-dir startup`` (with ``SIBYLS_IOC_PREFIX`` and the EPICS env).
+    sibyls.startup.profile --file-dir startup`` (with the IOC's prefix as the ``ioc_prefix`` setting and
+    the EPICS env).
     """
-    config = ProfileConfig.from_env(
-        {"SIBYLS_IOC_PREFIX": sim_ioc.prefix, "SIBYLS_VAR_DIR": str(tmp_path / "var")}
-    )
+    config = ProfileConfig.given(ioc_prefix=sim_ioc.prefix, var_dir=tmp_path / "var")
     env = {**os.environ, **config.as_env(), **loopback_ca_env(sim_ioc.port)}  # this IOC, whatever ran before
     command = [
         console_script("qserver-list-plans-devices"),

@@ -1,11 +1,11 @@
 """Who may do what to the stack: HTTP roles and logins, the encrypted 0MQ control socket, no secret in logs.
 
-Against the real stack ``sibyls up`` starts (the module's own, from the ``stack`` fixture): the
+Against the real stack ``sibyls up`` starts (the session's, from the ``stack`` fixture): the
 HTTP server's demo accounts log in with their passwords, the API key is the ``user`` account's, and
 RE Manager answers only 0MQ clients that hold its public key. A request whose login lacks a scope is
 refused with HTTP 403 and httpserver's "Not enough permissions" detail (sibyls.startup.http.server
 turns upstream's 401 into 403); a missing or bad login is a 401. The last test stops the manager
-(staff may): keep it last.
+(staff may) and starts it again with ``up`` (which restarts what is down), for the tests after it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from bluesky_queueserver_api.comm_base import RequestTimeoutError
 from bluesky_queueserver_api.zmq import REManagerAPI
 from stack_helpers import http, qserver, wait_until_idle
 
+from sibyls.startup.config import ProfileConfig
 from sibyls.startup.stack import (
     STAFF_ONLY_SCOPES,
     StackState,
@@ -31,7 +32,10 @@ from sibyls.startup.stack import (
     _manager_config_file,
     _ours,
     http_login,
+    up,
 )
+
+pytestmark = pytest.mark.slow
 
 PROJECT = "SECURITY_TEST"
 
@@ -200,7 +204,8 @@ def test_the_manager_and_its_re_worker_have_no_private_key_in_their_environment(
     for env in environments:
         assert not [name for name in env if name.startswith("QSERVER_ZMQ_PRIVATE_KEY")]
         assert key not in "\n".join(env.values())
-        assert env["SIBYLS_ZMQ_PUBLIC_KEY_FILE"] == stack.zmq_public_key_file  # the worker asks the manager
+        # the worker asks the manager
+        assert env[ProfileConfig.env_name("zmq_public_key_file")] == stack.zmq_public_key_file
 
 
 def test_no_password_key_or_signing_secret_appears_in_any_log(stack):
@@ -224,11 +229,16 @@ def test_no_password_key_or_signing_secret_appears_in_any_log(stack):
 
 
 def test_staff_may_stop_the_manager(stack):
-    """Last: the stack's manager is gone afterwards (the fixture's ``down`` ends the rest)."""
+    """Last: the stack's manager stops; ``up`` starts it again (the session's stack goes on)."""
     assert refused(http(stack, "POST", "/api/manager/stop", json={}), "write:manager:stop")
-    stopped = http(stack, "POST", "/api/manager/stop", json={}, token=http_login(stack, "staff"))
-    assert stopped.status_code == 200 and stopped.json()["success"], stopped.text
-    deadline = time.monotonic() + 30
-    while _ours(stack, "manager"):
-        assert time.monotonic() < deadline, "RE Manager did not stop"
-        time.sleep(0.2)
+    try:
+        stopped = http(stack, "POST", "/api/manager/stop", json={}, token=http_login(stack, "staff"))
+        assert stopped.status_code == 200 and stopped.json()["success"], stopped.text
+        deadline = time.monotonic() + 30
+        while _ours(stack, "manager"):
+            assert time.monotonic() < deadline, "RE Manager did not stop"
+            time.sleep(0.2)
+    finally:
+        settings = {"ioc_prefix": stack.ioc_prefix, "time_scale": stack.time_scale, "binning": stack.binning}
+        restarted = up(Path(stack.var_dir), **settings)
+        stack.__dict__.update(restarted.__dict__)

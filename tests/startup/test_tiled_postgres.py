@@ -21,12 +21,15 @@ import pytest
 from bluesky_queueserver_api import BPlan
 from stack_helpers import wait_until_idle
 
+from sibyls.startup.config import ProfileConfig
 from sibyls.startup.stack.tiled import (
     CATALOG_PLACEHOLDER,
     check_catalog_uri,
     masked_uri,
     tiled_command,
 )
+
+pytestmark = pytest.mark.slow
 
 SERVER = os.environ.get("SIBYLS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 #: Trust auth ignores it; the test checks it is never shown (status, logs, process list).
@@ -121,10 +124,10 @@ def test_up_takes_the_database_from_the_option_else_the_setting(monkeypatch, tmp
     asked = []
     monkeypatch.setattr(stack, "up", lambda var_dir, **kwargs: asked.append(kwargs["tiled_db"]))
     monkeypatch.setattr(stack, "describe", lambda state: "")
-    monkeypatch.setenv("SIBYLS_TILED_DB", "postgresql://from@setting/db")
+    monkeypatch.setenv(ProfileConfig.env_name("tiled_db"), "postgresql://from@setting/db")
     main(["up", "--var-dir", str(tmp_path), "--tiled-db", "postgresql://from@option/db"])
     main(["up", "--var-dir", str(tmp_path)])
-    monkeypatch.delenv("SIBYLS_TILED_DB")
+    monkeypatch.delenv(ProfileConfig.env_name("tiled_db"))
     main(["up", "--var-dir", str(tmp_path)])
     assert asked == ["postgresql://from@option/db", "postgresql://from@setting/db", None]
 
