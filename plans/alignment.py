@@ -94,9 +94,9 @@ def _lineup(
 )
 @beamline_plan
 def align_beamstop(
-    axis: Literal["x", "y"],
+    sample_code: str,
     project_code: str,
-    sample_code: str = "empty_cell",
+    axis: Literal["x", "y"],
     half_width: float = 1.5,
     points: int = 31,
     count_time: float = 0.1,
@@ -107,8 +107,8 @@ def align_beamstop(
     """Scan the beamstop along ``axis`` and leave it where the diode sees the direct beam best.
 
     Every scan is a run with ``plan_type`` ``alignment`` and the ``sample_code`` of what is in
-    the beam. Returns ``{"success", "position", "reasons"}``; if no peak is found the beamstop
-    goes back to where it started.
+    the beam (``empty_cell`` when nothing is). Returns ``{"success", "position", "reasons"}``; if
+    no peak is found the beamstop goes back to where it started.
     """
     metadata = check_alignment(locals())
     motor = getattr(context.beamline.beamstop, axis)
@@ -126,9 +126,9 @@ def align_beamstop(
 )
 @beamline_plan
 def align_sample_stage(
-    axis: Literal["x"],
-    project_code: str,
     sample_code: str,
+    project_code: str,
+    axis: Literal["x"],
     half_width: float = 2.0,
     points: int = 41,
     count_time: float = 0.1,
@@ -156,8 +156,8 @@ def align_sample_stage(
 )
 @beamline_plan
 def alignment_grid_scan(
-    project_code: str,
     sample_code: str,
+    project_code: str,
     half_width_x: float = 1.0,
     num_x: int = 11,
     half_width_y: float = 1.0,

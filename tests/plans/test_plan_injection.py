@@ -54,14 +54,14 @@ def test_a_plan_runs_on_mock_devices_passed_as_its_context(unconfigured, tmp_pat
     starts = []
     RE.subscribe(lambda name, doc: starts.append(doc) if name == "start" else None)
     context = PlanContext(beamline, tmp_path)
-    RE(alignment_grid_scan("P_1", "empty_cell", num_x=3, num_y=3, count_time=0.2, context=context))
+    RE(alignment_grid_scan("empty_cell", "P_1", num_x=3, num_y=3, count_time=0.2, context=context))
     assert (starts[0]["plan_type"], starts[0]["sample_code"]) == ("alignment", "empty_cell")
     assert beamline.bs_diode.preset_time.get() == 0.2 and beamline.fast_shutter.get() == "close"
 
 
 def test_without_a_context_the_plan_says_how_to_configure_one(unconfigured):
     with pytest.raises(RuntimeError, match="configure_plans"):
-        RunEngine({})(alignment_grid_scan("P_1", "empty_cell"))
+        RunEngine({})(alignment_grid_scan("empty_cell", "P_1"))
 
 
 def test_each_set_up_run_engine_has_its_own_progress(unconfigured, tmp_path):
@@ -73,3 +73,19 @@ def test_each_set_up_run_engine_has_its_own_progress(unconfigured, tmp_path):
         writer.close()
     assert plan_progress(first)["state"] == "finished" and plan_progress(first)["frame"] == 2
     assert plan_progress(second)["state"] == "idle"
+
+
+def test_every_sibyls_plan_takes_sample_code_then_project_code_first():
+    """The beamline's own plans (not the standard scans, whose devices come first as in bluesky) all
+    begin ``sample_code, project_code``; a plate's samples are in its ``plate``, which takes that place."""
+    from sibyls.plans import _WHERE
+
+    first_two = {
+        name: list(inspect.signature(plan).parameters)[:2]
+        for name, plan in QUEUE_PLANS.items()
+        if _WHERE[name] != "standard"
+    }
+    assert first_two.pop("ht_plate") == ["plate", "project_code"]
+    others = {name: params for name, params in first_two.items() if params != ["sample_code", "project_code"]}
+    assert others == {}
+    assert len(first_two) == 6

@@ -344,7 +344,8 @@ def test_align_beamstop_finds_the_direct_beam(session, beamline):
     from bluesky import plan_stubs as bps
 
     RE(bps.mv(beamline.beamstop.x, 0.4))
-    outcome = RE(align_beamstop("x", PROJECT, half_width=1.2, points=25, count_time=0.05)).plan_result
+    plan = align_beamstop("empty_cell", PROJECT, "x", half_width=1.2, points=25, count_time=0.05)
+    outcome = RE(plan).plan_result
     assert outcome["success"], outcome["reasons"]
     assert outcome["position"] == pytest.approx(0.0, abs=0.1)
     assert beamline.beamstop.x.position == pytest.approx(0.0, abs=0.1)
