@@ -1,6 +1,10 @@
 """Shared pytest fixtures: the lambda-ber reference schema and validators, the simulated SIBYLS IOC,
-and for the data products (runs, reduction, exports, replay) one real Tiled server and two real runs
-(buffer, protein) on the simulated IOC.
+for the data products (runs, reduction, exports, replay) one real Tiled server and two real runs
+(buffer, protein) on the simulated IOC, and one whole stack for the session (``stack``, ``api``).
+
+A test module that uses any of the fixtures that start processes (``SLOW_FIXTURES``) carries
+``pytestmark = pytest.mark.slow``; collection fails naming the modules that do not, so
+``pytest -m "not slow"`` stays the quick check.
 
 Helpers shared by several folders live beside this file (``real_runs``, ``stack_helpers``,
 ``beamline_helpers``): pytest puts this folder on the import path, so they are imported by name.
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from real_runs import PROJECT, PROTEIN, Recorder
+from stack_helpers import running_stack
 
 from sibyls.devices.epics_env import apply_loopback_ca_env, free_ca_port_pair
 from sibyls.metadata.records_schema import RecordValidator
@@ -25,6 +30,28 @@ SHARED_SCHEMA_DIR = REPO_ROOT.parent / "shared" / "reference" / "lambda-ber-sche
 # port is chosen when the test session starts; every session gets its own.
 CA_PORT = free_ca_port_pair()
 CA_ENV = apply_loopback_ca_env(CA_PORT)
+
+#: Fixtures that start an IOC, a stack, Tiled, a server or a browser: their tests are slow.
+SLOW_FIXTURES = frozenset(
+    {"sim_ioc", "beamline", "tiled_server", "xchg_runs", "stack", "browser", "redis_addr", "pg_database"}
+)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Refuse a test that starts processes (through any fixture, also indirectly) without the slow mark."""
+    unmarked = sorted(
+        {
+            item.nodeid.split("::")[0]
+            for item in items
+            if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow")
+        }
+    )
+    if unmarked:
+        raise pytest.UsageError(
+            "these test modules start an IOC, a stack, Tiled, a server or a browser but lack "
+            "`pytestmark = pytest.mark.slow`: " + ", ".join(unmarked)
+        )
 
 
 @pytest.fixture(scope="session")
@@ -136,3 +163,24 @@ def extended_validator(upstream_schema_dir):
 def upstream_validator(upstream_schema_dir):
     """Validator against the upstream lambda-ber schema alone."""
     return RecordValidator(upstream_schema_dir, with_extension=False)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The stack as ``sibyls up`` starts it (real services on free loopback ports, time scale 50), one
+    for the whole session: shared by every test that does not need a stack of its own (the fault tests,
+    the first look's catch-up and PostgreSQL start their own). A test that stops a service starts it
+    again before it ends (``up`` restarts what is down)."""
+    with running_stack(tmp_path_factory.mktemp("stack"), "STK:") as state:
+        yield state
+
+
+@pytest.fixture
+def api(stack):
+    """A bluesky-queueserver-api client of the stack's manager (with its 0MQ public key), queue cleared."""
+    from sibyls.startup.stack import manager_api
+
+    client = manager_api(stack, timeout=10)
+    client.queue_clear()
+    yield client
+    client.close()

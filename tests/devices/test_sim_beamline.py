@@ -22,6 +22,8 @@ from sibyls.devices.robot import RobotError
 from sibyls.devices.sim.robot import ROBOT_CLEAN_S, ROBOT_LOAD_S
 from sibyls.devices.sim.samples import catalogue_sample
 
+pytestmark = pytest.mark.slow
+
 PROTEIN = {
     "sample_code": "GluRS_1",
     "kind": "sample",

@@ -24,6 +24,8 @@ from sibyls.devices.sec import SECError
 from sibyls.devices.status import DeviceTimeoutError
 from sibyls.plans.errors import device_errors
 
+pytestmark = pytest.mark.slow
+
 BUFFER = {"sample_code": "buff_faults", "kind": "buffer"}
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
+
+pytestmark = pytest.mark.slow
 
 
 def test_the_iocs_current_partial_file_is_kept_and_dead_ones_go(beamline, tmp_path):

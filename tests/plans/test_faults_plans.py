@@ -31,6 +31,8 @@ from sibyls.devices.sim.frame_writer import FRAME_FILE_RESERVE_BYTES
 from sibyls.plans import ht_plate, saxs_exposure, sec_saxs
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 
+pytestmark = pytest.mark.slow
+
 PROJECT = beamline_tests.PROJECT
 PROTEIN = beamline_tests.PROTEIN
 # The fixtures of the plan tests: a SIBYLS-ready RunEngine with records, and the simulation knobs.

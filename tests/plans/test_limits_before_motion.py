@@ -30,6 +30,8 @@ from sibyls.plans import (
     temperature_series,
 )
 
+pytestmark = pytest.mark.slow
+
 PROJECT = "LIMITS_TEST"
 SAMPLE = "limits_s1"
 T_HIGH = RULES["cell_temperature"].high + 10  # 70 °C

@@ -6,6 +6,8 @@ import pytest
 
 from sibyls.plans.validation import validate_plan_call, validate_queue_item
 
+pytestmark = pytest.mark.slow
+
 GOOD_PLATE = {
     "plate_id": "P1",
     "wells": [

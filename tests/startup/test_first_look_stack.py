@@ -16,6 +16,8 @@ from sibyls.metadata.record_results import results_path
 from sibyls.startup.stack import profile_config, up
 from sibyls.startup.stack.state import ours, terminate
 
+pytestmark = pytest.mark.slow
+
 PROJECT = "FIRSTLOOK_E2E"
 
 

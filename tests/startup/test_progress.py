@@ -21,6 +21,8 @@ from sibyls.startup.progress import (
 from sibyls.startup.stack.starters import _redis_server
 from sibyls.startup.watch import progress_line
 
+pytestmark = pytest.mark.slow
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -39,6 +39,8 @@ from stack_helpers import ca_environment, csv_sheet, qserver, upload_sheet, wait
 from sibyls.plans import QUEUE_PLAN_NAMES
 from sibyls.startup.stack import StackState, manager_api
 
+pytestmark = pytest.mark.slow
+
 
 def _battery():
     """tests/plans/test_gate_battery.py, the one battery table (imported by path: tests are no package)."""

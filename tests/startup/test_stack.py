@@ -2,8 +2,9 @@
 
 Three ways in: the ``qserver`` CLI, the HTTP API (bluesky-httpserver, API key) and the Python API
 (bluesky-queueserver-api), the 0MQ ones with the manager's public key. Every process is started on
-free loopback ports by ``sibyls up`` (the ``stack`` fixture in conftest.py) and ended by ``sibyls
-down``; the last test checks that none is left. Roles, logins and encryption: test_security.py.
+free loopback ports by ``sibyls up`` (the session's ``stack`` fixture in tests/conftest.py) and ended
+by ``sibyls down``; the last test checks that none is left (on a stack of its own). Roles, logins and
+encryption: test_security.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from stack_helpers import csv_sheet, http, qserver, register_plate, upload_sheet
 from sibyls.metadata.records_schema import RecordValidator
 from sibyls.metadata.runs.doclog import read_document_log
 from sibyls.startup.stack import StackState, _children, down, load_state, manager_api, pid_alive, up
+
+pytestmark = pytest.mark.slow
 
 PROJECT = "STACK_TEST"
 
@@ -265,8 +268,8 @@ def test_restart_keeps_the_queue_and_scan_ids_keep_counting(stack, api):
     old_pids = set(stack.pids.values())
     down(var_dir)
     assert not any(pid_alive(pid) for pid in old_pids)
-    restarted = up(var_dir, ioc_prefix="STK:", time_scale=50.0, binning=8)
-    stack.__dict__.update(restarted.__dict__)  # the module fixture follows the restarted stack
+    restarted = up(var_dir, ioc_prefix=stack.ioc_prefix, time_scale=stack.time_scale, binning=stack.binning)
+    stack.__dict__.update(restarted.__dict__)  # the session's fixture follows the restarted stack
     client = manager_api(restarted, timeout=10)
     try:
         assert [i["item_uid"] for i in client.queue_get()["items"]] == [item_uid]

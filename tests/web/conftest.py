@@ -1,4 +1,5 @@
-"""Fixtures for the page's tests: one real stack for the package, Chromium driven by Playwright.
+"""Fixtures for the page's tests: Chromium driven by Playwright against the session's stack
+(``stack`` and ``api`` in ``tests/conftest.py``).
 
 Chromium is Debian's (``/usr/bin/chromium``; ``playwright install`` cannot download browsers here).
 Without it the browser tests skip with the reason, except under CI (``CI`` set), where they fail:
@@ -11,9 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from stack_helpers import running_stack
 
-from sibyls.startup.stack import http_login, manager_api
+from sibyls.startup.stack import http_login
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,22 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(os.environ.get("SIBYLS_WEB_ARTIFACTS") or Path(__file__).parent / "artifacts")
-
-
-@pytest.fixture(scope="package")
-def stack(tmp_path_factory):
-    """The whole stack as ``sibyls up`` starts it (time scale 50), shared by the page's tests."""
-    with running_stack(tmp_path_factory.mktemp("web-stack"), "WEB:") as state:
-        yield state
-
-
-@pytest.fixture
-def api(stack):
-    """The stack's manager over 0MQ; the queue is empty at the start of each test."""
-    client = manager_api(stack, timeout=10)
-    client.queue_clear()
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="package")

@@ -13,8 +13,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from stack_helpers import csv_sheet, register_plate, wait_until_idle
+
+pytestmark = pytest.mark.slow
 
 PROJECT = "WEB_TEST"
 #: A first-look plot (fetched with the login's token) is on screen.

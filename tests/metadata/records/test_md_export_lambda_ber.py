@@ -13,6 +13,8 @@ from sibyls.metadata.records_schema import linkml_validate_cli
 from sibyls.metadata.writer import RecordWriter
 from sibyls.startup.cli import build_parser
 
+pytestmark = pytest.mark.slow
+
 
 def _parser() -> argparse.ArgumentParser:
     return build_parser()

@@ -21,6 +21,8 @@ from sibyls.metadata.record_results import (
 )
 from sibyls.metadata.writer import RecordWriter
 
+pytestmark = pytest.mark.slow
+
 
 def _products(folder):
     from matplotlib.figure import Figure
@@ -44,10 +46,19 @@ def _results(uid, products, rg=25.0):
             "i_zero": {"numeric_value": 0.031, "unit": "1/cm"},
             "signal_to_noise": {"numeric_value": 42.0, "unit": "signal to noise ratio"},
         },
-        saxs_results={"rg_sigma_a": 0.2, "molecular_weight_vc_kda": 61.0, "frames_total": 2, "frames_kept": 2,
-                      "flags": []},  # fmt: skip
-        workflow={"workflow_type": "saxs_analysis", "software_name": "sibyls-bluesky first look",
-                  "software_version": "0.1.0", "processing_parameters": "q_range=0.01-0.3"},  # fmt: skip
+        saxs_results={
+            "rg_sigma_a": 0.2,
+            "molecular_weight_vc_kda": 61.0,
+            "frames_total": 2,
+            "frames_kept": 2,
+            "flags": [],
+        },  # fmt: skip
+        workflow={
+            "workflow_type": "saxs_analysis",
+            "software_name": "sibyls-bluesky first look",
+            "software_version": "0.1.0",
+            "processing_parameters": "q_range=0.01-0.3",
+        },  # fmt: skip
         products=products,
     )
 

@@ -19,6 +19,8 @@ from sibyls.metadata.mapping import RunSummary, documents_to_dataset
 from sibyls.metadata.records_schema import linkml_validate_cli
 from sibyls.metadata.writer import RecordWriter
 
+pytestmark = pytest.mark.slow
+
 META = RunMetadata(
     sample_code="GluRS_1", project_code="PRJ-7", plan_type="saxs_exposure", sample_type="protein",
     concentration_mg_ml=5.0, molecular_weight_kda=54.8, buffer_name="Tris-NaCl",

@@ -20,6 +20,8 @@ from sibyls.metadata import RunMetadata, inject_run_metadata
 from sibyls.metadata import hashing as hashing_module
 from sibyls.metadata.writer import SUMMARY_SUFFIX, RecordWriter
 
+pytestmark = pytest.mark.slow
+
 META = RunMetadata(
     sample_code="GluRS_1", project_code="PRJ-7", plan_type="saxs_exposure", sample_type="protein"
 )

@@ -13,6 +13,8 @@ from sibyls.metadata.replay.records import records_from_runs, replay_record
 from sibyls.metadata.runs.sources import FolderRunSource, TiledRunSource
 from sibyls.startup.cli import main
 
+pytestmark = pytest.mark.slow
+
 
 def _live_record(xchg_runs, code):
     uid = xchg_runs["uids"][code]

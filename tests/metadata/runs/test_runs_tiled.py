@@ -6,6 +6,9 @@ import stat
 
 import h5py
 import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
 
 
 def _stream_events(docs, stream):

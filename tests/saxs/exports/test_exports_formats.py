@@ -15,6 +15,8 @@ from sibyls.metadata.runs.sources import FolderRunSource, RunNotFoundError, Tile
 from sibyls.saxs.analysis.guinier import guinier_fit
 from sibyls.saxs.exports.formats import export
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def folder(xchg_runs):

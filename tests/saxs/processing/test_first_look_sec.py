@@ -13,6 +13,8 @@ from sibyls.devices.sim.samples import catalogue_sample
 from sibyls.plans import sec_saxs
 from sibyls.saxs.processing.service import FirstLookService
 
+pytestmark = pytest.mark.slow
+
 PROJECT = "SEC_TRUTH"
 
 

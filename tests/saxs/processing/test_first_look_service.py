@@ -14,6 +14,8 @@ from sibyls.plans import saxs_exposure
 from sibyls.saxs.processing.service import FirstLookService
 from sibyls.startup.cli import main as sibyls
 
+pytestmark = pytest.mark.slow
+
 PROJECT = "FIRSTLOOK"
 
 

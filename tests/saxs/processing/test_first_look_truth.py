@@ -17,6 +17,8 @@ from sibyls.plans import saxs_exposure
 from sibyls.saxs.processing.service import FirstLookService
 from sibyls.saxs.reduction.iq import absolute_scale_from_runs
 
+pytestmark = pytest.mark.slow
+
 PROJECT = "TRUTH"
 CONCENTRATION = 2.0
 NAMES = [name for name, fields in CATALOGUE.items() if fields["shape"] != "mixture"]

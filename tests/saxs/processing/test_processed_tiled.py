@@ -10,6 +10,8 @@ import pytest
 from sibyls.saxs.processing.processed import load_processed, store_processed
 from sibyls.saxs.reduction.curves import Curve
 
+pytestmark = pytest.mark.slow
+
 N_Q, N_FRAMES = 120, 6
 
 
