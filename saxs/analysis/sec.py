@@ -12,6 +12,9 @@ Rg across each peak, each species' averaged subtracted curve with Guinier/MW, an
 * **MALS**: M = K_mals · Σ(LS − LS₀)/Σ(RI − RI₀) over the peak's FWHM, each trace shifted by its
   delay to the SAXS cell (found by cross-correlation), baselines from the buffer frames; K_mals
   (``MALS_KDA_PER_V_PER_RIU``) is the instrument's calibration constant.
+
+(Over 450 lines on purpose: the SEC first look is one pipeline whose steps share the frame indices,
+the noise estimate and the buffer frames; it reads top to bottom in the order listed above.)
 """
 
 from __future__ import annotations

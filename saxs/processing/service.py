@@ -13,6 +13,10 @@ arrive, and at each stop runs the first look:
 Products (``.dat``, PNGs, JSON) go to ``<processed>/<project>/<scan_id>_<sample>_<uid8>/``; the
 results into the run's lambda-ber record (:mod:`.record_results`) and, when a Tiled server is
 configured, beside the run in Tiled (retried in the background until the run's own copy is there).
+
+(Over 450 lines on purpose: one service whose three threads (routing and reduction, plots, Tiled
+retries) share its queue, buffer store and product folders; split, every hand-off between them
+would cross a module.)
 """
 
 from __future__ import annotations
