@@ -78,6 +78,19 @@ def sim_ioc(tmp_path_factory):
         service.stop()
 
 
+@pytest.fixture(scope="module")
+def simulation(sim_ioc):
+    """The simulated IOC's own knobs (time scale, the cell's contents) at 50x for a module, back to the
+    scale it had afterwards (``tests/devices`` has its own, without the speed-up)."""
+    from sibyls.devices.sim.control import build_simulation_control
+
+    control = build_simulation_control(sim_ioc.prefix)
+    before = control.time_scale.get()
+    control.time_scale.put(50.0, wait=True)
+    yield control
+    control.time_scale.put(before, wait=True)
+
+
 @pytest.fixture(scope="session")
 def beamline(sim_ioc):
     """The SIBYLS ophyd devices connected to the test IOC over Channel Access."""

@@ -9,6 +9,7 @@ from sibyls.devices.sim.control import build_simulation_control
 
 @pytest.fixture(scope="module")
 def simulation(sim_ioc):
+    """The simulation's knobs at the scale each test sets (``time_scale``), not tests/conftest.py's 50x."""
     return build_simulation_control(sim_ioc.prefix)
 
 

@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from beamline_helpers import beam
 from pydantic import ValidationError
 
 from sibyls.devices.geometry import FULL_SHAPE, DetectorGeometry, azimuthal_average, module_gap_mask
 from sibyls.devices.sim import physics
-from sibyls.devices.sim.physics import BeamState, PlateDefinition, ScatteringSample
+from sibyls.devices.sim.physics import PlateDefinition, ScatteringSample
 
 PROTEIN = ScatteringSample(sample_code="GluRS_1", rg_a=30.0, concentration_mg_ml=5.0, mw_kda=54.0)
-
-
-def beam(contents, **overrides) -> BeamState:
-    values = dict(
-        ring_current_ma=500.0,
-        photon_shutter_open=True,
-        fast_shutter_open=True,
-        energy_kev=11.0,
-        contents=contents,
-    )
-    values.update(overrides)
-    return BeamState(**values)
 
 
 def test_full_frame_is_a_pilatus3_2m_with_its_module_gaps():

@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from beamline_helpers import beam
 from pydantic import ValidationError
 
 from sibyls.devices.geometry import FULL_SHAPE, DetectorGeometry
 from sibyls.devices.sim import physics
-from sibyls.devices.sim.physics import BeamState
 from sibyls.devices.sim.samples import (
     CATALOGUE,
     HYDRATION_SHELL_A,
@@ -27,17 +27,6 @@ def sample(**fields) -> ScatteringSample:
     return ScatteringSample.model_validate(
         {"sample_code": "s", "concentration_mg_ml": 2.0, "mw_kda": 50.0} | fields
     )
-
-
-def beam(contents, **overrides) -> BeamState:
-    values = dict(
-        ring_current_ma=500.0,
-        photon_shutter_open=True,
-        fast_shutter_open=True,
-        energy_kev=11.0,
-        contents=contents,
-    )
-    return BeamState(**(values | overrides))
 
 
 def guinier_fit(

@@ -35,9 +35,8 @@ pytestmark = pytest.mark.slow
 
 PROJECT = beamline_tests.PROJECT
 PROTEIN = beamline_tests.PROTEIN
-# The fixtures of the plan tests: a SIBYLS-ready RunEngine with records, and the simulation knobs.
+# The plan tests' fixture: a SIBYLS-ready RunEngine with records (``simulation``: tests/conftest.py).
 session = beamline_tests.session
-simulation = beamline_tests.simulation
 
 
 def stop_document(recorder, uid: str) -> dict:

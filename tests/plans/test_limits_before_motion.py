@@ -16,7 +16,6 @@ import pytest
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 
-from sibyls.devices.sim.control import build_simulation_control
 from sibyls.metadata.contract import ContractError
 from sibyls.metadata.rules import AXIS_LIMITS, RULES
 from sibyls.plans import (
@@ -40,17 +39,8 @@ STAGE_X_OUT = AXIS_LIMITS["sample_stage.x"].high + 1
 STAGE_Y_OUT = AXIS_LIMITS["sample_stage.y"].high + 1
 
 
-@pytest.fixture(scope="module")
-def fast_simulation(sim_ioc):
-    control = build_simulation_control(sim_ioc.prefix)
-    before = control.time_scale.get()
-    control.time_scale.put(50.0, wait=True)
-    yield control
-    control.time_scale.put(before, wait=True)
-
-
 @pytest.fixture
-def console(beamline, fast_simulation, tmp_path):
+def console(beamline, simulation, tmp_path):
     """A RunEngine as at the beamline console (SIBYLS set-up, no queue) and every document it emits."""
     configure_plans(beamline, tmp_path / "data")
     RE = RunEngine({}, call_returns_result=True)

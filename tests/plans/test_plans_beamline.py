@@ -11,7 +11,6 @@ import yaml
 from bluesky import RunEngine
 from bluesky import plans as bp
 
-from sibyls.devices.sim.control import build_simulation_control
 from sibyls.metadata.contract import ContractError
 from sibyls.metadata.records_schema import RecordValidator
 from sibyls.plans import (
@@ -44,14 +43,6 @@ BASELINE_KEYS = {
     "beamstop_x",
     "beamstop_y",
 }
-
-
-@pytest.fixture(scope="module")
-def simulation(sim_ioc):
-    control = build_simulation_control(sim_ioc.prefix)
-    control.time_scale.put(50.0, wait=True)
-    yield control
-    control.time_scale.put(20.0, wait=True)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import pytest
 import yaml
 from beamline_helpers import sibyls_run_engine
 
-from sibyls.devices.sim.control import build_simulation_control
 from sibyls.metadata.records_schema import RecordValidator
 from sibyls.metadata.runs.doclog import DocumentLog
 from sibyls.plans import saxs_exposure
@@ -17,14 +16,6 @@ from sibyls.startup.cli import main as sibyls
 pytestmark = pytest.mark.slow
 
 PROJECT = "FIRSTLOOK"
-
-
-@pytest.fixture(scope="module")
-def simulation(sim_ioc):
-    control = build_simulation_control(sim_ioc.prefix)
-    control.time_scale.put(50.0, wait=True)
-    yield control
-    control.time_scale.put(20.0, wait=True)
 
 
 @pytest.fixture
