@@ -92,8 +92,7 @@ class _Pipeline:
         from sibyls.devices.sim.launcher import ManagedProcess, spawn_service
         from sibyls.startup.config import ProfileConfig
         from sibyls.startup.stack.processing import READY_FILE
-        from sibyls.startup.stack.services import console_script
-        from sibyls.startup.stack.starters import child_env
+        from sibyls.startup.stack.services import child_env, console_script
 
         ports = free_tcp_port(), free_tcp_port()
         self.config = ProfileConfig.given(

@@ -6,13 +6,23 @@ start an IOC without importing startup); they are re-exported here for the stack
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
 from sibyls.devices.sim.launcher import IOCService, ManagedProcess, spawn_service, start_ioc
+from sibyls.startup.config import ProfileConfig
 
-__all__ = ["IOCService", "ManagedProcess", "console_script", "spawn_service", "start_ioc"]
+__all__ = ["IOCService", "ManagedProcess", "child_env", "console_script", "spawn_service", "start_ioc"]
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment for a service, without queueserver or SIBYLS settings or keys from
+    the calling shell (the stack sets its services' own, e.g. a ``QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER``
+    never reaches the manager or its RE worker, nor the Tiled database's password any service)."""
+    own = ("QSERVER_", ProfileConfig.model_config["env_prefix"])
+    return {k: v for k, v in os.environ.items() if not k.startswith(own)}
 
 
 def console_script(name: str) -> str:

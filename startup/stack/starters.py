@@ -25,7 +25,7 @@ from sibyls.startup.stack.security import (
     manager_config_file,
     password_env,
 )
-from sibyls.startup.stack.services import console_script, spawn_service, start_ioc
+from sibyls.startup.stack.services import child_env, console_script, spawn_service, start_ioc
 from sibyls.startup.stack.state import HOST, StackError, StackState, record
 
 
@@ -146,14 +146,6 @@ PLATE_REGISTRY_FILE = "plates.yaml"
 def profile_env(state: StackState) -> dict[str, str]:
     """Environment of the RE worker: SIBYLS settings and the IOC's EPICS environment."""
     return {**child_env(), **profile_config(state).as_env(), **state.ca_env()}
-
-
-def child_env() -> dict[str, str]:
-    """This process's environment for a service, without queueserver or SIBYLS settings or keys from
-    the calling shell (the stack sets its services' own, e.g. a ``QSERVER_ZMQ_PRIVATE_KEY_FOR_SERVER``
-    never reaches the manager or its RE worker, nor the Tiled database's password any service)."""
-    own = ("QSERVER_", ProfileConfig.model_config["env_prefix"])
-    return {k: v for k, v in os.environ.items() if not k.startswith(own)}
 
 
 def tiled_db_file(var_dir: Path | str) -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sibyls.startup.stack.private_files import write_private
 from sibyls.startup.stack.redacted import redacted_command
-from sibyls.startup.stack.services import ManagedProcess, spawn_service
+from sibyls.startup.stack.services import ManagedProcess, child_env, spawn_service
 
 API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 API_KEY_FILE = "tiled_api_key"
@@ -155,8 +155,9 @@ def start_tiled(
         write_private(key_file, api_key + "\n")
     if not api_key.isalnum():
         raise ValueError("the Tiled API key must be letters and digits only")
-    # Not the caller's: a database URI reaches the server only when catalog_uri names one.
-    env = {k: v for k, v in os.environ.items() if k not in (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV)}
+    # Not the caller's: a database URI reaches the server only when catalog_uri names one, and none of
+    # the caller's settings (its own Tiled database among them) reaches it at all.
+    env = {k: v for k, v in child_env().items() if k not in (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV)}
     env[API_KEY_ENV] = api_key
     if catalog_uri:
         check_catalog_uri(catalog_uri)
