@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from sibyls.startup.config import ProfileConfig
-from sibyls.startup.stack.private_files import is_private, write_private
+from sibyls.startup.stack.private_files import is_private, write_key, write_private
 from sibyls.startup.stack.redacted import redacted_command
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
@@ -384,7 +384,7 @@ def ensure_http_api_key(state: StackState) -> None:
     )
     if response.status_code != 200:
         raise StackError(f"the HTTP server did not issue an API key (HTTP {response.status_code})")
-    write_private(path, response.json()["secret"] + "\n")
+    write_key(path, response.json()["secret"])
 
 
 STARTERS = {
