@@ -81,6 +81,7 @@ def _add_stack(subparsers) -> None:
         "validate-item", help="dry-run a queue item (JSON, or @file.json) with the plans' own checks"
     )
     validate.add_argument("item", help='e.g. \'{"name": "saxs_exposure", "kwargs": {...}}\' or @item.json')
+    _var_dir_option(validate, what="the robot's plate registry (<var-dir>/plates.yaml)")
     validate.set_defaults(func=_validate)
 
     demo = subparsers.add_parser(
@@ -146,9 +147,18 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from sibyls.metadata import plate_registry
     from sibyls.plans.validation import validate_queue_item
+    from sibyls.startup.config import ProfileConfig
 
-    text = Path(args.item[1:]).read_text() if args.item.startswith("@") else args.item
+    # The stack's own registry, as its queue gate reads it: an unknown plate is refused here too.
+    registry = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)}).plate_registry
+    os.environ[plate_registry.ENV_VAR] = str(registry)
+    try:
+        text = Path(args.item[1:]).read_text() if args.item.startswith("@") else args.item
+    except OSError as exc:
+        print(f"item: cannot read {args.item[1:]} ({exc.strerror})", file=sys.stderr)
+        return 2
     try:
         item = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port
+from sibyls.startup.config import ProfileConfig
+from sibyls.startup.stack.demo import ensure_plate_registry
 from sibyls.startup.stack.health import describe, health
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
@@ -33,6 +35,7 @@ from sibyls.startup.stack.security import (
     http_login,
     http_users_file,
     manager_config_file,
+    rewrite_old_key_files,
     zmq_key_files,
 )
 from sibyls.startup.stack.starters import (
@@ -109,6 +112,8 @@ def up(
     """
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
+    rewrite_old_key_files(var_dir)  # same keys, as the clients read them (no trailing newline)
+    ensure_plate_registry(ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(var_dir)}).plate_registry)
     existing = load_state(var_dir)
     if existing is not None:
         dead = [name for name in SERVICES if not ours(existing, name)]
