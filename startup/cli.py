@@ -61,6 +61,12 @@ def _add_stack(subparsers) -> None:
         up.add_argument(f"--{name}-port", type=int, default=None, help=f"{name} port (default: a free one)")
     up.add_argument("--no-open", action="store_true", help="do not open the RE environment")
     up.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds each service may take to answer (default %(default)s; more on a busy machine)",
+    )
+    up.add_argument(
         "--tiled-db",
         metavar="URI",
         default=None,
@@ -118,15 +124,21 @@ def _up(args: argparse.Namespace) -> int:
         "zmq_info": args.zmq_info_port,
         "http": args.http_port,
     }
-    state = up(
-        args.var_dir,
-        ioc_prefix=args.ioc_prefix,
-        time_scale=args.time_scale,
-        binning=args.binning,
-        ports={k: v for k, v in ports.items() if v},
-        open_environment=not args.no_open,
-        tiled_db=args.tiled_db or ProfileConfig().tiled_db or None,
-    )
+    try:
+        state = up(
+            args.var_dir,
+            ioc_prefix=args.ioc_prefix,
+            time_scale=args.time_scale,
+            binning=args.binning,
+            ports={k: v for k, v in ports.items() if v},
+            open_environment=not args.no_open,
+            timeout=args.timeout,
+            tiled_db=args.tiled_db or ProfileConfig().tiled_db or None,
+        )
+    except (RuntimeError, TimeoutError, OSError, ValueError) as exc:  # StackError is a RuntimeError
+        print(f"error: the stack did not start: {exc}", file=sys.stderr)
+        print(f"logs in {args.var_dir / 'logs'}; `sibyls status` shows what runs", file=sys.stderr)
+        return 1
     print(describe(state))
     return 0
 
