@@ -76,7 +76,7 @@ def build_beamline(prefix: str = "SIBYLS:", connect: bool = True, timeout: float
     by :data:`WRITE_TIMEOUT_S`, actions by a timeout derived from what they are expected to take.
     """
     _finalize_ca_at_exit()
-    EpicsSignalBase.set_defaults(auto_monitor=True, write_timeout=WRITE_TIMEOUT_S)
+    _use_signal_defaults()
     beamline = SibylsBeamline(
         ring=StorageRing(f"{prefix}Ring:", name="ring"),
         mono=Monochromator(f"{prefix}Mono:", name="mono"),
@@ -95,6 +95,36 @@ def build_beamline(prefix: str = "SIBYLS:", connect: bool = True, timeout: float
     if connect:
         beamline.wait_for_connection(timeout)
     return beamline
+
+
+#: ophyd's class-wide defaults of every EPICS signal the beamline makes (see :func:`build_beamline`).
+SIGNAL_DEFAULTS = {"auto_monitor": True, "write_timeout": WRITE_TIMEOUT_S}
+
+
+def _use_signal_defaults() -> None:
+    """Put :data:`SIGNAL_DEFAULTS` in effect for the EPICS signals made from now on, in any call.
+
+    ophyd takes class-wide defaults only before the first EPICS signal of the process exists, so a
+    second beamline in one process (a notebook cell run again, a second prefix, a benchmark after
+    another) finds them fixed: that is fine when they are ours. When other code made EPICS signals
+    first, with ophyd's own defaults (no monitors, writes that may wait forever), the beamline is
+    refused with a clear error rather than built without its bounded writes.
+    """
+    try:
+        EpicsSignalBase.set_defaults(**SIGNAL_DEFAULTS)
+        return
+    except RuntimeError:
+        pass
+    # ophyd has no public getter for the defaults in effect: read its (name-mangled) class attributes.
+    in_effect = {
+        name: getattr(EpicsSignalBase, f"_EpicsSignalBase__default_{name}", None) for name in SIGNAL_DEFAULTS
+    }
+    if in_effect != SIGNAL_DEFAULTS:
+        raise RuntimeError(
+            "EPICS signals were made in this process before the SIBYLS beamline, with ophyd's defaults "
+            f"{in_effect} instead of {SIGNAL_DEFAULTS} (ophyd fixes them at the first signal): build the "
+            "beamline first, or call EpicsSignalBase.set_defaults(**SIGNAL_DEFAULTS) before any signal"
+        )
 
 
 _finalizer_registered = False

@@ -48,8 +48,30 @@ class PlateRegistry:
 
     def add(self, definition: dict[str, Any]) -> None:
         """Add or replace one plate definition (``{"plate_id": ..., ...}``), written atomically."""
-        plates = {**self.definitions(), definition["plate_id"]: definition}
-        atomic_write_text(self.path, yaml.safe_dump(plates, sort_keys=True))
+        self.write({**self.definitions(), definition["plate_id"]: definition})
+
+    def write(self, plates: dict[str, Any]) -> None:
+        """The registry file with exactly ``plates`` (``plate_id → definition``) below :data:`HEADER`."""
+        atomic_write_text(self.path, HEADER + yaml.safe_dump(plates, sort_keys=True))
+
+
+#: The registry file's first lines: its format, for the person who adds a plate by hand.
+HEADER = """\
+# The HT robot's plates (the plate registry). The queue refuses a plate item whose plate_id is not a
+# key here, or that names a well its plate leaves empty; the robot and the queue read this file
+# again whenever it changes. To add a plate, copy an entry, give it your plate_id (letters, digits,
+# _ . -) as key and as plate_id, and list each filled well (A1-H12):
+#   kind: buffer                 a buffer well (solvent only)
+#   kind: sample                 a sample well, with concentration_mg_ml and mw_kda; on the
+#                                simulated beamline also its size (rg_a in Angstrom: a sphere)
+#   sample_code                  what the well holds (letters, digits, _ . -)
+# Example:
+#   MY_PLATE_1:
+#     plate_id: MY_PLATE_1
+#     wells:
+#       A1: {sample_code: my_buffer, kind: buffer}
+#       A2: {sample_code: my_protein, kind: sample, concentration_mg_ml: 2.0, mw_kda: 50, rg_a: 20}
+"""
 
 
 def use_registry(path: Path | str | None) -> None:
@@ -75,7 +97,19 @@ def unknown_plate_problem(plate_id: Any, field: str = "plate.plate_id") -> str |
     known = registry.plate_ids()
     if plate_id.strip() in known:
         return None
-    return f"{field}: the robot has no plate {plate_id!r} (known plates: {', '.join(known) or 'none'})"
+    return (
+        f"{field}: the robot has no plate {plate_id!r} (known plates: {', '.join(known) or 'none'}); "
+        f"define it in {registry.path} as {definition_hint(plate_id.strip())}"
+    )
+
+
+def definition_hint(plate_id: str) -> str:
+    """A one-line plate definition to copy into the registry: a buffer well and its sample well."""
+    return (
+        f"'{plate_id}: {{plate_id: {plate_id}, wells: {{A1: {{sample_code: my_buffer, kind: buffer}}, "
+        "A2: {sample_code: my_protein, kind: sample, concentration_mg_ml: 2.0, mw_kda: 50, rg_a: 20}}}' "
+        "(one entry per filled well; the format is in the file's header and the README)"
+    )
 
 
 def empty_well_problems(plate_id: Any, wells: list[Any], field: str = "plate.wells") -> list[str]:

@@ -64,6 +64,12 @@ def _add_stack(subparsers) -> None:
         up.add_argument(f"--{name}-port", type=int, default=None, help=f"{name} port (default: a free one)")
     up.add_argument("--no-open", action="store_true", help="do not open the RE environment")
     up.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds each service may take to answer (default %(default)s; more on a busy machine)",
+    )
+    up.add_argument(
         "--tiled-db",
         metavar="URI",
         default=None,
@@ -84,6 +90,7 @@ def _add_stack(subparsers) -> None:
         "validate-item", help="dry-run a queue item (JSON, or @file.json) with the plans' own checks"
     )
     validate.add_argument("item", help='e.g. \'{"name": "saxs_exposure", "kwargs": {...}}\' or @item.json')
+    _var_dir_option(validate, what="the robot's plate registry (<var-dir>/plates.yaml)")
     validate.set_defaults(func=_validate)
 
     demo = subparsers.add_parser(
@@ -120,15 +127,21 @@ def _up(args: argparse.Namespace) -> int:
         "zmq_info": args.zmq_info_port,
         "http": args.http_port,
     }
-    state = up(
-        args.var_dir,
-        ioc_prefix=args.ioc_prefix,
-        time_scale=args.time_scale,
-        binning=args.binning,
-        ports={k: v for k, v in ports.items() if v},
-        open_environment=not args.no_open,
-        tiled_db=args.tiled_db or ProfileConfig().tiled_db or None,
-    )
+    try:
+        state = up(
+            args.var_dir,
+            ioc_prefix=args.ioc_prefix,
+            time_scale=args.time_scale,
+            binning=args.binning,
+            ports={k: v for k, v in ports.items() if v},
+            open_environment=not args.no_open,
+            timeout=args.timeout,
+            tiled_db=args.tiled_db or ProfileConfig().tiled_db or None,
+        )
+    except (RuntimeError, TimeoutError, OSError, ValueError) as exc:  # StackError is a RuntimeError
+        print(f"error: the stack did not start: {exc}", file=sys.stderr)
+        print(f"logs in {args.var_dir / 'logs'}; `sibyls status` shows what runs", file=sys.stderr)
+        return 1
     print(describe(state))
     return 0
 
@@ -151,11 +164,15 @@ def _status(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from sibyls.metadata.plate_registry import use_registry
     from sibyls.plans.validation import validate_queue_item
-    from sibyls.startup.config import ProfileConfig
+    from sibyls.startup.stack.starters import stack_plate_registry
 
-    use_registry(ProfileConfig().plate_registry)  # when the settings name one, as the queue gate does
-
-    text = Path(args.item[1:]).read_text() if args.item.startswith("@") else args.item
+    # The stack's own registry, as its queue gate reads it: an unknown plate is refused here too.
+    use_registry(stack_plate_registry(args.var_dir))
+    try:
+        text = Path(args.item[1:]).read_text() if args.item.startswith("@") else args.item
+    except OSError as exc:
+        print(f"item: cannot read {args.item[1:]} ({exc.strerror})", file=sys.stderr)
+        return 2
     try:
         item = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port
+from sibyls.startup.stack.demo import ensure_plate_registry
 from sibyls.startup.stack.health import describe, health
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
@@ -33,6 +34,7 @@ from sibyls.startup.stack.security import (
     http_login,
     http_users_file,
     manager_config_file,
+    rewrite_old_key_files,
     zmq_key_files,
 )
 from sibyls.startup.stack.starters import (
@@ -45,6 +47,7 @@ from sibyls.startup.stack.starters import (
     reopen_re_environment,
     set_tiled_db,
     spawn,
+    stack_plate_registry,
 )
 from sibyls.startup.stack.starters import tiled_db as running_tiled_db
 from sibyls.startup.stack.state import (
@@ -109,6 +112,8 @@ def up(
     """
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
+    rewrite_old_key_files(var_dir)  # same keys, as the clients read them (no trailing newline)
+    ensure_plate_registry(stack_plate_registry(var_dir))
     existing = load_state(var_dir)
     if existing is not None:
         dead = [name for name in SERVICES if not ours(existing, name)]

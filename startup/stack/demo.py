@@ -59,9 +59,31 @@ def demo_plate() -> tuple[dict, dict]:
     return {"plate_id": "DEMO_PLATE_1", "wells": wells}, {"plate_id": "DEMO_PLATE_1", "wells": robot_wells}
 
 
+def ensure_plate_registry(path: Path) -> Path:
+    """The robot's plate registry at ``path``: created with the plates the simulated robot holds (the
+    demo's 8-well plate) when there is none; an existing one (plates a person added) is kept as it is."""
+    from sibyls.metadata.plate_registry import PlateRegistry
+
+    path = Path(path)
+    if not path.exists():
+        _, robot_plate = demo_plate()
+        PlateRegistry(path).write({robot_plate["plate_id"]: robot_plate})
+    return path
+
+
+def _put_demo_plate_on_the_robot(path: Path) -> None:
+    """The demo's plate as the robot holds it, in the registry (a person may have changed or removed it)."""
+    from sibyls.metadata.plate_registry import PlateRegistry
+
+    registry = PlateRegistry(path)
+    _, robot_plate = demo_plate()
+    if registry.definitions().get(robot_plate["plate_id"]) != robot_plate:
+        registry.add(robot_plate)
+
+
 def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> int:
     """The whole stack up in ``var_dir``, the demo items queued and run, records listed; 0 if all ran."""
-    from sibyls.startup.stack import describe, down, manager_api, up
+    from sibyls.startup.stack import describe, down, manager_api, profile_config, up
     from sibyls.startup.watch import watch
 
     var_dir = Path(var_dir).resolve()
@@ -72,6 +94,7 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
     state = up(var_dir, ioc_prefix="DEMO:", time_scale=time_scale, binning=4)
     try:
         print(describe(state), flush=True)
+        _put_demo_plate_on_the_robot(profile_config(state).plate_registry)
         _prepare_simulated_beamline(state)
         api = manager_api(state, timeout=10)
         plate, _ = demo_plate()
@@ -116,7 +139,8 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
         return 0
     finally:
         if keep_up:
-            print(f"Stack left running; stop it with: sibyls down --var-dir {var_dir}")
+            print(f"Stack left running, the page at {state.page_url}")
+            print(f"Stop it with: sibyls down --var-dir {var_dir}")
         else:
             stopped = down(var_dir)
             print(f"Stack stopped ({len(stopped)} processes).")
@@ -154,7 +178,8 @@ def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
 
 
 def _prepare_simulated_beamline(state) -> None:
-    """Simulation only: what a person would do by hand — fill the cell, put the plate on the robot.
+    """Simulation only: what a person would do by hand — fill the cell (the plate is on the robot's
+    registry already).
 
     Channel Access is used only here and closed afterwards, so the terminal shows none of the CA
     library's own messages: no "caRepeater couldn't be located" (printed by the repeater the library
@@ -163,17 +188,11 @@ def _prepare_simulated_beamline(state) -> None:
     """
     os.environ.update(state.ca_env())  # before ophyd starts its Channel Access context
     with _c_stderr_silenced():
-        from sibyls.devices.robot import HTRobot
         from sibyls.devices.sim.control import build_simulation_control
 
         simulation = build_simulation_control(state.ioc_prefix)
         simulation.put_in_cell(demo_cell_sample())
-        robot = HTRobot(f"{state.ioc_prefix}Robot:", name="ht_robot")
-        robot.wait_for_connection(timeout=10)
-        _, robot_plate = demo_plate()
-        robot.define_plate(robot_plate)
-        for device in (simulation, robot):
-            device.destroy()
+        simulation.destroy()
         import epics.ca
 
         epics.ca.finalize_libca()

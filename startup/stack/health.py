@@ -117,7 +117,11 @@ def describe(state: StackState | None) -> str:
     """Human-readable status: each service's PID, address and health; where keys and logs are."""
     if state is None:
         return "SIBYLS stack: not running (no stack.json)"
-    lines = [f"SIBYLS stack in {state.var_dir} (IOC prefix {state.ioc_prefix})"]
+    lines = [
+        f"SIBYLS stack in {state.var_dir} (IOC prefix {state.ioc_prefix})",
+        f"  page     {state.page_url}  (log in as {', '.join(HTTP_ACCOUNTS)}; passwords in "
+        f"{state.http_users_file or Path(state.var_dir) / 'http_users.yaml'})",
+    ]
     addresses = {
         "redis": state.redis_addr,
         "ioc": f"CA port {state.ports['ca']} on {HOST}",

@@ -1,7 +1,8 @@
 """The stack's secrets and logins: 0MQ CURVE keys, HTTP demo accounts and roles, the API key.
 
 Each secret is generated once into a file of mode 0600 under ``<var>``
-(:func:`sibyls.startup.stack.private_files.write_private`) and never printed or logged.
+(:func:`sibyls.startup.stack.private_files.write_private`) and never printed or logged. The key
+files (:func:`key_files`) hold the key alone, without a newline, as the clients read them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sibyls.startup.stack.private_files import is_private, write_private
+from sibyls.startup.stack.private_files import is_private, normalize_key_file, write_key, write_private
 
 if TYPE_CHECKING:
     from sibyls.startup.stack.state import StackState
@@ -69,8 +70,19 @@ def zmq_key_files(var_dir: Path) -> Path:
         public, private = generate_zmq_keys()
     header = "# RE Manager settings written by 'sibyls up': the 0MQ CURVE private key. Keep it private.\n"
     write_private(config_path, header + yaml.safe_dump({"network": {"zmq_private_key": private}}))
-    write_private(public_path, public + "\n")
+    write_key(public_path, public)
     return public_path
+
+
+def key_files(var_dir: Path) -> list[Path]:
+    """The files that hold one key each, for clients: the 0MQ public key, the HTTP and Tiled API keys."""
+    return [var_dir / "zmq_public_key", var_dir / "http_api_key", var_dir / "tiled" / "tiled_api_key"]
+
+
+def rewrite_old_key_files(var_dir: Path) -> list[Path]:
+    """Key files an older ``sibyls up`` wrote with a trailing newline, rewritten without it (same key,
+    mode 0600): those a client reads verbatim failed (``Illegal header value b'ApiKey …\\n'``)."""
+    return [path for path in key_files(var_dir) if normalize_key_file(path)]
 
 
 def http_users_file(var_dir: Path) -> Path:

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from sibyls.startup.config import ProfileConfig
-from sibyls.startup.stack.private_files import is_private, write_private
+from sibyls.startup.stack.private_files import is_private, write_key, write_private
 from sibyls.startup.stack.redacted import redacted_command
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
@@ -131,7 +131,7 @@ def profile_config(state: StackState) -> ProfileConfig:
         zmq_control_addr=state.zmq_control_addr,
         zmq_public_key_file=state.zmq_public_key_file,
         redis_addr=state.redis_addr,  # progress published by the RE worker
-        plate_registry=Path(state.var_dir) / PLATE_REGISTRY_FILE,
+        plate_registry=stack_plate_registry(state.var_dir),
         **state.document_proxy_settings(),
         **caller.model_dump(include=set(CALLER_SETTINGS)),
     )
@@ -141,6 +141,11 @@ def profile_config(state: StackState) -> ProfileConfig:
 CALLER_SETTINGS = ("record_retry_s", "poni_file", "absolute_scale", "reopen_environment")
 #: The stack's plate registry, in its var folder.
 PLATE_REGISTRY_FILE = "plates.yaml"
+
+
+def stack_plate_registry(var_dir: Path | str) -> Path:
+    """The plate registry of the stack in ``var_dir``: what its queue gate and robot read."""
+    return Path(var_dir).resolve() / PLATE_REGISTRY_FILE
 
 
 def profile_env(state: StackState) -> dict[str, str]:
@@ -379,7 +384,7 @@ def ensure_http_api_key(state: StackState) -> None:
     )
     if response.status_code != 200:
         raise StackError(f"the HTTP server did not issue an API key (HTTP {response.status_code})")
-    write_private(path, response.json()["secret"] + "\n")
+    write_key(path, response.json()["secret"])
 
 
 STARTERS = {

@@ -61,6 +61,11 @@ class StackState:
         return f"http://{HOST}:{self.ports['http']}"
 
     @property
+    def page_url(self) -> str:
+        """The browser page the stack's HTTP server serves (log in with a demo account)."""
+        return f"{self.http_url}/sibyls/"
+
+    @property
     def tiled_url(self) -> str:
         return f"http://{HOST}:{self.ports['tiled']}"
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sibyls.startup.stack.private_files import write_private
+from sibyls.startup.stack.private_files import write_key
 from sibyls.startup.stack.redacted import redacted_command
 from sibyls.startup.stack.services import ManagedProcess, child_env, spawn_service
 
@@ -152,7 +152,7 @@ def start_tiled(
     if api_key is None:
         api_key = secrets.token_hex(32)
         key_file = data_dir / API_KEY_FILE
-        write_private(key_file, api_key + "\n")
+        write_key(key_file, api_key)
     if not api_key.isalnum():
         raise ValueError("the Tiled API key must be letters and digits only")
     # Not the caller's: a database URI reaches the server only when catalog_uri names one, and none of
