@@ -60,11 +60,11 @@ NO_FIRST_LOOK = {
 
 def no_first_look_reason(start: dict[str, Any]) -> str:
     """Why the run gets no first look, in words for its record (``not applicable: ...``)."""
-    plan_type = start.get("plan_type") or start.get("plan_name") or "this plan"
-    why = NO_FIRST_LOOK.get(plan_type) or (
+    plan = start.get("plan_name") or start.get("plan_type") or "this plan"
+    why = NO_FIRST_LOOK.get(plan) or (
         "a standard scan or count: its data are the readings table (export csv, json or spec)"
     )
-    return f"first look not applicable to {plan_type}: {why}"
+    return f"first look not applicable to {plan}: {why}"
 
 
 @dataclass

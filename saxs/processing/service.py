@@ -370,7 +370,7 @@ class FirstLookService:
 
     def _batch(self, reduced: ReducedRun, name: str):
         from sibyls.saxs.analysis.firstlook import first_look_batch
-        from sibyls.saxs.analysis.results import guinier_numbers
+        from sibyls.saxs.analysis.results import FLAG_DAMAGE, guinier_numbers
 
         start = reduced.start
         project = start.get("project_code") or ""
@@ -393,6 +393,12 @@ class FirstLookService:
             "frames_kept": result.frames_kept,
             "flags": list(result.flags),
         }
+        notes = list(result.notes)
+        if is_buffer:  # a buffer is screened and averaged for its samples: no subtraction, no Guinier
+            saxs["flags"] = [flag for flag in result.flags if flag == FLAG_DAMAGE]
+            notes = [note for note in notes if note.startswith("CorMap")] + [
+                "buffer_blank: frames screened and averaged for its samples (no Guinier or MW)"
+            ]
         if buffer is not None and result.curves.subtracted is not None:
             saxs["buffer_run_uid"] = buffer_uid
         if not is_buffer:
@@ -405,7 +411,7 @@ class FirstLookService:
         return result, {
             "quality_metrics": {} if is_buffer else result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
-            "workflow": _with_notes(result),
+            "workflow": _with_notes(result, notes),
         }
 
     def _sec(self, reduced: ReducedRun, name: str):
@@ -439,7 +445,7 @@ class FirstLookService:
         return result, {
             "quality_metrics": result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
-            "workflow": _with_notes(result),
+            "workflow": _with_notes(result, result.notes),
         }
 
     # ---- Tiled, in the background ------------------------------------------------------------------
@@ -473,12 +479,12 @@ class FirstLookService:
                     break
 
 
-def _with_notes(result) -> dict[str, Any]:
-    """The result's workflow entry, its notes (why there is no Guinier fit, no buffer...) as the
+def _with_notes(result, notes: list[str]) -> dict[str, Any]:
+    """The result's workflow entry, the notes (why there is no Guinier fit, no buffer...) as the
     entry's description, so the record says them."""
     workflow = result.workflow_run()
-    if result.notes:
-        workflow["description"] = "; ".join(result.notes)
+    if notes:
+        workflow["description"] = "; ".join(notes)
     return workflow
 
 

@@ -221,3 +221,25 @@ def test_curve_with_nan_values_is_refused_by_name(service):
     _look(service, [broken, frames[1]])
     (failure,) = service.failures
     assert "non-finite intensity" in failure[1]
+
+
+def test_sec_run_without_a_peak_is_all_buffer_with_a_note(service, extended_validator):
+    from synthetic_saxs import sec_run
+
+    rng = np.random.default_rng(12)
+    frames, traces, _ = sec_run([(PROTEIN, 30.0, 3.0, 0.0)], 40, rng)  # the sample never elutes
+    start = {**_start("S1"), "plan_name": "sec_saxs", "plan_type": "sec_saxs"}
+    record_path = _write_record(service.records_dir, start)
+    run_traces = {
+        "uv280_mau": list(traces["uv"]),
+        "mals_v": list(traces["mals"]),
+        "ri_riu": list(traces["ri"]),
+    }
+    service._finish(ReducedRun(start=start, curves=frames, traces=run_traces))
+    service.flush(60)
+    record = yaml.safe_load(record_path.read_text())
+    _check(record, extended_validator)
+    run = record["experiment_runs"][0]
+    assert run["processing_status"] == "completed" and service.failures == []
+    assert "no elution peak" in _workflow_note(record)
+    assert {"A_buff_S1.dat", "S1_SEC_chromatogram.png"} <= _product_names(record)
