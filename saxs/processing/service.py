@@ -354,9 +354,18 @@ class FirstLookService:
             update = {"products": run_results.products + images, "complete": True}
             apply_results(record_path, run_results.model_copy(update=update))
             write_project_summaries(self.records_dir, self.processed_dir, record_path.parent.name)
-        except Exception as exc:  # the numbers stay in the record; its status says processing did not end
+        except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
             log.exception("plots of run %s failed", run_results.run_uid)
-            self.failures.append((run_results.run_uid, f"plots: {exc}"))
+            reason = f"first look failed: plots not drawn ({failure_reason(exc)})"
+            self.failures.append((run_results.run_uid, reason))
+            notes = [reason, run_results.workflow.get("description") or ""]
+            workflow = {**run_results.workflow, "description": "; ".join(n for n in notes if n)}
+            try:
+                apply_results(
+                    record_path, run_results.model_copy(update={"outcome": "failed", "workflow": workflow})
+                )
+            except Exception:
+                log.exception("the failure of run %s could not be put in its record", run_results.run_uid)
 
     def _plot_loop(self) -> None:
         while True:

@@ -243,3 +243,20 @@ def test_sec_run_without_a_peak_is_all_buffer_with_a_note(service, extended_vali
     assert run["processing_status"] == "completed" and service.failures == []
     assert "no elution peak" in _workflow_note(record)
     assert {"A_buff_S1.dat", "S1_SEC_chromatogram.png"} <= _product_names(record)
+
+
+def test_plots_that_fail_leave_the_numbers_and_say_so(service, extended_validator, monkeypatch):
+    import sibyls.saxs.analysis.firstlook as firstlook
+
+    def no_plots(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(firstlook, "write_plots", no_plots)
+    rng = np.random.default_rng(13)
+    record, run = _look(
+        service, sample_frames(PROTEIN, 2.0, 3, rng), buffer_frames(3, rng), concentration_mg_ml=2.0
+    )
+    _check(record, extended_validator)
+    assert run["processing_status"] == "failed" and run["quality_metrics"]["rg"]["numeric_value"] > 0
+    assert "plots not drawn (No space left on device)" in _workflow_note(record)
+    assert run["bluesky_uid"] in {uid for uid, _ in service.failures}  # the buffer's plots failed, too
