@@ -69,6 +69,10 @@ class RunResults(BaseModel):
     products: list[ProductFile]
     #: False while the plots are still being drawn (the record says ``processing_status: processing``).
     complete: bool = True
+    #: ``results``: what the first look found; ``failed``: it failed (the workflow's description says
+    #: why; the record says ``processing_status: failed``); ``not_applicable``: the run's plan has no
+    #: first look (a scan, an alignment; ``processing_status: raw``).
+    outcome: Literal["results", "failed", "not_applicable"] = "results"
 
     @model_validator(mode="after")
     def _fits_the_record(self) -> RunResults:
@@ -142,11 +146,19 @@ def merge_results(record: dict[str, Any], results: RunResults) -> dict[str, Any]
     if not runs:
         raise ValueError(f"record of run {results.run_uid} has no experiment_runs to attach results to")
     run = runs[0]
+    # An earlier first look's numbers go: what the record says is the latest first look's.
+    for key in ("quality_metrics", "saxs_results"):
+        run.pop(key, None)
     if results.quality_metrics:
         run["quality_metrics"] = results.quality_metrics
     if results.saxs_results:
         run["saxs_results"] = results.saxs_results
-    run["processing_status"] = "completed" if results.complete else "processing"
+    if results.outcome == "results":
+        run["processing_status"] = "completed" if results.complete else "processing"
+    elif results.outcome == "failed":
+        run["processing_status"] = "failed"
+    elif run.get("processing_status") == "collected":  # a run that itself failed keeps saying so
+        run["processing_status"] = "raw"
 
     def keep(entries: list[dict] | None, key: str = "id") -> list[dict]:
         return [e for e in entries or [] if not str(e.get(key, "")).startswith(workflow_id)]

@@ -310,15 +310,21 @@ def _source(args: argparse.Namespace) -> Any:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sibyls.saxs.exports.formats import export
+    from sibyls.saxs.exports.formats import export_each
 
-    paths = []
-    for fmt in args.format:
-        paths += export(
-            _source(args), fmt, args.out, scan_id=args.scan_id, uid=args.uid, project=args.project
-        )
-    for path in paths:
+    report = export_each(
+        _source(args), args.format, args.out, scan_id=args.scan_id, uid=args.uid, project=args.project
+    )
+    for path in report.written:
         print(path)
+    for failure in report.failures:
+        print(f"not exported: {failure}", file=sys.stderr)
+    if report.failures:
+        print(
+            f"{len(report.written)} file(s) written, {len(report.failures)} export(s) refused",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -327,7 +333,7 @@ def _process(args: argparse.Namespace) -> int:
     from sibyls.startup.config import ProfileConfig
 
     config = ProfileConfig.given(var_dir=args.var_dir)
-    done = reprocess(
+    outcome = reprocess(
         _source(args),
         config.records_dir,
         config.processed_dir,
@@ -338,14 +344,18 @@ def _process(args: argparse.Namespace) -> int:
         poni=args.poni,
         absolute_scale=args.absolute_scale,
     )
-    for processed in done:
+    for processed in outcome.done:
         metrics = processed.results.quality_metrics
         rg = metrics.get("rg", {}).get("numeric_value")
-        found = f"Rg {rg:.2f} Å" if rg is not None else "processed (no Guinier)"
+        found = f"Rg {rg:.2f} Å" if rg is not None else "processed (no Guinier: see the record's notes)"
         print(f"{processed.record_path}: {found}")
-    if not done:
-        print("no run with a first look was selected (scans and alignments have none)")
-    return 0
+    for skipped in outcome.skipped:
+        print(f"no first look: {skipped}")
+    for failure in outcome.failures:
+        print(f"failed: {failure}", file=sys.stderr)
+    if not outcome.done and not outcome.failures and not outcome.skipped:
+        print("no run with a first look was selected")
+    return 1 if outcome.failures else 0
 
 
 def _export_lambda_ber(args: argparse.Namespace) -> int:

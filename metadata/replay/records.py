@@ -105,12 +105,14 @@ def record_to_documents(record: dict, *, verify_checksums: bool = True) -> Itera
     Run, descriptor, resource and datum uids, times and the recorded readings (energy, wavelength,
     distance, temperature, exposure, frames) come from the record; each primary event references one
     data file. Data files are checked (present, checksum) before the first document is produced:
-    :class:`ExchangeError` otherwise. Streams the record only counts (monitors) are replayed with
-    their event times and no readings.
+    :class:`ExchangeError` otherwise. Streams the record only counts (monitors, and the primary stream
+    of a scan without detector frames) are replayed with their event times and no readings.
     """
     study = _one(record, "studies")
     run = _one(record, "experiment_runs")
-    files = _check_data_files(record, verify_checksums)
+    # The run's own files (each from a Resource document); first-look products beside them are not
+    # part of the run's documents.
+    files = [f for f in _check_data_files(record, verify_checksums) if f.get("bluesky_resource_uid")]
     uid = run.get("bluesky_uid") or study.get("bluesky_uid")
     if not uid:
         raise ExchangeError("the record has no bluesky_uid: it was not written from a Bluesky run")
@@ -170,7 +172,8 @@ def record_to_documents(record: dict, *, verify_checksums: bool = True) -> Itera
         data_keys: dict[str, dict] = {}
         configuration: dict[str, dict] = {}
         values: dict[str, Any] = {}
-        if name == "primary":
+        images = name == "primary" and bool(files)  # a scan without the area detector has no frames
+        if images:
             data_keys[KEY_IMAGE] = {
                 "source": "replay",
                 "dtype": "array",
@@ -214,7 +217,7 @@ def record_to_documents(record: dict, *, verify_checksums: bool = True) -> Itera
                 t = t_last
             seq = i + 1 if i < count - 1 else seq_last
             data = dict(values)
-            if name == "primary":
+            if images:
                 data_file = next(file_iter, None)
                 if data_file is None:
                     raise ExchangeError(f"the record lists {count} primary events but fewer data files")

@@ -24,7 +24,7 @@ from sibyls.metadata.atomic import atomic_write_text
 from sibyls.saxs.analysis import plots
 from sibyls.saxs.analysis.averaging import average_curves
 from sibyls.saxs.analysis.guinier import GuinierResult
-from sibyls.saxs.analysis.inputs import check_curve, check_frames
+from sibyls.saxs.analysis.inputs import AnalysisError, check_curve, check_frames
 from sibyls.saxs.analysis.kratky import KratkyResult
 from sibyls.saxs.analysis.mw import MwEstimate
 from sibyls.saxs.analysis.results import (
@@ -135,8 +135,14 @@ def first_look_batch(
         subtracted = None
         analysed = averaged
     else:
-        subtracted = subtract_buffer(averaged, buffer_curve)
-        analysed = subtracted
+        try:
+            subtracted = subtract_buffer(averaged, buffer_curve)
+            analysed = subtracted
+        except AnalysisError as exc:  # a buffer of another q-range or unit: the sample's curve still counts
+            flags.append(FLAG_NO_BUFFER)
+            notes.append(f"buffer not subtracted ({exc}): Rg/MW describe sample + solvent")
+            buffer_curve = subtracted = None
+            analysed = averaged
     guinier, mw_vc, mw_i0, kratky, more_flags, more_notes = analyse_curve(
         analysed, concentration_mg_ml, i0_per_mg_ml_kda, vc_q_max
     )

@@ -330,20 +330,24 @@ def first_look_sec(
         raise AnalysisError(f"concentration trace {concentration_trace!r} is not among the traces")
     signal = chromatogram(frames, *q_window)
     peaks, baseline, noise = find_elution_peaks(signal)
-    if not peaks:
-        raise AnalysisError("no elution peak in the chromatogram (nothing above the noise)")
-    margin = max(BUFFER_MARGIN_FRAMES, len(peaks[0]["fwhm"]) // 2)
-    buffer_idx, off_level, differ = buffer_region(
-        frames, signal, peaks[0]["start"] - margin, baseline, noise, alpha
-    )
-    candidates = len(buffer_idx) + len(off_level) + len(differ)
-    if len(buffer_idx) < min_buffer_frames:
-        raise AnalysisError(
-            f"only {len(buffer_idx)} buffer frames before the first peak (frame {peaks[0]['start'] + 1}); "
-            f"at least {min_buffer_frames} are needed"
-        )
     flags: list[str] = []
     notes: list[str] = []
+    if peaks:
+        margin = max(BUFFER_MARGIN_FRAMES, len(peaks[0]["fwhm"]) // 2)
+        buffer_end = peaks[0]["start"] - margin
+    else:  # a method too short for the sample to elute, or an empty vial: the run is all buffer
+        notes.append(
+            "no elution peak in the chromatogram (nothing above the noise): no species; the frames at the "
+            "baseline are averaged as buffer"
+        )
+        buffer_end = n
+    buffer_idx, off_level, differ = buffer_region(frames, signal, buffer_end, baseline, noise, alpha)
+    candidates = len(buffer_idx) + len(off_level) + len(differ)
+    if len(buffer_idx) < min_buffer_frames:
+        where = f"before the first peak (frame {peaks[0]['start'] + 1})" if peaks else "at the baseline"
+        raise AnalysisError(
+            f"only {len(buffer_idx)} buffer frames {where}; at least {min_buffer_frames} are needed"
+        )
     if off_level or differ:
         flags.append(FLAG_DAMAGED_BUFFER)
     if off_level:
@@ -397,7 +401,7 @@ def first_look_sec(
         "buffer_subtraction": "automatic (buffer region before the first peak)",
         "cormap_alpha": alpha,
         "cormap_correction": "bonferroni",
-        "peaks": ",".join(str(p["apex"] + 1) for p in peaks),
+        "peaks": ",".join(str(p["apex"] + 1) for p in peaks) or "none",
         "rg_tolerance": rg_tolerance,
         "mals_constant_kda_per_v_per_riu": mals_constant
         if mals_trace in arrays and ri_trace in arrays

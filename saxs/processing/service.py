@@ -10,6 +10,10 @@ arrive, and at each stop runs the first look:
   (``buffer_run_uid``, set by ht_plate for every well) or else the project's latest buffer_blank;
 * SEC runs: the chromatogram, buffer region, peak(s), Rg across the peak and MALS molar mass.
 
+A run whose first look fails (any error) gets ``processing_status: failed`` with the reason in its
+record; a run of a plan without one (scans, alignments) gets ``processing_status: raw`` and a
+``not applicable: why``. (Over 450 lines: the service's threads share its queues and buffer store.)
+
 Products (``.dat``, PNGs, JSON) go to ``<processed>/<project>/<scan_id>_<sample>_<uid8>/``; the
 results into the run's lambda-ber record (:mod:`.record_results`) and, when a Tiled server is
 configured, beside the run in Tiled (retried in the background until the run's own copy is there).
@@ -35,7 +39,7 @@ from event_model import RunRouter
 
 from sibyls.metadata.mapping import record_relpath
 from sibyls.metadata.record_results import RunResults, apply_results, describe_product
-from sibyls.saxs.processing.run_processor import ReducedRun, RunProcessor, analysis_kind
+from sibyls.saxs.processing.run_processor import ReducedRun, RunProcessor, analysis_kind, no_first_look_reason
 from sibyls.saxs.processing.summaries import write_project_summaries
 from sibyls.saxs.reduction.curves import Curve
 
@@ -43,6 +47,18 @@ log = logging.getLogger(__name__)
 
 #: Seconds a run's processed curves wait for the run itself to appear in Tiled.
 TILED_WAIT_S = 600.0
+
+
+class FirstLookFailed(RuntimeError):
+    """A stored run's first look failed; the message is the reason its record now carries."""
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An error in words: its message, and its kind when that is all it has."""
+    text = str(exc).strip()
+    if isinstance(exc, (ValueError, RuntimeError, OSError)) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -126,6 +142,7 @@ class FirstLookService:
         self._tiled, self._tiled_api_key = tiled, tiled_api_key
         self._queue: queue.Queue = queue.Queue()
         self._processors: dict[str, RunProcessor] = {}
+        self._without_first_look: dict[str, dict] = {}  # run uid → RunStart of runs with no first look
         self._frame_products: dict[str, list] = {}
         self._router = RunRouter([self._factory])
         self.processed: list[ProcessedRun] = []
@@ -210,9 +227,13 @@ class FirstLookService:
             processor = self._processors.pop(doc["run_start"], None)
             if processor is not None:
                 self._finish(processor.result)
+            start = self._without_first_look.pop(doc["run_start"], None)
+            if start is not None:
+                self.mark_not_applicable(start)
 
     def _factory(self, name: str, start: dict) -> tuple[list, list]:
         if analysis_kind(start) is None:
+            self._without_first_look[start["uid"]] = start
             return [], []
         processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
         self._processors[start["uid"]] = processor
@@ -223,8 +244,39 @@ class FirstLookService:
             return self.finish(reduced)
         except Exception as exc:
             log.exception("first look of run %s failed", reduced.uid)
-            self.failures.append((reduced.uid, str(exc)))
+            self.record_failure(reduced.start, exc)
             return None
+
+    def record_failure(self, start: dict, exc: BaseException) -> str:
+        """Count the failure and put it in the run's record (``processing_status: failed``, the reason
+        in the first look's workflow entry); the reason returned names the error."""
+        from sibyls.saxs.analysis.results import now_iso, software_versions, workflow_run_entry
+
+        reason = f"first look failed: {failure_reason(exc)}"
+        self.failures.append((start["uid"], reason))
+        self._frame_products.pop(start["uid"], None)
+        workflow = workflow_run_entry(software_versions(), {}, now_iso(), now_iso())
+        results = RunResults(run_uid=start["uid"], quality_metrics={}, saxs_results={}, products=[],
+                             workflow={**workflow, "description": reason}, outcome="failed")  # fmt: skip
+        try:
+            apply_results(self.records_dir / record_relpath(start), results)
+        except Exception:
+            log.exception("the failure of run %s could not be put in its record", start["uid"])
+        return reason
+
+    def mark_not_applicable(self, start: dict) -> str:
+        """The record of a run without a first look says so, and why (``processing_status: raw``)."""
+        from sibyls.saxs.analysis.results import SOFTWARE_NAME, WORKFLOW_TYPE
+
+        reason = no_first_look_reason(start)
+        workflow = {"workflow_type": WORKFLOW_TYPE, "software_name": SOFTWARE_NAME, "description": reason}
+        results = RunResults(run_uid=start["uid"], quality_metrics={}, saxs_results={}, products=[],
+                             workflow=workflow, outcome="not_applicable")  # fmt: skip
+        try:
+            apply_results(self.records_dir / record_relpath(start), results)
+        except Exception:
+            log.exception("run %s: 'no first look' could not be put in its record", start["uid"])
+        return reason
 
     # ---- one run's first look --------------------------------------------------------------------
 
@@ -240,7 +292,10 @@ class FirstLookService:
         processor("start", start)
         for name, doc in documents:
             processor(name, doc)
-        return self.finish(processor.result, plots_now=True)
+        try:
+            return self.finish(processor.result, plots_now=True)
+        except Exception as exc:
+            raise FirstLookFailed(self.record_failure(start, exc)) from exc
 
     def _frame_writer(self, start: dict) -> Callable[[int, list[Curve]], None]:
         """Writes each frame's ``<sample>_<NNNNN>.dat`` as it is reduced (a 600-frame SEC run has
@@ -303,9 +358,18 @@ class FirstLookService:
             update = {"products": run_results.products + images, "complete": True}
             apply_results(record_path, run_results.model_copy(update=update))
             write_project_summaries(self.records_dir, self.processed_dir, record_path.parent.name)
-        except Exception as exc:  # the numbers stay in the record; its status says processing did not end
+        except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
             log.exception("plots of run %s failed", run_results.run_uid)
-            self.failures.append((run_results.run_uid, f"plots: {exc}"))
+            reason = f"first look failed: plots not drawn ({failure_reason(exc)})"
+            self.failures.append((run_results.run_uid, reason))
+            notes = [reason, run_results.workflow.get("description") or ""]
+            workflow = {**run_results.workflow, "description": "; ".join(n for n in notes if n)}
+            try:
+                apply_results(
+                    record_path, run_results.model_copy(update={"outcome": "failed", "workflow": workflow})
+                )
+            except Exception:
+                log.exception("the failure of run %s could not be put in its record", run_results.run_uid)
 
     def _plot_loop(self) -> None:
         while True:
@@ -319,7 +383,7 @@ class FirstLookService:
 
     def _batch(self, reduced: ReducedRun, name: str):
         from sibyls.saxs.analysis.firstlook import first_look_batch
-        from sibyls.saxs.analysis.results import guinier_numbers
+        from sibyls.saxs.analysis.results import FLAG_DAMAGE, guinier_numbers
 
         start = reduced.start
         project = start.get("project_code") or ""
@@ -342,7 +406,13 @@ class FirstLookService:
             "frames_kept": result.frames_kept,
             "flags": list(result.flags),
         }
-        if buffer is not None:
+        notes = list(result.notes)
+        if is_buffer:  # a buffer is screened and averaged for its samples: no subtraction, no Guinier
+            saxs["flags"] = [flag for flag in result.flags if flag == FLAG_DAMAGE]
+            notes = [note for note in notes if note.startswith("CorMap")] + [
+                "buffer_blank: frames screened and averaged for its samples (no Guinier or MW)"
+            ]
+        if buffer is not None and result.curves.subtracted is not None:
             saxs["buffer_run_uid"] = buffer_uid
         if not is_buffer:
             if result.guinier is not None:
@@ -354,7 +424,7 @@ class FirstLookService:
         return result, {
             "quality_metrics": {} if is_buffer else result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
-            "workflow": result.workflow_run(),
+            "workflow": _with_notes(result, notes),
         }
 
     def _sec(self, reduced: ReducedRun, name: str):
@@ -388,7 +458,7 @@ class FirstLookService:
         return result, {
             "quality_metrics": result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
-            "workflow": result.workflow_run(),
+            "workflow": _with_notes(result, result.notes),
         }
 
     # ---- Tiled, in the background ------------------------------------------------------------------
@@ -420,6 +490,15 @@ class FirstLookService:
                 except Exception:
                     log.exception("processed curves of run %s could not be stored in Tiled", uid)
                     break
+
+
+def _with_notes(result, notes: list[str]) -> dict[str, Any]:
+    """The result's workflow entry, the notes (why there is no Guinier fit, no buffer...) as the
+    entry's description, so the record says them."""
+    workflow = result.workflow_run()
+    if notes:
+        workflow["description"] = "; ".join(notes)
+    return workflow
 
 
 def _tiled_curves(result) -> dict[str, Curve]:

@@ -145,6 +145,33 @@ def run_monitors(run: StoredRun) -> dict[str, np.ndarray | None]:
     return out
 
 
+def per_frame_monitors(run: StoredRun) -> dict[str, np.ndarray | None]:
+    """I0 and beamstop-diode counts per frame. An event whose frame file holds n frames (an
+    ``ht_plate`` well: one trigger, one file, n frames) shares its counts evenly among them, as the
+    processing service does; an event per frame keeps its own counts."""
+    monitors = run_monitors(run)
+    counts = [_frames_in_file(path) for path in run.frame_files]
+    if sum(counts) == len(run.frame_files):
+        return monitors
+    out: dict[str, np.ndarray | None] = {}
+    for key, values in monitors.items():
+        if values is None or len(values) != len(counts):
+            out[key] = values
+            continue
+        out[key] = np.concatenate([np.full(n, v / n) for v, n in zip(values, counts, strict=True)])
+    return out
+
+
+def _frames_in_file(path: Path) -> int:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as fh:
+            return int(fh["entry/data/data"].shape[0])
+    except (OSError, KeyError) as exc:
+        raise ExchangeError(f"frame file {path} is unreadable or not a PILATUS frame file: {exc}") from exc
+
+
 def reduce_run(
     run: StoredRun,
     q_edges: np.ndarray | None = None,
@@ -174,7 +201,7 @@ def reduce_run(
         absolute_scale=absolute_scale,
         empty_beam_ratio=empty_beam_ratio,
     )
-    monitors = run_monitors(run)
+    monitors = per_frame_monitors(run)
     i0 = monitors["i0"]
     bs = monitors["bs_diode"] if i0 is not None else None
     try:
