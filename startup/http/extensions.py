@@ -263,8 +263,9 @@ class RunDetails(BaseModel):
 
     ``experiment_run`` is the record's run entry as written (processing status and its reason,
     ``quality_metrics``, ``saxs_results``, sample role, buffer, plate and well; the Bluesky streams
-    left out): the page reads whichever numbers it holds. ``summaries`` are the plate's and the
-    project's first-look summary pages, for a plate run.
+    left out): the page reads whichever numbers it holds. ``first_look_note`` is what the first
+    look's workflow entry says (why it failed, why the run has none, or its notes). ``summaries``
+    are the plate's and the project's first-look summary pages, for a plate run.
     """
 
     uid: str
@@ -275,6 +276,7 @@ class RunDetails(BaseModel):
     exports: list[str]
     results: RunResults | None
     experiment_run: dict[str, Any] = {}
+    first_look_note: str | None = None
     summaries: list[RunFile] = []
 
 
@@ -303,6 +305,19 @@ def _experiment_run(record: Any) -> dict[str, Any]:
     if not runs or not isinstance(runs[0], dict):
         return {}
     return {key: value for key, value in runs[0].items() if key != "bluesky_streams"}
+
+
+#: Id prefix of the first look's ``workflow_runs`` entry in a record (``urn:sibyls:first-look:<uid>``).
+FIRST_LOOK_ID = "urn:sibyls:first-look:"
+
+
+def _first_look_note(record: Any) -> str | None:
+    """The description of the record's first-look workflow entry: a failure's reason, or its notes."""
+    entries = record.get("workflow_runs") if isinstance(record, dict) else None
+    for entry in entries or []:
+        if isinstance(entry, dict) and str(entry.get("id", "")).startswith(FIRST_LOOK_ID):
+            return entry.get("description") or None
+    return None
 
 
 def _summaries(record_path: Path, run: dict[str, Any]) -> list[RunFile]:
@@ -353,6 +368,7 @@ def run_details(uid: str) -> RunDetails | None:
         exports=list(PAGE_EXPORTS),
         results=results,
         experiment_run=experiment_run,
+        first_look_note=_first_look_note(record),
         summaries=_summaries(path, experiment_run),
     )
 
@@ -447,7 +463,7 @@ def run_file(path: str, principal=Security(get_current_principal, scopes=["read:
 # ---- the page ----------------------------------------------------------------------------------
 
 page = APIRouter(prefix="/sibyls")
-#: The page's files (startup/web) and their media types; nothing else is served.
+#: The page's files (startup/http/web) and their media types; nothing else is served.
 PAGE_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -469,7 +485,7 @@ async def page_file(name: str = "index.html") -> Response:
     """The SIBYLS page: log in, queue samples and plates, watch progress, read results."""
     if name not in PAGE_FILES:
         raise HTTPException(status_code=404)
-    content = (resources.files("sibyls.startup") / "web" / name).read_bytes()
+    content = (resources.files("sibyls.startup.http") / "web" / name).read_bytes()
     return Response(content, media_type=PAGE_FILES[name], headers=PAGE_HEADERS)
 
 

@@ -16,6 +16,8 @@ from jose import jwt
 
 from sibyls.startup.stack import StackState, ours
 
+pytestmark = pytest.mark.slow
+
 PROJECT = "WEB_REFUSALS"
 
 

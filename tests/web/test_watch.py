@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from sibyls.startup.stack.services import console_script
+
+pytestmark = pytest.mark.slow
 
 
 def watch(stack, *options: str, timeout: float = 120) -> subprocess.CompletedProcess:
