@@ -87,11 +87,21 @@ def test_a_user_fixes_a_bad_sample_code_inline_queues_it_and_watches_it_run_to_i
     page.fill("#field-exposure_time", "1000")
     page.wait_for_selector("#error-exposure_time:has-text('outside 0.001–60 s')")
     assert page.text_content("#error-sample_code") == ""  # not touched: not red yet
-    page.click("#add-button")  # trying to add shows every problem, and queues nothing
+    page.focus("#field-sample_code")
+    page.keyboard.press("Tab")  # visited and left empty: both problems show at once
     page.wait_for_selector("#error-sample_code:has-text('missing')")
-    assert page.locator("#plan-form .field.invalid").count() == 2
-    assert api.queue_get(reload=True)["items"] == []
+    assert "outside" in page.text_content("#error-exposure_time") and page.is_disabled("#add-button")
     session.shot("all-problems")
+    # A fresh form: trying to add shows every problem, and queues nothing.
+    page.select_option("#plan-select", "temperature_series")
+    page.select_option("#plan-select", "saxs_exposure")
+    page.wait_for_selector("#plan-form[data-valid='no']")
+    assert page.locator("#plan-form .field.invalid").count() == 0
+    page.click("#add-button")
+    page.wait_for_selector("#error-project_code:has-text('missing')")
+    assert page.locator("#plan-form .field.invalid").count() == 2
+    assert page.evaluate("document.activeElement.id") == "field-sample_code"
+    assert api.queue_get(reload=True)["items"] == []
     page.fill("#field-sample_code", "bad code!")
     page.fill("#field-project_code", PROJECT)
     page.fill("#field-exposure_time", "5")

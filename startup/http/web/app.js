@@ -223,7 +223,8 @@ function showProgress(p) {
 
 function showConsole(message) {
   const pre = $("console");
-  pre.textContent = (message.tail ? "" : pre.textContent) + message.text;
+  const tail = message.tail && message.text && !message.text.endsWith("\n") ? "\n" : "";  // the tail ends mid-line
+  pre.textContent = (message.tail ? "" : pre.textContent) + message.text + tail;
   const lines = pre.textContent.split("\n");
   if (lines.length > 500) pre.textContent = lines.slice(-500).join("\n");
   pre.scrollTop = pre.scrollHeight;
@@ -278,6 +279,7 @@ function showQueue(queue) {
       el("td", {}, index + 1), el("td", {}, item.name), el("td", { class: "label" }, itemLabel(item)),
       el("td", {}, item.user), actions));
   });
+  if (!running.item_uid && !queue.items.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "sub" }, "The queue is empty.")));
   $("queue-count").textContent = `${queue.items.length} waiting`;
 }
 
@@ -313,6 +315,7 @@ async function loadPlans() {
   select.replaceChildren(...Object.keys(state.plans).sort((a, b) => (a === "saxs_exposure" ? -1 : b === "saxs_exposure" ? 1 : a.localeCompare(b)))
     .map((name) => el("option", { value: name }, name)));
   buildForm(select.value);
+  if (state.history.length) showHistory({ items: state.history });  // its re-queue buttons need the plans
 }
 
 function parameterKind(p) {
@@ -406,6 +409,7 @@ function buildForm(planName, values = null) {
     const touch = () => { touched.add(p.name); scheduleDryRun(); };
     input.addEventListener("input", touch);
     input.addEventListener("change", touch);
+    input.addEventListener("blur", touch);  // visited and left empty: now its "missing" shows
     input.setAttribute("aria-describedby", `help-${p.name} error-${p.name}`);
     if (required) input.setAttribute("aria-required", "true");
     if (values && given !== undefined) touched.add(p.name);
