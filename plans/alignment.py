@@ -15,6 +15,7 @@ from sibyls.plans.checks import check_alignment, check_live_setpoints
 from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.errors import device_errors
 from sibyls.plans.exposure import with_fast_shutter_open
+from sibyls.plans.help_texts import field_help
 
 STATS_STREAM = "signal_stats"
 
@@ -89,7 +90,10 @@ def _lineup(
 @parameter_annotation_decorator(
     {
         "description": "Centre the beamstop on the direct beam (apstools lineup2 on the beamstop diode).",
-        "parameters": annotations("points", "count_time", "half_width", "nscans"),
+        "parameters": {
+            **field_help("axis", "project_code", "sample_code"),
+            **annotations("points", "count_time", "half_width", "nscans"),
+        },
     }
 )
 @beamline_plan
@@ -121,7 +125,10 @@ def align_beamstop(
 @parameter_annotation_decorator(
     {
         "description": "Centre the capillary in the beam: scan the sample stage, find the transmission dip.",
-        "parameters": annotations("points", "count_time", "half_width"),
+        "parameters": {
+            **field_help("axis", "project_code", "sample_code"),
+            **annotations("points", "count_time", "half_width"),
+        },
     }
 )
 @beamline_plan
@@ -151,7 +158,10 @@ def align_sample_stage(
 @parameter_annotation_decorator(
     {
         "description": "Map the beamstop diode over a sample-stage grid (alignment grid scan).",
-        "parameters": annotations("num_x", "num_y", "count_time", "half_width_x", "half_width_y"),
+        "parameters": {
+            **field_help("project_code", "sample_code"),
+            **annotations("num_x", "num_y", "count_time", "half_width_x", "half_width_y"),
+        },
     }
 )
 @beamline_plan

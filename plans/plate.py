@@ -13,6 +13,7 @@ from sibyls.plans.checks import check_ht_plate, check_live_setpoints
 from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 from sibyls.plans.exposure import exposure_run
+from sibyls.plans.help_texts import field_help
 
 
 class PlateNotOnRobotError(ValueError):
@@ -23,10 +24,15 @@ class PlateNotOnRobotError(ValueError):
     {
         "description": "HT-SAXS of a 96-well plate: for each well load, expose, clean and dry.",
         "parameters": {
+            **field_help("dry_between_wells"),
+            "project_code": {"description": "Project all the plate's runs are filed under."},
+            "proposal_id": {"description": "ALS proposal number, if any (recorded with every run)."},
+            "operator": {"description": "Who prepared or measured the plate (recorded with every run)."},
             "plate": {
-                "description": "plate definition: {'plate_id': ..., 'wells': [{'well': 'A1', "
-                "'sample_code': ..., 'sample_role': 'buffer_blank' | 'sample', 'buffer_well': ..., "
-                "'concentration_mg_ml': ..., 'exposure_time': ..., 'num_frames': ...}, ...]}"
+                "description": 'the plate as JSON: {"plate_id": ..., "wells": [{"well": "A1", '
+                '"sample_code": ..., "sample_role": "buffer_blank" or "sample", "buffer_well": ..., '
+                '"concentration_mg_ml": ..., "exposure_time": ..., "num_frames": ...}, ...]}; '
+                "easier: upload a plate sheet"
             },
             "cell_temperature": annotation("cell_temperature", "°C for the whole plate; omit to leave as is"),
         },

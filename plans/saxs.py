@@ -12,17 +12,34 @@ from sibyls.metadata.rules import annotations
 from sibyls.plans.checks import check_live_setpoints, check_saxs_exposure, check_temperature_series
 from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.exposure import exposure_run
+from sibyls.plans.help_texts import field_help
+
+#: Parameters every batch plan describes the sample with (help texts in plans/help_texts.py).
+_SAMPLE_FIELDS = (
+    "sample_code",
+    "project_code",
+    "sample_role",
+    "sample_type",
+    "molecular_weight_kda",
+    "buffer_name",
+    "proposal_id",
+    "operator",
+    "description",
+)
 
 
 @parameter_annotation_decorator(
     {
         "description": "Batch SAXS of the sample (or buffer) in the cell: N frames of t seconds.",
-        "parameters": annotations(
-            "exposure_time",
-            "num_frames",
-            "concentration_mg_ml",
-            cell_temperature="°C to reach before exposing; omit to leave as is",
-        ),
+        "parameters": {
+            **field_help(*_SAMPLE_FIELDS, "buffer_run_uid"),
+            **annotations(
+                "exposure_time",
+                "num_frames",
+                "concentration_mg_ml",
+                cell_temperature="°C to reach before exposing; omit to leave as is",
+            ),
+        },
     }
 )
 @beamline_plan
@@ -84,9 +101,16 @@ def saxs_exposure(
 @parameter_annotation_decorator(
     {
         "description": "Temperature series: at each setpoint, equilibrate and expose (one run each).",
-        "parameters": annotations(
-            "exposure_time", "temperatures", "equilibration_time", num_frames="frames per temperature"
-        ),
+        "parameters": {
+            **field_help(*(name for name in _SAMPLE_FIELDS if name != "molecular_weight_kda")),
+            **annotations(
+                "exposure_time",
+                "temperatures",
+                "equilibration_time",
+                "concentration_mg_ml",
+                num_frames="frames per temperature",
+            ),
+        },
     }
 )
 @beamline_plan

@@ -16,6 +16,7 @@ from sibyls.plans.checks import check_live_setpoints, check_sec_saxs, sec_frame_
 from sibyls.plans.context import PlanContext, beamline_plan
 from sibyls.plans.errors import cleanup_keeping_error, device_errors
 from sibyls.plans.exposure import configure_exposure, frame_file_prefix, with_fast_shutter_open
+from sibyls.plans.help_texts import field_help
 
 #: Name of the per-frame label in the primary stream: "buffer" until the UV peak starts, then "sample".
 FRAME_ROLE = "sec_frame_role"
@@ -24,13 +25,26 @@ FRAME_ROLE = "sec_frame_role"
 @parameter_annotation_decorator(
     {
         "description": "SEC-SAXS-MALS: inject, then frames at a fixed period for the whole elution.",
-        "parameters": annotations(
-            "flow_rate",
-            "frame_period",
-            "duration",
-            "buffer_threshold_mau",
-            exposure_time="seconds per frame, at most frame_period",
-        ),
+        "parameters": {
+            **field_help(
+                "sample_code",
+                "project_code",
+                "sample_type",
+                "molecular_weight_kda",
+                "buffer_name",
+                "proposal_id",
+                "operator",
+                "description",
+            ),
+            **annotations(
+                "concentration_mg_ml",
+                "flow_rate",
+                "frame_period",
+                "duration",
+                "buffer_threshold_mau",
+                exposure_time="seconds per frame, at most frame_period",
+            ),
+        },
     }
 )
 @beamline_plan

@@ -19,6 +19,7 @@ from bluesky_queueserver import parameter_annotation_decorator
 from sibyls.metadata.contract import inject_run_metadata
 from sibyls.metadata.rules import AXIS_LIMITS, annotation, annotations
 from sibyls.plans.checks import PLAN_CHECKS, RELATIVE_SCANS, check_live_setpoints, scan_setpoints
+from sibyls.plans.help_texts import field_help
 
 #: What the standard plans may read: every SIBYLS device (a test keeps this equal to the beamline's).
 READABLE_DEVICES = (
@@ -46,6 +47,7 @@ _DETECTORS = {
     "annotation": "typing.List[Detectors]",
     "devices": {"Detectors": READABLE_DEVICES},
 }
+_CONTRACT_HELP = field_help("sample_code", "project_code", "description")
 _MOTOR = {
     "description": "axis to move: " + ", ".join(SCAN_AXES),
     "annotation": "Axes",
@@ -92,7 +94,7 @@ def _checked(plan_name: str, arguments: dict[str, Any]):
 
 @contract_plan(
     "Read detectors N times (bluesky count), with the SIBYLS metadata contract.",
-    {"detectors": _DETECTORS, **annotations("num", "delay")},
+    {"detectors": _DETECTORS, **_CONTRACT_HELP, **annotations("num", "delay")},
 )
 def count(
     detectors: list,
@@ -108,7 +110,13 @@ def count(
 
 @contract_plan(
     "Step scan of one motor (bluesky scan), with the SIBYLS metadata contract.",
-    {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
+    {
+        "detectors": _DETECTORS,
+        "motor": _MOTOR,
+        **_CONTRACT_HELP,
+        **field_help("start", "stop"),
+        "num": annotation("num"),
+    },
 )
 def scan(
     detectors: list,
@@ -126,7 +134,13 @@ def scan(
 
 @contract_plan(
     "Step scan relative to the motor's position (bluesky rel_scan), with the contract.",
-    {"detectors": _DETECTORS, "motor": _MOTOR, "num": annotation("num")},
+    {
+        "detectors": _DETECTORS,
+        "motor": _MOTOR,
+        **_CONTRACT_HELP,
+        **field_help("start", "stop"),
+        "num": annotation("num"),
+    },
 )
 def rel_scan(
     detectors: list,
@@ -144,7 +158,7 @@ def rel_scan(
 
 @contract_plan(
     "Scan one motor through a list of positions (bluesky list_scan), with the contract.",
-    {"detectors": _DETECTORS, "motor": _MOTOR},
+    {"detectors": _DETECTORS, "motor": _MOTOR, **_CONTRACT_HELP, **field_help("positions")},
 )
 def list_scan(
     detectors: list,
@@ -160,7 +174,14 @@ def list_scan(
 
 @contract_plan(
     "Two-motor grid scan (bluesky grid_scan), with the SIBYLS metadata contract.",
-    {"detectors": _DETECTORS, "motor1": _MOTOR, "motor2": _MOTOR, **annotations("num1", "num2")},
+    {
+        "detectors": _DETECTORS,
+        "motor1": _MOTOR,
+        "motor2": _MOTOR,
+        **_CONTRACT_HELP,
+        **field_help("start1", "stop1", "start2", "stop2", "snake"),
+        **annotations("num1", "num2"),
+    },
 )
 def grid_scan(
     detectors: list,

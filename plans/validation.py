@@ -189,17 +189,8 @@ class PlanSignature:
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            return [self._binding_problem(str(exc))]
-        problems = []
-        for pname, value in bound.arguments.items():
-            if pname in self.devices:
-                problem = _device_problem(pname, *self.devices[pname], value)
-            else:
-                problem = _type_problem(pname, self.signature.parameters[pname].annotation, value)
-                if problem:  # in the rule's words where it has one (10**400 is out of range, not "no number")
-                    problem = next(iter(argument_problems({pname: value})), problem)
-            if problem:
-                problems.append(problem)
+            return self._missing_problems(args, kwargs) or [self._binding_problem(str(exc))]
+        problems = self._argument_problems(bound.arguments)
         if problems:
             return problems
         bound.apply_defaults()
@@ -210,6 +201,45 @@ class PlanSignature:
         except (ValueError, TypeError) as exc:
             return [str(exc)]
         return []
+
+    def _argument_problems(self, arguments: dict[str, Any]) -> list[str]:
+        """Device names and strict types of each given argument, in the rule's words where it has one."""
+        problems = []
+        for pname, value in arguments.items():
+            if pname in self.devices:
+                problem = _device_problem(pname, *self.devices[pname], value)
+            else:
+                problem = _type_problem(pname, self.signature.parameters[pname].annotation, value)
+                if problem:  # in the rule's words where it has one (10**400 is out of range, not "no number")
+                    problem = next(iter(argument_problems({pname: value})), problem)
+            if problem:
+                problems.append(problem)
+        return problems
+
+    def _missing_problems(self, args: Any, kwargs: Any) -> list[str]:
+        """With required arguments missing: each of them, and every other argument's own problems.
+
+        So a form with ``sample_code`` still empty also shows that a 1000 s exposure is refused
+        (the plan's whole check needs every argument, so it waits until none is missing).
+        """
+        try:
+            bound = self.signature.bind_partial(*args, **kwargs)
+        except TypeError:
+            return []
+        missing = [
+            f"{name}: required argument of {self.name} is missing"
+            for name, parameter in self.signature.parameters.items()
+            if parameter.default is inspect.Parameter.empty
+            and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            and name not in bound.arguments
+        ]
+        if not missing:
+            return []
+        own = self._argument_problems(bound.arguments)
+        typed = {
+            name: value for name, value in bound.arguments.items() if name not in {_field_of(p) for p in own}
+        }
+        return missing + own + argument_problems(typed)
 
     def _binding_problem(self, message: str) -> str:
         names = ", ".join(self.signature.parameters)

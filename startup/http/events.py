@@ -268,6 +268,8 @@ class EventHub:
         progress = dict(self._progress)
         if running and progress.get("queue_item_uid") not in (None, running.get("item_uid")):
             progress = {"state": "starting", "pace": progress.get("pace")}  # the next item has not begun
+        elif running and progress.get("state") == "finished":
+            progress = between_runs(progress)
         return {**progress, **queue_eta(progress, running, self._queue.get("items", []))}
 
     async def current_progress(self) -> dict[str, Any]:
@@ -275,6 +277,15 @@ class EventHub:
         if not self._tasks:
             await self._start()
         return self.progress()
+
+
+def between_runs(progress: dict[str, Any]) -> dict[str, Any]:
+    """A run of the running item ended but the item goes on (a plate's well, a temperature step).
+
+    The item is still running: the page keeps showing it (not "done") and the queue's time left
+    counts this run as complete rather than blanking until the next run starts.
+    """
+    return {**progress, "state": "running", "between_runs": True, "run_remaining_s": 0.0}
 
 
 HUB = EventHub()

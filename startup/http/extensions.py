@@ -14,10 +14,15 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
                                             beamline, console (see :mod:`sibyls.startup.http.events`)
 ``GET /api/sibyls/runs/{uid}``              a run's record, its files and results (read:history)
 ``GET /api/sibyls/runs/{uid}/export/{fmt}`` the run as NXcanSAS or CSV (read:history)
+``GET /api/sibyls/runs/{uid}/files.zip``     everything of the run in one zip: record, frames,
+                                            processed files, plots (read:history)
 ``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
 ==========================================  ==================================================
 
 Dry runs and sheets run the plans' own checks before anything reaches the queue.
+
+Over 450 lines: the page's endpoints belong together (one router, one set of scopes); the run
+view's reading of a record is the part that grows and may move to its own module.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import re
 import time
 from importlib import resources
@@ -48,6 +54,9 @@ from sibyls.plans.plate_sheet import (
     sheet_to_plate_item,
 )
 from sibyls.plans.validation import validate_queue_item
+from sibyls.startup.http.zipstream import zip_chunks
+
+logger = logging.getLogger(__name__)
 
 #: The ``/api/sibyls`` endpoints; ``router`` (at the end of this module) also serves the page.
 api = APIRouter(prefix="/api/sibyls")
@@ -250,7 +259,14 @@ class RunResults(BaseModel):
 
 
 class RunDetails(BaseModel):
-    """A run's record (YAML), its frame and processed files, its exports and its results if any."""
+    """A run's record (YAML), its frame and processed files, its exports and its results if any.
+
+    ``experiment_run`` is the record's run entry as written (processing status and its reason,
+    ``quality_metrics``, ``saxs_results``, sample role, buffer, plate and well; the Bluesky streams
+    left out): the page reads whichever numbers it holds. ``first_look_note`` is what the first
+    look's workflow entry says (why it failed, why the run has none, or its notes). ``summaries``
+    are the plate's and the project's first-look summary pages, for a plate run.
+    """
 
     uid: str
     record_name: str
@@ -259,6 +275,9 @@ class RunDetails(BaseModel):
     files: list[RunFile]
     exports: list[str]
     results: RunResults | None
+    experiment_run: dict[str, Any] = {}
+    first_look_note: str | None = None
+    summaries: list[RunFile] = []
 
 
 _PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
@@ -280,6 +299,41 @@ def _run_file(entry: dict, kind: str) -> RunFile | None:
     return RunFile(name=path.name, path=str(path), kind=kind, size_bytes=path.stat().st_size)
 
 
+def _experiment_run(record: Any) -> dict[str, Any]:
+    """The record's (first) run entry without its Bluesky streams; {} if the record has none."""
+    runs = record.get("experiment_runs") if isinstance(record, dict) else None
+    if not runs or not isinstance(runs[0], dict):
+        return {}
+    return {key: value for key, value in runs[0].items() if key != "bluesky_streams"}
+
+
+#: Id prefix of the first look's ``workflow_runs`` entry in a record (``urn:sibyls:first-look:<uid>``).
+FIRST_LOOK_ID = "urn:sibyls:first-look:"
+
+
+def _first_look_note(record: Any) -> str | None:
+    """The description of the record's first-look workflow entry: a failure's reason, or its notes."""
+    entries = record.get("workflow_runs") if isinstance(record, dict) else None
+    for entry in entries or []:
+        if isinstance(entry, dict) and str(entry.get("id", "")).startswith(FIRST_LOOK_ID):
+            return entry.get("description") or None
+    return None
+
+
+def _summaries(record_path: Path, run: dict[str, Any]) -> list[RunFile]:
+    """A plate run's first-look summaries: the plate's page and the project's, where they exist."""
+    plate = run.get("plate_id")
+    if not plate:
+        return []
+    folder = _settings().processed_dir / record_path.parent.name
+    found = []
+    for name in (f"plate_{plate}_summary.html", "summary.html"):
+        path = readable_file(str(folder / name))
+        if path is not None:
+            found.append(RunFile(name=name, path=str(path), kind="summary", size_bytes=path.stat().st_size))
+    return found
+
+
 def run_details(uid: str) -> RunDetails | None:
     """A run's record and everything the page links from it; None if it has no record (yet)."""
     import yaml
@@ -289,8 +343,11 @@ def run_details(uid: str) -> RunDetails | None:
         return None
     text = path.read_text()
     found: dict[str, list] = {"quality_metrics": [], "files": [], "images": []}
+    record: Any = None
     with contextlib.suppress(yaml.YAMLError):
-        _walk(yaml.safe_load(text), found)
+        record = yaml.safe_load(text)
+        _walk(record, found)
+    experiment_run = _experiment_run(record)
     images = [f for entry in found["images"] if (f := _run_file(entry, "image"))]
     image_paths = {f.path for f in images}
     files = []
@@ -310,6 +367,9 @@ def run_details(uid: str) -> RunDetails | None:
         files=files,
         exports=list(PAGE_EXPORTS),
         results=results,
+        experiment_run=experiment_run,
+        first_look_note=_first_look_note(record),
+        summaries=_summaries(path, experiment_run),
     )
 
 
@@ -334,17 +394,61 @@ def run_export(
     from sibyls.metadata.runs.sources import FolderRunSource
     from sibyls.saxs.exports.formats import export
 
-    if fmt not in PAGE_EXPORTS or not _UID.match(uid):
-        raise HTTPException(status_code=404, detail=f"no export {fmt!r} of run {uid!r}")
+    if fmt not in PAGE_EXPORTS:
+        raise HTTPException(
+            status_code=404, detail=f"no export format {fmt!r}; the page offers {PAGE_EXPORTS}"
+        )
+    if not _UID.match(uid):
+        raise HTTPException(status_code=404, detail=f"no run {uid!r}")
     out = Path(tempfile.mkdtemp(prefix="sibyls-export-"))
     try:
         paths = export(FolderRunSource(_settings().var_dir / "runs"), fmt, out, uid=uid)
-    except (ExchangeError, ValueError) as exc:
+    except (ExchangeError, ValueError) as exc:  # the run cannot be exported: say why
         shutil.rmtree(out, ignore_errors=True)
-        raise HTTPException(status_code=404, detail=str(exc)) from None
+        raise HTTPException(status_code=422, detail=f"{fmt} export of run {uid[:8]}: {exc}") from None
+    except Exception as exc:  # never a bare 500: the reason goes to the page, the traceback to the log
+        shutil.rmtree(out, ignore_errors=True)
+        logger.exception("%s export of run %s failed", fmt, uid)
+        raise HTTPException(
+            status_code=500, detail=f"{fmt} export of run {uid[:8]} failed: {type(exc).__name__}: {exc}"
+        ) from None
+    if not paths:
+        shutil.rmtree(out, ignore_errors=True)
+        raise HTTPException(status_code=422, detail=f"{fmt} export of run {uid[:8]}: nothing to export")
     return FileResponse(
         paths[0], filename=paths[0].name, background=BackgroundTask(shutil.rmtree, out, ignore_errors=True)
     )
+
+
+def _archive_entries(details: RunDetails) -> list[tuple[str, Path]]:
+    """The run's own files in its zip: the record, frames, processed files and plots, one name each."""
+    folders = {"frames": "frames", "processed": "processed", "image": "plots"}
+    entries = [(details.record_name, Path(details.record_path))]
+    seen = {details.record_path}
+    for file in [*details.files, *(details.results.images if details.results else [])]:
+        if file.path in seen:
+            continue
+        seen.add(file.path)
+        entries.append((f"{folders.get(file.kind, 'other')}/{file.name}", Path(file.path)))
+    return entries
+
+
+@api.get("/runs/{uid}/files.zip")
+def run_archive(
+    uid: str, principal=Security(get_current_principal, scopes=["read:history"])
+) -> StreamingResponse:
+    """Everything of one run in one zip, sent while it is written: record, frames, processed files, plots.
+
+    Only the files the run's record names (and that lie under the data, records or processed
+    folders) are included; nothing else is ever read.
+    """
+    details = run_details(uid)
+    if details is None:
+        raise HTTPException(status_code=404, detail=f"no record of run {uid!r} (yet)")
+    stem = Path(details.record_name).stem
+    entries = [(f"{stem}/{name}", path) for name, path in _archive_entries(details)]
+    headers = {"Content-Disposition": f'attachment; filename="{stem}.zip"', "Cache-Control": "no-store"}
+    return StreamingResponse(zip_chunks(entries), media_type="application/zip", headers=headers)
 
 
 @api.get("/files")
@@ -359,7 +463,7 @@ def run_file(path: str, principal=Security(get_current_principal, scopes=["read:
 # ---- the page ----------------------------------------------------------------------------------
 
 page = APIRouter(prefix="/sibyls")
-#: The page's files (startup/web) and their media types; nothing else is served.
+#: The page's files (startup/http/web) and their media types; nothing else is served.
 PAGE_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",

@@ -50,7 +50,7 @@ class PageSession:
     """A browser tab logged in to the page as one demo account; ``shot(name)`` saves a screenshot."""
 
     def __init__(self, browser, stack, username: str, test_name: str) -> None:
-        self.context = browser.new_context(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
+        self.context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))

@@ -99,10 +99,28 @@ function logout(message = "") {
   Object.assign(auth, { access: null, refresh: null, user: null, scopes: new Set(), roles: [] });
   clearTimeout(auth.timer);
   if (state.events) { state.events.close(); state.events = null; }
+  clearPersonalView();
   $("app").hidden = true;
   $("whoami").hidden = true;
   $("login-form").hidden = false;
   $("login-error").textContent = message;
+}
+
+// Nothing of the previous person stays on screen or in memory after a logout.
+function clearPersonalView() {
+  closeRun();
+  Object.assign(state, { status: {}, queue: { items: [], running_item: {} }, history: [], plans: {}, editing: null,
+    sheetFile: null });
+  for (const id of ["queue-table", "history-table"]) $(id).querySelector("tbody").replaceChildren();
+  for (const id of ["plan-form", "plan-select", "sheet-problems", "form-problems"]) $(id).replaceChildren();
+  for (const id of ["console", "queue-count", "queue-msg", "add-msg", "sheet-msg", "control-msg", "plan-description",
+    "who-name", "who-roles"]) $(id).textContent = "";
+  $("sheet-file").value = "";
+  $("sheet-submit").disabled = true;
+  drawPlate(null);
+  stopEditing();
+  showStatus({});
+  showProgress({ state: "idle" });
 }
 
 async function start() {
@@ -152,12 +170,35 @@ async function connectEvents() {
 }
 
 function showStatus(status) {
+  const wasPaused = isPaused();
   state.status = status;
-  $("st-manager").textContent = status.manager_state;
+  $("st-manager").textContent = status.manager_state ?? "?";
   $("st-worker").textContent = status.worker_environment_exists ? status.worker_environment_state : "closed";
   $("st-re").textContent = status.re_state ?? "–";
-  document.body.dataset.manager = status.manager_state;
+  document.body.dataset.manager = status.manager_state ?? "";
   document.body.dataset.re = status.re_state ?? "";
+  $("st-paused").hidden = !isPaused();
+  updateControls();
+  if (wasPaused !== isPaused()) showQueue(state.queue);  // the running row says "paused"
+}
+
+const isPaused = () => state.status.re_state === "paused" || state.status.manager_state === "paused";
+
+// Each control is enabled only when it can act on the queue's state as it is now.
+function updateControls() {
+  const st = state.status;
+  const idle = st.manager_state === "idle";
+  const running = st.re_state === "running" || st.manager_state === "executing_queue";
+  const can = {
+    "queue-start": idle && (st.items_in_queue ?? 0) > 0,
+    "queue-stop": st.manager_state === "executing_queue" && !st.queue_stop_pending,
+    "re-pause": st.re_state === "running" && !st.pause_pending,
+    "re-resume": isPaused(),
+    "re-stop": isPaused(),
+    "re-abort": isPaused(),
+  };
+  for (const [id, enabled] of Object.entries(can)) $(id).disabled = !enabled;
+  $("controls").dataset.state = isPaused() ? "paused" : running ? "running" : idle ? "idle" : (st.manager_state ?? "");
 }
 
 function showBeamline(b) {
@@ -170,7 +211,7 @@ function showBeamline(b) {
 function showProgress(p) {
   const running = p.state === "running";
   const bar = $("pg-bar");
-  $("pg-item").textContent = running ? `${p.plan_name} ${p.sample_code ?? ""}`
+  $("pg-item").textContent = running ? `${p.plan_name} ${p.sample_code ?? ""}${p.between_runs ? " (next run starting)" : ""}`
     : p.state === "finished" && p.sample_code ? `done: ${p.plan_name} ${p.sample_code} (${p.exit_status})` : p.state;
   bar.value = running ? (p.item_fraction ?? 0) : p.state === "finished" ? 1 : 0;
   bar.dataset.state = p.state;
@@ -182,15 +223,29 @@ function showProgress(p) {
 
 function showConsole(message) {
   const pre = $("console");
-  pre.textContent = (message.tail ? "" : pre.textContent) + message.text;
+  const tail = message.tail && message.text && !message.text.endsWith("\n") ? "\n" : "";  // the tail ends mid-line
+  pre.textContent = (message.tail ? "" : pre.textContent) + message.text + tail;
   const lines = pre.textContent.split("\n");
   if (lines.length > 500) pre.textContent = lines.slice(-500).join("\n");
   pre.scrollTop = pre.scrollHeight;
 }
 
+// ---- dialogs -------------------------------------------------------------------------------------
+
+let confirmResolve = null;
+// The page's own confirmation (a modal dialog: Esc or "Cancel" says no); resolves true on "yes".
+function confirmDialog(text, yesLabel) {
+  $("confirm-text").textContent = text;
+  $("confirm-yes").textContent = yesLabel;
+  $("confirm-dialog").returnValue = "";
+  return new Promise((resolve) => { confirmResolve = resolve; $("confirm-dialog").showModal(); $("confirm-no").focus(); });
+}
+
 // ---- controls ------------------------------------------------------------------------------------
 
 async function control(path, body) {
+  if (path === "/api/re/abort" && !(await confirmDialog("Abort the running plan? The run is ended as aborted and "
+    + "the item is not measured again unless you re-queue it.", "Abort the plan"))) return;
   const reply = await apiJSON("POST", path, body);
   const ok = reply.ok && reply.data && reply.data.success !== false;
   $("control-msg").textContent = ok ? "" : `refused: ${(reply.data && (reply.data.msg || reply.data.detail)) || reply.status}`;
@@ -205,7 +260,8 @@ function showQueue(queue) {
   const running = queue.running_item || {};
   if (running.item_uid) {
     body.append(el("tr", { class: "running", dataset: { uid: running.item_uid } },
-      el("td", {}, "▶"), el("td", {}, running.name), el("td", {}, itemLabel(running)), el("td", {}, running.user), el("td", {}, "running")));
+      el("td", {}, "▶"), el("td", {}, running.name), el("td", {}, itemLabel(running)), el("td", {}, running.user), el("td", { class: "run-state" }, isPaused() ? "paused" : "running")));
+    if (isPaused()) body.lastChild.classList.add("paused");
   }
   queue.items.forEach((item, index) => {
     const actions = el("td", { class: "row-actions" });
@@ -223,6 +279,7 @@ function showQueue(queue) {
       el("td", {}, index + 1), el("td", {}, item.name), el("td", { class: "label" }, itemLabel(item)),
       el("td", {}, item.user), actions));
   });
+  if (!running.item_uid && !queue.items.length) body.append(el("tr", {}, el("td", { colspan: "5", class: "sub" }, "The queue is empty.")));
   $("queue-count").textContent = `${queue.items.length} waiting`;
 }
 
@@ -258,6 +315,7 @@ async function loadPlans() {
   select.replaceChildren(...Object.keys(state.plans).sort((a, b) => (a === "saxs_exposure" ? -1 : b === "saxs_exposure" ? 1 : a.localeCompare(b)))
     .map((name) => el("option", { value: name }, name)));
   buildForm(select.value);
+  if (state.history.length) showHistory({ items: state.history });  // its re-queue buttons need the plans
 }
 
 function parameterKind(p) {
@@ -278,8 +336,43 @@ function parseDefault(text) {
   return text;
 }
 
+// Field labels in words, with the unit the rule's help text names ("Concentration (mg/mL)").
+const LABEL_WORDS = {
+  num: "Number of points", num1: "Points (slow axis)", num2: "Points (fast axis)", num_frames: "Number of frames",
+  num_x: "Points along x", num_y: "Points along y", nscans: "Number of scans", motor1: "Slow axis", motor2: "Fast axis",
+  motor: "Axis", start1: "Start (slow axis)", stop1: "Stop (slow axis)", start2: "Start (fast axis)",
+  stop2: "Stop (fast axis)", proposal_id: "Proposal ID", buffer_run_uid: "Buffer run (uid)", snake: "Snake (back and forth)",
+  buffer_threshold_mau: "Buffer threshold", concentration_mg_ml: "Concentration", molecular_weight_kda: "Molecular weight",
+  dry_between_wells: "Dry between wells", half_width: "Half width", half_width_x: "Half width along x",
+  half_width_y: "Half width along y", temperatures: "Temperatures",
+};
+const UNIT_FROM_NAME = { _mg_ml: "mg/mL", _kda: "kDa", _mau: "mAU" };
+
+function fieldUnit(p) {
+  const range = (p.description || "").match(/\(([^()]*)\)\s*$/);  // "(0.001–60 s)", "(each 4–60 °C)"
+  const unit = range && range[1].match(/[0-9.]\s+([^\s0-9][^()]*)$/);
+  if (unit) return unit[1].trim();
+  const suffix = Object.keys(UNIT_FROM_NAME).find((s) => p.name.endsWith(s));
+  return suffix ? UNIT_FROM_NAME[suffix] : "";
+}
+
+function fieldLabel(p) {
+  const words = LABEL_WORDS[p.name] || p.name.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+  const unit = fieldUnit(p);
+  return unit ? `${words} (${unit})` : words;
+}
+
+// Help text as plain words: no reStructuredText markup.
+const plainText = (text) => (text || "").replace(/``([^`]*)``/g, "$1").replace(/:\w+:`([^`]*)`/g, "$1").replace(/`([^`]*)`/g, "$1");
+
+// Problems show on fields the person has touched, and on all of them once they tried to add.
+const touched = new Set();
+let submitted = false;
+
 function buildForm(planName, values = null) {
-  lastChecked = { text: null, valid: false };
+  lastChecked = { text: null, valid: false, problems: [] };
+  touched.clear();
+  submitted = false;
   const plan = state.plans[planName];
   const form = $("plan-form");
   form.replaceChildren();
@@ -313,12 +406,17 @@ function buildForm(planName, values = null) {
     }
     input.dataset.kind = kind;
     input.id = `field-${p.name}`;
-    input.addEventListener("input", scheduleDryRun);
-    input.addEventListener("change", scheduleDryRun);
+    const touch = () => { touched.add(p.name); scheduleDryRun(); };
+    input.addEventListener("input", touch);
+    input.addEventListener("change", touch);
+    input.addEventListener("blur", touch);  // visited and left empty: now its "missing" shows
+    input.setAttribute("aria-describedby", `help-${p.name} error-${p.name}`);
+    if (required) input.setAttribute("aria-required", "true");
+    if (values && given !== undefined) touched.add(p.name);
     form.append(el("div", { class: "field", dataset: { name: p.name } },
-      el("label", { for: input.id }, p.name, required ? " *" : ""),
+      el("label", { for: input.id }, fieldLabel(p), required ? el("span", { class: "req", title: "required" }, " *") : ""),
       input,
-      el("small", { class: "help" }, p.description || ""),
+      el("small", { class: "help", id: `help-${p.name}` }, plainText(p.description)),
       el("span", { class: "field-error", id: `error-${p.name}`, role: "alert" })));
   }
   scheduleDryRun();
@@ -346,7 +444,7 @@ let dryRunSeq = 0;
 let lastChecked = { text: null, valid: false };
 function scheduleDryRun() {
   const { item } = formItem();
-  if (JSON.stringify(item) === lastChecked.text) return;  // e.g. the "change" of a field being left
+  if (JSON.stringify(item) === lastChecked.text) { showProblems(lastChecked.problems || []); return; }
   $("add-button").disabled = true;
   $("save-button").disabled = true;
   clearTimeout(dryRunTimer);
@@ -362,29 +460,45 @@ async function dryRun() {
   const reply = bad.length ? { ok: true, data: { success: false, problems: bad } }
     : await apiJSON("POST", "/api/sibyls/validate", item);
   if (seq !== dryRunSeq) return false;  // a newer dry run is on its way
-  document.querySelectorAll(".field-error").forEach((node) => { node.textContent = ""; });
-  document.querySelectorAll(".field").forEach((node) => node.classList.remove("invalid"));
-  const general = [];
   const problems = reply.ok ? reply.data.problems : [`dry run failed (${reply.status})`];
+  const valid = Boolean(reply.ok && reply.data.success);
+  lastChecked = { text, valid, problems };
+  $("plan-form").dataset.valid = valid ? "yes" : "no";
+  showProblems(problems);
+  return valid;
+}
+
+// Each problem next to its field (only where touched, or all after an attempt to add).
+function showProblems(problems) {
+  document.querySelectorAll("#plan-form .field-error").forEach((node) => { node.textContent = ""; });
+  document.querySelectorAll("#plan-form .field").forEach((node) => node.classList.remove("invalid"));
+  const general = [];
+  let shown = 0;
   for (const problem of problems) {
     const name = problem.split(":")[0].replace(/^kwargs\./, "").split(/[.[]/)[0];
     const slot = $(`error-${name}`);
-    if (slot) { slot.textContent += (slot.textContent ? "; " : "") + problem.slice(problem.indexOf(":") + 1).trim(); slot.parentElement.classList.add("invalid"); }
-    else general.push(problem);
+    if (!slot) { general.push(problem); shown++; continue; }
+    if (!submitted && !touched.has(name)) continue;
+    slot.textContent += (slot.textContent ? "; " : "") + problem.slice(problem.indexOf(":") + 1).trim();
+    slot.parentElement.classList.add("invalid");
+    $(`field-${name}`).setAttribute("aria-invalid", "true");
+    shown++;
   }
+  document.querySelectorAll("#plan-form .field:not(.invalid) [aria-invalid]").forEach((n) => n.removeAttribute("aria-invalid"));
   $("form-problems").textContent = general.join("\n");
-  const valid = Boolean(reply.ok && reply.data.success);
-  lastChecked = { text, valid };
-  $("plan-form").dataset.valid = valid ? "yes" : "no";
-  $("add-button").disabled = !valid;
-  $("save-button").disabled = !valid;
-  return valid;
+  // Adding is possible while the only problems are ones not shown yet (a click shows them all).
+  $("add-button").disabled = shown > 0;
+  $("save-button").disabled = shown > 0;
 }
 
 // Nothing reaches the queue that the dry run has not passed as it is now.
 async function checkedItem() {
   const { item } = formItem();
   if (JSON.stringify(item) === lastChecked.text ? lastChecked.valid : await dryRun()) return item;
+  submitted = true;  // from now on every problem shows, and the first field with one gets the focus
+  showProblems(lastChecked.problems || []);
+  const first = document.querySelector("#plan-form .field.invalid [name]");
+  if (first) first.focus();
   return null;
 }
 
@@ -500,66 +614,280 @@ function showHistory(history) {
     (result.run_uids || []).forEach((uid, i) => {
       runs.append(el("button", { type: "button", class: "run-link", dataset: { uid }, onclick: () => openRun(uid) }, `run ${i + 1}`), " ");
     });
-    body.append(el("tr", { dataset: { uid: item.item_uid } },
-      el("td", {}, item.name), el("td", {}, itemLabel(item)), el("td", {}, item.user),
-      el("td", { class: `exit-${result.exit_status}`, title: result.msg || "" }, result.exit_status || "?"), runs));
+    const status = el("td", { class: `exit-${result.exit_status}` }, result.exit_status || "?");
+    if (result.exit_status && result.exit_status !== "completed" && result.msg) {
+      status.append(el("div", { class: "exit-msg" }, result.msg.split("\n").filter(Boolean).slice(-1)[0] || ""));
+      status.title = result.msg;
+    }
+    const actions = el("td", { class: "row-actions" });
+    if (auth.scopes.has("write:queue:edit") && item.item_type === "plan" && state.plans[item.name]) {
+      actions.append(el("button", { type: "button", class: "requeue", onclick: () => requeue(item) }, "re-queue"));
+    }
+    body.append(el("tr", { class: result.exit_status && result.exit_status !== "completed" ? "not-completed" : "",
+      dataset: { uid: item.item_uid } },
+    el("td", {}, item.name), el("td", {}, itemLabel(item)), el("td", {}, item.user), status, runs, actions));
   }
 }
 
-async function download(path, name) {
+// A past item back in the form, checked by the queue's dry run; "Add to queue" then queues it again.
+async function requeue(item) {
+  stopEditing();
+  $("plan-select").value = item.name;
+  buildForm(item.name, item.kwargs || {});
+  $("add-title").textContent = `Re-queue ${itemLabel(item)}`;
+  $("add-section").scrollIntoView({ block: "start" });
+  const valid = await dryRun();
+  $("add-msg").textContent = valid ? "checked: press “Add to queue” to queue it again" : "fix the problems shown to queue it again";
+  $("add-msg").dataset.ok = valid ? "yes" : "no";
+  $("add-button").focus();
+}
+
+function fileNameOf(response, fallback) {
+  const header = response.headers.get("Content-Disposition") || "";
+  const match = header.match(/filename\*=UTF-8''([^;]+)/i) || header.match(/filename="?([^";]+)"?/i);
+  return match ? decodeURIComponent(match[1]) : fallback;
+}
+
+// A file fetched with the login's token and saved under the name the server gives; a refusal shows its reason.
+async function download(path, fallbackName) {
+  const message = $("run-msg");
+  message.textContent = "";
   const response = await api("GET", path);
-  if (!response.ok) { $("run-files").append(el("p", { class: "error" }, `${name}: ${response.status}`)); return; }
+  if (!response.ok) {
+    let reason = `${response.status}`;
+    try { reason = (await response.json()).detail || reason; } catch { /* not JSON */ }
+    message.textContent = `${fallbackName}: ${reason}`;
+    return;
+  }
   const url = URL.createObjectURL(await response.blob());
-  const link = el("a", { href: url, download: name });
+  const link = el("a", { href: url, download: fileNameOf(response, fallbackName) });
   document.body.append(link);
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
 }
 
+const fileUrl = (f) => `/api/sibyls/files?path=${encodeURIComponent(f.path)}`;
+
+function closeRun() {
+  state.openRun = null;
+  $("run-view").hidden = true;
+  delete $("run-view").dataset.uid;
+  for (const id of ["run-status", "run-results", "run-files"]) $(id).replaceChildren();
+  $("run-record").textContent = "";
+  $("run-title").textContent = "";
+  $("run-msg").textContent = "";
+}
+
 async function openRun(uid) {
+  closeRun();
+  state.openRun = uid;
   const view = $("run-view");
   view.hidden = false;
   $("run-title").textContent = uid.slice(0, 8);
-  $("run-results").replaceChildren();
-  $("run-files").replaceChildren();
-  $("run-record").textContent = "loading…";
+  $("run-status").append(el("p", { class: "sub" }, "loading…"));
   const reply = await apiJSON("GET", `/api/sibyls/runs/${encodeURIComponent(uid)}`);
-  if (!reply.ok) { $("run-record").textContent = (reply.data && reply.data.detail) || `no record (${reply.status})`; return; }
+  if (state.openRun !== uid) return;  // another run was opened, or the person logged out
+  $("run-status").replaceChildren();
+  if (!reply.ok) {
+    $("run-status").append(el("p", { class: "sub" }, (reply.data && reply.data.detail) || `no record (${reply.status})`));
+    return;
+  }
   const run = reply.data;
   $("run-title").textContent = `${uid.slice(0, 8)} — ${run.record_name}`;
   $("run-record").textContent = run.record_text;
-  const files = $("run-files");
-  const fileUrl = (f) => `/api/sibyls/files?path=${encodeURIComponent(f.path)}`;
-  files.append(el("h4", {}, "Files"));
-  const list = el("ul");
-  list.append(el("li", {}, el("button", { type: "button", class: "file-link", onclick: () => download(fileUrl({ path: run.record_path }), run.record_name) }, `record ${run.record_name}`)));
-  for (const f of run.files) {
-    list.append(el("li", {}, el("button", { type: "button", class: "file-link", dataset: { kind: f.kind }, onclick: () => download(fileUrl(f), f.name) }, `${f.kind}: ${f.name}`)));
+  showRunStatus(run);
+  showRunFiles(uid, run);
+  await showRunResults(run, uid);
+  view.dataset.uid = uid;
+}
+
+// ---- one run's results: status, numbers, plots -----------------------------------------------------
+
+const FLAG_WORDS = {
+  damage: "radiation damage: later frames differ from the first and were left out",
+  aggregation: "aggregation: the curve rises at the lowest q",
+  "low-signal": "weak signal: I/σ over the Guinier range is low",
+  "failed-fit": "no Guinier fit could be made",
+  flexible: "flexible or unfolded: the Kratky plot does not come back down",
+  "no-buffer": "no buffer subtracted",
+  "fallback-fit": "autoRg found no range; the project's own Guinier fit was used",
+  "buffer-frames-differ": "the buffer's frames differ from each other (check the buffer)",
+  "rg-not-flat": "Rg drifts across the Guinier range",
+};
+const UNIT_WORDS = { angstroms: "Å", angstrom: "Å", arbitrary: "arbitrary units", "cm^-1": "cm⁻¹", "1/cm": "cm⁻¹",
+  "cm-1": "cm⁻¹", kilodaltons: "kDa", kda: "kDa", "signal to noise ratio": "" };
+const unitWords = (unit) => (unit ? (UNIT_WORDS[String(unit).toLowerCase()] ?? String(unit)) : "");
+const AS_ANGSTROM = / Å$/;
+
+function numberOf(value) {
+  if (value && typeof value === "object") return { value: value.numeric_value ?? value.has_numeric_value ?? value.value, unit: unitWords(value.unit ?? value.has_unit) };
+  return { value, unit: "" };
+}
+
+function fmtNumber(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return String(value);
+  const magnitude = Math.abs(value);
+  return magnitude !== 0 && (magnitude >= 1e5 || magnitude < 1e-3) ? value.toExponential(3) : String(Number(value.toPrecision(4)));
+}
+
+// Every number of the record's results, by key: value, its unit in words, and whether a row shows it yet.
+function resultNumbers(run) {
+  const numbers = new Map();
+  for (const [key, value] of Object.entries(run.quality_metrics || {})) numbers.set(key, numberOf(value));
+  for (const [key, value] of Object.entries(run.saxs_results || {})) {
+    if (typeof value === "number") numbers.set(key, { value, unit: key.endsWith("_kda") ? "kDa" : /(_a|_angstrom)$/.test(key) ? "Å" : "" });
   }
-  for (const fmt of run.exports) {
-    list.append(el("li", {}, el("button", { type: "button", class: "export-link", onclick: () => download(`/api/sibyls/runs/${uid}/export/${fmt}`, `${run.record_name.replace(/\.yaml$/, "")}.${fmt}`) }, `export ${fmt}`)));
+  return numbers;
+}
+
+function take(numbers, ...keys) {
+  for (const key of keys) {
+    const found = numbers.get(key);
+    if (found && typeof found.value === "number") { numbers.delete(key); return found; }
   }
-  files.append(list);
+  return null;
+}
+
+function metricRows(run) {
+  const numbers = resultNumbers(run);
+  const rows = [];
+  const row = (label, text, key) => rows.push([label, text, key]);
+  const withSigma = (found, sigma) => `${fmtNumber(found.value)}${sigma ? ` ± ${fmtNumber(sigma.value)}` : ""}${found.unit ? ` ${found.unit}` : ""}`;
+  const rg = take(numbers, "rg", "rg_guinier", "rg_guinier_a");
+  if (rg) { rg.unit = rg.unit || "Å"; row("Rg (Guinier)", withSigma(rg, take(numbers, "rg_sigma_a", "rg_guinier_sigma_a", "rg_sigma")), "rg"); }
+  const rgPr = take(numbers, "rg_pr", "rg_pr_a", "rg_p_r");
+  if (rgPr) { rgPr.unit = rgPr.unit || "Å"; row("Rg (P(r))", withSigma(rgPr, take(numbers, "rg_pr_sigma_a", "rg_pr_sigma")), "rg_pr"); }
+  const autorg = take(numbers, "rg_autorg_a");
+  if (autorg) row("Rg (autoRg straight-line fit)", `${fmtNumber(autorg.value)} Å`, "rg_autorg");
+  const dmax = take(numbers, "dmax", "dmax_a", "d_max");
+  if (dmax) { dmax.unit = dmax.unit || "Å"; row("Dmax", withSigma(dmax, take(numbers, "dmax_sigma_a", "dmax_sigma")), "dmax"); }
+  const i0 = take(numbers, "i_zero", "i0", "i_zero_guinier");
+  if (i0) row("I(0)", withSigma(i0, take(numbers, "i_zero_sigma", "i0_sigma")), "i_zero");
+  for (const key of [...numbers.keys()].filter((k) => /^(mw_|molecular_weight_|mals_molar_mass)/.test(k))) {
+    const found = take(numbers, key);
+    const method = key.replace(/^(mw_|molecular_weight_)/, "").replace(/_kda$/, "");
+    const label = { vc: "MW (volume of correlation, Vc)", i0: "MW (I(0) / concentration)", mals_molar_mass: "Molar mass (MALS)",
+      porod: "MW (Porod volume)", bayes: "MW (Bayesian)" }[method] || `MW (${method.replace(/_/g, " ")})`;
+    row(label, `${fmtNumber(found.value)} ${found.unit || "kDa"}`, key);
+  }
+  const qMin = take(numbers, "guinier_q_min"), qMax = take(numbers, "guinier_q_max");
+  const qrgMax = take(numbers, "guinier_qrg_max");
+  if (qMin && qMax) row("Guinier range (q)", `${fmtNumber(qMin.value)} – ${fmtNumber(qMax.value)} Å⁻¹`, "guinier_q");
+  if (qrgMax) {
+    const low = qMin && rg ? `${fmtNumber(qMin.value * rg.value)} – ` : "up to ";
+    row("Guinier range (q·Rg)", `${low}${fmtNumber(qrgMax.value)}`, "guinier_qrg");
+  }
+  const quality = take(numbers, "guinier_quality");
+  if (quality) row("Guinier fit quality", `${fmtNumber(quality.value)} (1 is best)`, "guinier_quality");
+  const snr = take(numbers, "signal_to_noise");
+  if (snr) row("Signal to noise (I/σ)", fmtNumber(snr.value), "signal_to_noise");
+  const kept = take(numbers, "frames_kept"), total = take(numbers, "frames_total");
+  if (kept || total) row("Frames averaged", kept && total ? `${kept.value} of ${total.value}` : fmtNumber((kept || total).value), "frames");
+  const flags = (run.saxs_results || {}).flags;
+  if (Array.isArray(flags)) row("Flags", flags.length ? flags.map((f) => FLAG_WORDS[f] || f.replace(/-/g, " ")).join("; ") : "none", "flags");
+  for (const [key, found] of numbers) {  // any other number the record holds, named in words
+    row(key.replace(/_a$/, "").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()), `${fmtNumber(found.value)}${found.unit ? ` ${found.unit}` : ""}`, key);
+  }
+  return rows;
+}
+
+const STILL_PROCESSING = new Set(["processing", "collected", "pending", "queued", "running", "in_progress"]);
+
+// Why the first look failed: its workflow entry's description, else a reason the run entry carries.
+function failureReason(details) {
+  const run = details.experiment_run || {};
+  if (details.first_look_note) return details.first_look_note.replace(/^first look failed:\s*/i, "");
+  for (const key of ["processing_reason", "processing_error", "processing_message", "failure_reason"]) {
+    if (run[key]) return String(run[key]);
+  }
+  return "no reason was recorded";
+}
+
+// Why the results look as they do: failed, still processing, a buffer, no buffer subtracted.
+function showRunStatus(details) {
+  const run = details.experiment_run || {};
+  const box = $("run-status");
+  const say = (text, kind = "note") => box.append(el("p", { class: `run-note ${kind}`, dataset: { note: kind } }, text));
+  const status = run.processing_status;
+  const flags = (run.saxs_results || {}).flags || [];
+  if (run.exit_status && run.exit_status !== "success") say(`The run ended ${run.exit_status}${run.exit_reason ? `: ${run.exit_reason}` : ""}.`, "failed");
+  if (status === "failed") say(`First look failed (processing_status: failed): ${failureReason(details)}`, "failed");
+  else if (status === "raw") say(`No first look for this run${details.first_look_note ? `: ${details.first_look_note}` : "."}`, "none");
+  else if (STILL_PROCESSING.has(status) && !details.results) say(`First look still processing (processing_status: ${status}); open the run again in a moment.`, "processing");
+  else if (status === "processing") say("First look still processing: the plots are being drawn.", "processing");
+  if (run.sample_role === "buffer_blank") {
+    say("A buffer: its frames are averaged and subtracted from the samples measured against it, so it has only its own I(q) (no Guinier fit, Kratky plot or MW).", "buffer");
+  } else if (run.sample_role && (flags.includes("no-buffer") || (!run.buffer_run_uid && details.results))) {
+    say("Measured without a buffer (no buffer_run_uid given): nothing was subtracted, so the curve is the sample's raw I(q) and any numbers below come from it unsubtracted — queue it again with its buffer's run uid for a real first look.", "no-buffer");
+  }
+  if (status === "completed" && details.first_look_note) say(`Notes of the first look: ${details.first_look_note}`, "notes");
+  if (!details.results && !box.childElementCount) say(`No first-look results in this record${status ? ` (processing_status: ${status})` : ""}.`, "none");
+}
+
+function plotTitle(name) {
+  const kind = (name.match(/_([A-Za-z]+)_plot\.png$/) || [])[1];
+  return kind ? `${kind === "Iq" ? "I(q)" : kind} plot` : name;
+}
+
+async function showRunResults(details, uid) {
   const results = $("run-results");
-  if (!run.results) { results.append(el("p", { class: "sub" }, "No first-look results in this record (yet).")); return; }
-  results.append(el("h4", {}, "First-look results"));
-  for (const metrics of run.results.quality_metrics) {
-    const table = el("table", { class: "metrics", dataset: { testid: "quality-metrics" } });
-    const rows = Array.isArray(metrics) ? metrics : Object.entries(metrics).map(([k, v]) => ({ [k]: v }));
-    for (const row of rows) {
-      for (const [key, value] of Object.entries(row)) {
-        const unit = value && typeof value === "object" ? (value.unit ?? value.has_unit ?? "") : "";
-        const number = value && typeof value === "object" ? (value.numeric_value ?? value.has_numeric_value ?? value.value) : value;
-        const shown = number === undefined ? JSON.stringify(value) : `${number}${unit ? ` ${unit}` : ""}`;
-        table.append(el("tr", {}, el("th", {}, key), el("td", {}, shown)));
-      }
-    }
+  const rows = metricRows(details.experiment_run || {});
+  if (!rows.length && details.results) {  // an older record: its quality_metrics as they are
+    for (const metrics of details.results.quality_metrics) rows.push(...metricRows({ quality_metrics: metrics }));
+  }
+  if (rows.length) {
+    const table = el("table", { class: "metrics", dataset: { testid: "quality-metrics" } },
+      el("caption", {}, "First-look results"));
+    for (const [label, text, key] of rows) table.append(el("tr", { dataset: { key } }, el("th", { scope: "row" }, label), el("td", {}, text)));
     results.append(table);
   }
-  for (const image of run.results.images) {
+  const plots = el("div", { class: "plots" });
+  results.append(plots);
+  for (const image of (details.results && details.results.images) || []) {
     const response = await api("GET", fileUrl(image));
-    if (response.ok) results.append(el("figure", {}, el("img", { src: URL.createObjectURL(await response.blob()), alt: image.name }), el("figcaption", {}, image.name)));
+    if (state.openRun !== uid) return;
+    if (!response.ok) continue;
+    const src = URL.createObjectURL(await response.blob());
+    const title = plotTitle(image.name);
+    plots.append(el("figure", {},
+      el("button", { type: "button", class: "plot", "aria-label": `Enlarge the ${title}`, onclick: () => enlarge(src, title) },
+        el("img", { src, alt: title })),
+      el("figcaption", {}, title)));
+  }
+}
+
+function enlarge(src, title) {
+  $("plot-large").src = src;
+  $("plot-large").alt = title;
+  $("plot-dialog-title").textContent = title;
+  $("plot-dialog").showModal();
+}
+
+function showRunFiles(uid, run) {
+  const files = $("run-files");
+  const stem = run.record_name.replace(/\.yaml$/, "");
+  const actions = el("div", { class: "actions" },
+    el("button", { type: "button", class: "download-all", onclick: () => download(`/api/sibyls/runs/${encodeURIComponent(uid)}/files.zip`, `${stem}.zip`) },
+      "Download all (zip)"),
+    el("button", { type: "button", class: "file-link", dataset: { kind: "record" }, onclick: () => download(fileUrl({ path: run.record_path }), run.record_name) }, "Record (YAML)"));
+  const formats = { nxcansas: "Export NXcanSAS (.h5)", csv: "Export CSV" };
+  for (const fmt of run.exports) {
+    actions.append(el("button", { type: "button", class: "export-link", dataset: { format: fmt },
+      onclick: () => download(`/api/sibyls/runs/${encodeURIComponent(uid)}/export/${fmt}`, `${stem} ${fmt} export`) }, formats[fmt] || `Export ${fmt}`));
+  }
+  for (const summary of run.summaries || []) {
+    const label = summary.name === "summary.html" ? "Project summary (HTML)" : "Plate summary (HTML)";
+    actions.append(el("button", { type: "button", class: "summary-link", dataset: { name: summary.name },
+      onclick: () => download(fileUrl(summary), summary.name) }, label));
+  }
+  files.append(actions);
+  if (run.files.length) {
+    const list = el("ul", { class: "file-list" });
+    for (const f of run.files) {
+      list.append(el("li", {}, el("button", { type: "button", class: "file-link", dataset: { kind: f.kind }, onclick: () => download(fileUrl(f), f.name) }, f.name)));
+    }
+    files.append(el("details", { class: "files" }, el("summary", {}, `Single files (${run.files.length})`), list));
   }
 }
 
@@ -574,7 +902,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cancel-edit").addEventListener("click", () => { stopEditing(); buildForm($("plan-select").value); });
   $("sheet-file").addEventListener("change", checkSheet);
   $("sheet-submit").addEventListener("click", submitSheet);
-  $("run-close").addEventListener("click", () => { $("run-view").hidden = true; });
+  $("run-close").addEventListener("click", closeRun);
+  $("plot-close").addEventListener("click", () => $("plot-dialog").close());
+  $("plot-dialog").addEventListener("click", (e) => { if (e.target === $("plot-dialog")) $("plot-dialog").close(); });
+  $("confirm-dialog").addEventListener("close", () => { if (confirmResolve) confirmResolve($("confirm-dialog").returnValue === "yes"); confirmResolve = null; });
   $("queue-start").addEventListener("click", () => control("/api/queue/start"));
   $("queue-stop").addEventListener("click", () => control("/api/queue/stop"));
   $("re-pause").addEventListener("click", () => control("/api/re/pause", { option: "immediate" }));
