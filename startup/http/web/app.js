@@ -731,6 +731,14 @@ function fmtNumber(value) {
   return magnitude !== 0 && (magnitude >= 1e5 || magnitude < 1e-3) ? value.toExponential(3) : String(Number(value.toPrecision(4)));
 }
 
+// "20.10 ± 0.11": σ to two significant digits, the value to the same decimal place.
+function fmtWithSigma(value, sigma) {
+  if (!(sigma > 0) || !Number.isFinite(value)) return `${fmtNumber(value)} ± ${fmtNumber(sigma)}`;
+  const decimals = Math.max(0, 1 - Math.floor(Math.log10(sigma)));
+  if (decimals > 6 || Math.abs(value) >= 1e5) return `${fmtNumber(value)} ± ${fmtNumber(sigma)}`;
+  return `${value.toFixed(decimals)} ± ${sigma.toFixed(decimals)}`;
+}
+
 // Every number of the record's results, by key: value, its unit in words, and whether a row shows it yet.
 function resultNumbers(run) {
   const numbers = new Map();
@@ -753,7 +761,7 @@ function metricRows(run) {
   const numbers = resultNumbers(run);
   const rows = [];
   const row = (label, text, key) => rows.push([label, text, key]);
-  const withSigma = (found, sigma) => `${fmtNumber(found.value)}${sigma ? ` ± ${fmtNumber(sigma.value)}` : ""}${found.unit ? ` ${found.unit}` : ""}`;
+  const withSigma = (found, sigma) => `${sigma ? fmtWithSigma(found.value, sigma.value) : fmtNumber(found.value)}${found.unit ? ` ${found.unit}` : ""}`;
   const rg = take(numbers, "rg", "rg_guinier", "rg_guinier_a");
   if (rg) { rg.unit = rg.unit || "Å"; row("Rg (Guinier)", withSigma(rg, take(numbers, "rg_sigma_a", "rg_guinier_sigma_a", "rg_sigma")), "rg"); }
   const rgPr = take(numbers, "rg_pr", "rg_pr_a", "rg_p_r");
