@@ -11,6 +11,8 @@ So the record gains its ``quality_metrics``, ``saxs_results``, the ``workflow_ru
 processed ``data_files`` and ``images`` (with checksums) and the workflow associations exactly once,
 and a reader always finds either the record without results or the record with all of them (each
 version validated before it replaces the last). Re-processing a run replaces its earlier results.
+A first look that failed (``processing_status: failed``) or does not apply to the run's plan
+(``processing_status: raw``) travels the same way, its reason the workflow entry's description.
 """
 
 from __future__ import annotations

@@ -17,12 +17,15 @@ from sibyls.startup.stack.services import console_script
 
 
 @contextlib.contextmanager
-def running_stack(var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: int = 8):
+def running_stack(
+    var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: int = 8, timeout: float = 60.0
+):
     """The stack as ``sibyls up`` starts it in ``var_dir`` (real services, free loopback ports),
-    ended with ``sibyls down`` afterwards, also when the test fails."""
+    ended with ``sibyls down`` afterwards, also when the test fails. ``timeout``: seconds each
+    service may take to answer (``up``'s own default; more on a crowded machine)."""
     from sibyls.startup.stack import down, up
 
-    state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning)
+    state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning, timeout=timeout)
     try:
         yield state
     finally:

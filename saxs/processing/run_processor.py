@@ -50,18 +50,16 @@ def analysis_kind(start: dict[str, Any]) -> str | None:
     return None
 
 
-#: Why a run of a plan without a first look has none (what its record says).
+#: Why a run without a first look has none, by its plan_type (what its record says).
 NO_FIRST_LOOK = {
-    "align_beamstop": "an alignment scan: its result is the axis position, not a SAXS curve",
-    "align_sample_stage": "an alignment scan: its result is the axis position, not a SAXS curve",
-    "alignment_grid_scan": "an alignment scan: its result is the axis positions, not a SAXS curve",
+    "alignment": "an alignment scan: its result is the axis position, not a SAXS curve",
 }
 
 
 def no_first_look_reason(start: dict[str, Any]) -> str:
     """Why the run gets no first look, in words for its record (``not applicable: ...``)."""
     plan = start.get("plan_name") or start.get("plan_type") or "this plan"
-    why = NO_FIRST_LOOK.get(plan) or (
+    why = NO_FIRST_LOOK.get(start.get("plan_type") or "") or (
         "a standard scan or count: its data are the readings table (export csv, json or spec)"
     )
     return f"first look not applicable to {plan}: {why}"

@@ -1,0 +1,336 @@
+"""Every queue plan × every consumer of its run, against one real stack (issue 19).
+
+One stack (``sibyls up`` in a temporary folder, time scale 50, binned frames) runs each queue plan
+once with short exposures and a small plate; then, per plan, each consumer reads the run: the record
+(valid against lambda-ber + the extension), the first look (results, or the record's explicit "not
+applicable: why"), every export format through the ``sibyls export`` function, ``sibyls process``,
+``sibyls records-from-runs``, ``sibyls replay-record`` and the run read back from Tiled. Every cell
+either works or answers a clear, named refusal — never a traceback or silence.
+
+Hook for more consumers (the HTTP API, the page): the module fixture ``plan_runs`` maps each plan
+name to the uid of the run it made (``ht_plate``: its sample well); ``matrix_stack`` is the stack.
+Add a test parametrised over ``PLANS`` that takes both.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from bluesky_queueserver_api import BPlan
+from stack_helpers import ca_environment, register_plate, running_stack, wait_until_idle
+
+from sibyls.startup.cli import main as sibyls
+from sibyls.startup.stack import manager_api, profile_config
+
+pytestmark = pytest.mark.slow
+
+PROJECT = "MATRIX"
+PLATE = "MTX_PLATE"
+SAXS = dict(exposure_time=0.2, num_frames=3)
+
+#: Each queue plan once, as a user would queue it (short exposures, few points).
+PLANS: dict[str, BPlan] = {
+    "saxs_exposure": BPlan("saxs_exposure", "mx_cell", PROJECT, concentration_mg_ml=2.0, **SAXS),
+    # before the plate: the robot's wells replace what is in the cell
+    "temperature_series": BPlan(
+        "temperature_series",
+        "mx_temp",
+        PROJECT,
+        temperatures=[20.0, 22.0],
+        equilibration_time=0.0,
+        concentration_mg_ml=2.0,
+        **SAXS,
+    ),  # fmt: skip
+    "ht_plate": BPlan(
+        "ht_plate",
+        {
+            "plate_id": PLATE,
+            "wells": [
+                {"well": "A1", "sample_code": f"{PLATE}_A1", "sample_role": "buffer_blank", **SAXS},
+                {
+                    "well": "A2",
+                    "sample_code": f"{PLATE}_A2",
+                    "buffer_well": "A1",
+                    "concentration_mg_ml": 2.0,
+                    **SAXS,
+                },
+            ],
+        },
+        PROJECT,
+    ),  # fmt: skip
+    "sec_saxs": BPlan(
+        "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=2.0, exposure_time=0.5, duration=1.0
+    ),  # fmt: skip
+    "align_beamstop": BPlan("align_beamstop", "x", PROJECT, points=7, nscans=1, count_time=0.05),
+    "align_sample_stage": BPlan("align_sample_stage", "x", PROJECT, "mx_align", points=7, count_time=0.05),
+    "alignment_grid_scan": BPlan(
+        "alignment_grid_scan", PROJECT, "mx_grid", num_x=3, num_y=3, count_time=0.05
+    ),
+    "count": BPlan("count", ["pilatus", "i0", "bs_diode"], "mx_count", PROJECT, num=2),
+    "scan": BPlan("scan", ["i0", "bs_diode"], "sample_stage.x", -0.5, 0.5, 3, "mx_scan", PROJECT),
+    "rel_scan": BPlan("rel_scan", ["bs_diode"], "beamstop.x", -0.2, 0.2, 3, "mx_rel", PROJECT),
+    "list_scan": BPlan("list_scan", ["i0"], "sample_stage.y", [0.0, 0.3, 0.1], "mx_list", PROJECT),
+    "grid_scan": BPlan(
+        "grid_scan",
+        ["i0"],
+        "sample_stage.x",
+        -0.2,
+        0.2,
+        2,
+        "sample_stage.y",
+        -0.2,
+        0.2,
+        2,
+        "mx_gridscan",
+        PROJECT,
+    ),  # fmt: skip
+}
+#: Plans whose runs get a first look (the others: "not applicable: why" in the record).
+FIRST_LOOK = {"saxs_exposure", "ht_plate", "sec_saxs", "temperature_series"}
+#: Why a plan's run has no I(q) to export as NXcanSAS or PNG: the refusal its user reads (a count
+#: reads the detector with the shutter closed: frames, but no beam to normalise them by).
+NO_IQ = {plan: "recorded no detector frames" for plan in PLANS if plan not in FIRST_LOOK | {"count"}}
+NO_IQ["count"] = "no beam to normalise by"
+#: The RunStart's plan_name where it is not the queue plan's name (apstools' lineup2 names its runs).
+RUN_PLAN_NAME = {"align_beamstop": "alignment", "align_sample_stage": "alignment"}
+EXPORT_FORMATS = ("nxcansas", "csv", "json", "spec", "png")
+
+
+@pytest.fixture(scope="module")
+def matrix_stack(tmp_path_factory):
+    """The one stack of this module: time scale 50, frames binned 8x8."""
+    with running_stack(tmp_path_factory.mktemp("matrix"), "MTX:", time_scale=50.0, timeout=240.0) as state:
+        yield state
+
+
+def _inject_sec_sample(stack) -> None:
+    from caproto.sync.client import write
+
+    from sibyls.devices.sim.samples import catalogue_sample
+
+    vial = catalogue_sample("lysozyme", sample_code="mx_sec", concentration_mg_ml=5.0)
+    with ca_environment(stack):
+        write(f"{stack.ioc_prefix}SEC:InjectSample", vial.model_dump_json(exclude_none=True).encode(),
+              notify=True, timeout=5, repeater=False)  # fmt: skip
+
+
+def _put_in_cell(stack, sample: dict) -> None:
+    import json
+
+    from caproto.sync.client import write
+
+    with ca_environment(stack):
+        write(f"{stack.ioc_prefix}Sim:CellSample", json.dumps(sample).encode(), notify=True, timeout=5,
+              repeater=False)  # fmt: skip
+
+
+def _records_by_uid(stack) -> dict[str, Path]:
+    folder = profile_config(stack).records_dir / PROJECT
+    found = {}
+    for path in folder.glob("*.yaml"):
+        run = yaml.safe_load(path.read_text())["experiment_runs"][0]
+        found[run["bluesky_uid"]] = path
+    return found
+
+
+def _status(path: Path) -> str | None:
+    return yaml.safe_load(path.read_text())["experiment_runs"][0].get("processing_status")
+
+
+@pytest.fixture(scope="module")
+def plan_runs(matrix_stack) -> dict[str, str]:
+    """Every plan of :data:`PLANS` run once through the queue: plan name → its run's uid (the sample
+    well for ``ht_plate``; the last run of plans that make several). Also ``"plate_buffer"``: the
+    plate's buffer well. Returns once every record has its first look (or its "not applicable")."""
+    stack = matrix_stack
+    register_plate(stack, PLATE, {"A1": "buffer", "A2": "sample"})
+    _inject_sec_sample(stack)
+    _put_in_cell(stack, {"sample_code": "mx_cell", "kind": "sample", "rg_a": 20.0, "concentration_mg_ml": 2.0,
+                         "mw_kda": 50.0})  # fmt: skip
+    time.sleep(1.5)  # the simulated robot re-reads the plate registry every second
+    api = manager_api(stack, timeout=10)
+    try:
+        api.queue_clear()
+        for name, item in PLANS.items():
+            added = api.item_add(item)
+            assert added["success"], f"{name}: {added['msg']}"
+        api.queue_start()
+        wait_until_idle(api, timeout=300)
+        history = api.history_get()["items"][-len(PLANS) :]
+    finally:
+        api.close()
+    runs: dict[str, str] = {}
+    for name, item in zip(PLANS, history, strict=True):
+        assert item["name"] == name
+        result = item["result"]
+        assert result["exit_status"] == "completed", f"{name}: {result.get('msg')}"
+        assert result["run_uids"], f"{name} made no run"
+        runs[name] = result["run_uids"][-1]
+        if name == "ht_plate":
+            runs["plate_buffer"] = result["run_uids"][0]
+    deadline = time.monotonic() + 120
+    settled = {"completed", "failed", "raw"}
+    while time.monotonic() < deadline:
+        records = _records_by_uid(stack)
+        if all(uid in records and _status(records[uid]) in settled for uid in runs.values()):
+            break
+        time.sleep(0.5)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def records(matrix_stack, plan_runs) -> dict[str, Path]:
+    """Plan name → its run's record file."""
+    by_uid = _records_by_uid(matrix_stack)
+    missing = [name for name, uid in plan_runs.items() if uid not in by_uid]
+    assert not missing, f"no record for {missing}"
+    return {name: by_uid[uid] for name, uid in plan_runs.items()}
+
+
+def _cli(capsys, *args: str) -> tuple[int, str, str]:
+    """``sibyls <args>`` in this process: exit status, stdout, stderr."""
+    capsys.readouterr()
+    code = sibyls(list(args))
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    return code, out.out, out.err
+
+
+def _runs_dir(stack) -> str:
+    return str(profile_config(stack).var_dir / "runs")
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_record_validates(plan, records, extended_validator):
+    record = yaml.safe_load(records[plan].read_text())
+    assert extended_validator.validate(record) == []
+    assert record["experiment_runs"][0]["exit_status"] == "success"
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_first_look_or_not_applicable(plan, records):
+    record = yaml.safe_load(records[plan].read_text())
+    run = record["experiment_runs"][0]
+    workflows = [w for w in record.get("workflow_runs") or [] if w["id"].startswith("urn:sibyls:first-look:")]
+    assert len(workflows) == 1, f"{plan}: no first-look entry (status {run.get('processing_status')})"
+    (workflow,) = workflows
+    if plan not in FIRST_LOOK:
+        assert run["processing_status"] == "raw"
+        assert workflow["description"].startswith(
+            f"first look not applicable to {RUN_PLAN_NAME.get(plan, plan)}: "
+        )
+        kind = "an alignment scan" if plan.startswith("align") else "a standard scan or count"
+        assert kind in workflow["description"]
+        return
+    assert run["processing_status"] == "completed", workflow.get("description")
+    assert run["saxs_results"]["frames_total"] >= 1
+    if plan in ("saxs_exposure", "ht_plate", "temperature_series"):
+        assert run["quality_metrics"]["rg"]["numeric_value"] > 0
+    else:  # a one-minute SEC method: the peak may not have eluted; the record says what was found
+        assert "rg" in (run.get("quality_metrics") or {}) or workflow.get("description")
+
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+@pytest.mark.parametrize("plan", PLANS)
+def test_export(plan, fmt, matrix_stack, plan_runs, tmp_path, capsys):
+    uid = plan_runs[plan]
+    code, out, err = _cli(capsys, "export", "--runs-dir", _runs_dir(matrix_stack), "--uid", uid,
+                          "--format", fmt, "--out", str(tmp_path))  # fmt: skip
+    if fmt in ("nxcansas", "png") and plan in NO_IQ:
+        assert code == 1 and not out
+        assert f"({uid[:8]}): {fmt} not exported: " in err and NO_IQ[plan] in err
+        return
+    assert code == 0, err
+    written = [Path(line) for line in out.splitlines()]
+    assert written and all(p.is_file() and p.stat().st_size > 0 for p in written)
+    if fmt == "nxcansas":
+        (path,) = written
+        assert path.suffix == ".h5"
+        from sasdata.dataloader.loader import Loader
+
+        (loaded,) = Loader().load(str(path))
+        assert len(loaded.x) > 10
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_sibyls_process(plan, matrix_stack, plan_runs, records, capsys, extended_validator):
+    uid = plan_runs[plan]
+    var_dir = str(profile_config(matrix_stack).var_dir)
+    code, out, err = _cli(capsys, "process", "--runs-dir", _runs_dir(matrix_stack), "--uid", uid,
+                          "--var-dir", var_dir)  # fmt: skip
+    assert code == 0, err
+    if plan in FIRST_LOOK:
+        assert str(records[plan]) in out
+    else:
+        assert f"({uid[:8]}): first look not applicable to {RUN_PLAN_NAME.get(plan, plan)}: " in out
+    assert extended_validator.validate(yaml.safe_load(records[plan].read_text())) == []
+
+
+def test_sibyls_process_with_the_buffer_of_a_plate_well(matrix_stack, plan_runs, records, capsys):
+    """The issue's case: a cell sample subtracted with a plate well's buffer (other cell, other run)."""
+    var_dir = str(profile_config(matrix_stack).var_dir)
+    code, out, err = _cli(capsys, "process", "--runs-dir", _runs_dir(matrix_stack), "--uid",
+                          plan_runs["saxs_exposure"], "--buffer-uid", plan_runs["plate_buffer"],
+                          "--var-dir", var_dir)  # fmt: skip
+    assert code == 0, err
+    run = yaml.safe_load(records["saxs_exposure"].read_text())["experiment_runs"][0]
+    assert run["processing_status"] == "completed"
+    assert run["saxs_results"].get("buffer_run_uid") == plan_runs["plate_buffer"] or "no-buffer" in run[
+        "saxs_results"
+    ].get("flags", [])
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_records_from_runs(plan, matrix_stack, plan_runs, tmp_path, capsys, extended_validator):
+    code, out, err = _cli(capsys, "records-from-runs", "--runs-dir", _runs_dir(matrix_stack), "--uid",
+                          plan_runs[plan], "--records", str(tmp_path))  # fmt: skip
+    assert code == 0, err
+    (path,) = [Path(line) for line in out.splitlines()]
+    assert extended_validator.validate(yaml.safe_load(path.read_text())) == []
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_replay_record(plan, records, tmp_path, capsys):
+    code, out, err = _cli(
+        capsys, "replay-record", str(records[plan]), "--out", str(tmp_path / "replayed.jsonl")
+    )
+    assert code == 0, err
+    assert (tmp_path / "replayed.jsonl").stat().st_size > 0 and "valid documents replayed" in err
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_tiled_read_back(plan, matrix_stack, plan_runs):
+    from sibyls.metadata.runs.sources import FolderRunSource, TiledRunSource
+
+    uid = plan_runs[plan]
+    config = profile_config(matrix_stack)
+    stored = FolderRunSource(_runs_dir(matrix_stack)).load(uid)
+    from_tiled = TiledRunSource(matrix_stack.tiled_url, api_key=config.tiled_api_key()).load(uid)
+    assert from_tiled.start["uid"] == uid and from_tiled.stop["exit_status"] == "success"
+    assert {n: len(s) for n, s in from_tiled.streams.items()} == {
+        n: len(s) for n, s in stored.streams.items()
+    }
+    assert len(from_tiled.frame_files) == len(stored.frame_files)
+
+
+def test_project_export_writes_every_run_it_can_and_names_the_others(
+    matrix_stack, plan_runs, tmp_path, capsys
+):
+    """``sibyls export --project``: plate wells and all; the runs without frames are refused by name."""
+    code, out, err = _cli(capsys, "export", "--runs-dir", _runs_dir(matrix_stack), "--project", PROJECT,
+                          "--format", *EXPORT_FORMATS, "--out", str(tmp_path))  # fmt: skip
+    written = {Path(line) for line in out.splitlines()}
+    assert written and all(p.is_file() for p in written)
+    for plan in FIRST_LOOK:
+        uid8 = plan_runs[plan][:8]
+        assert any(p.name.endswith(f"{uid8}.h5") for p in written), plan
+        assert any(p.name.endswith(f"{uid8}_Iq.png") for p in written), plan
+    refused = [line for line in err.splitlines() if line.startswith("not exported: ")]
+    for plan, reason in NO_IQ.items():
+        uid8 = plan_runs[plan][:8]
+        assert any(f"({uid8}): nxcansas not exported" in line and reason in line for line in refused), plan
+    assert len(refused) == 2 * len(NO_IQ)  # NXcanSAS and PNG of each, nothing else
+    assert code == 1
