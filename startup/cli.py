@@ -105,6 +105,9 @@ def _add_stack(subparsers) -> None:
     )
     demo.add_argument("--time-scale", type=float, default=20.0, help="simulation speed-up (default 20x)")
     demo.add_argument("--keep-up", action="store_true", help="leave the stack running afterwards")
+    demo.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds each service may take to answer (default 60)"
+    )
     demo.set_defaults(func=_demo)
 
     watch = subparsers.add_parser(
@@ -201,7 +204,12 @@ def _watch(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from sibyls.startup.stack.demo import run_demo
 
-    return run_demo(args.var_dir, time_scale=args.time_scale, keep_up=args.keep_up)
+    try:
+        return run_demo(args.var_dir, time_scale=args.time_scale, keep_up=args.keep_up, timeout=args.timeout)
+    except (RuntimeError, TimeoutError, OSError, ValueError) as exc:  # StackError is a RuntimeError
+        print(f"error: the demo did not run: {exc}", file=sys.stderr)
+        print(f"logs in {args.var_dir / 'logs'}", file=sys.stderr)
+        return 1
 
 
 # ---- sibyls export | export-lambda-ber | records-from-runs | replay-record -----------------------

@@ -81,7 +81,7 @@ def _put_demo_plate_on_the_robot(path: Path) -> None:
         registry.add(robot_plate)
 
 
-def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> int:
+def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False, timeout: float = 60.0) -> int:
     """The whole stack up in ``var_dir``, the demo items queued and run, records listed; 0 if all ran."""
     from sibyls.startup.stack import describe, down, manager_api, profile_config, up
     from sibyls.startup.watch import watch
@@ -91,7 +91,7 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
         f"Starting the SIBYLS stack in {var_dir} (Redis, simulated beamline, RE Manager, HTTP server)...",
         flush=True,
     )
-    state = up(var_dir, ioc_prefix="DEMO:", time_scale=time_scale, binning=4)
+    state = up(var_dir, ioc_prefix="DEMO:", time_scale=time_scale, binning=4, timeout=timeout)
     try:
         print(describe(state), flush=True)
         _put_demo_plate_on_the_robot(profile_config(state).plate_registry)
