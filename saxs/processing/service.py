@@ -315,7 +315,7 @@ class FirstLookService:
 
     def _batch(self, reduced: ReducedRun, name: str):
         from sibyls.saxs.analysis.firstlook import first_look_batch
-        from sibyls.saxs.analysis.results import guinier_numbers
+        from sibyls.saxs.analysis.results import guinier_numbers, shape_numbers
 
         start = reduced.start
         project = start.get("project_code") or ""
@@ -347,6 +347,8 @@ class FirstLookService:
                 saxs["molecular_weight_vc_kda"] = result.mw_vc.mw_kda
             if result.mw_i0 is not None:
                 saxs["molecular_weight_i0_kda"] = result.mw_i0.mw_kda
+            if result.shape is not None:
+                saxs.update(shape_numbers(result.shape))
         return result, {
             "quality_metrics": {} if is_buffer else result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
@@ -435,6 +437,8 @@ def _tiled_curves(result) -> dict[str, Curve]:
 
 #: What each product is, by its name (first match wins: the more specific name first).
 _PRODUCT_DESCRIPTIONS = (
+    (lambda n: n.endswith("_Pr_plot.png"), "P(r) by BIFT with its Monte-Carlo band and Dmax"),
+    (lambda n: n.endswith("_pr.dat"), "P(r) by BIFT: r (Å), P(r), σ"),
     (lambda n: n.startswith("A_S_"), "averaged, buffer-subtracted I(q) of the kept frames"),
     (lambda n: n.startswith("A_buff_"), "average I(q) of the SEC buffer region"),
     (lambda n: n.startswith("A_"), "average I(q) of the frames kept by CorMap screening"),

@@ -54,11 +54,28 @@ def test_buffer_then_sample_gives_rg_and_mw_in_the_record(session, simulation, u
     run = record["experiment_runs"][0]
     rg = run["quality_metrics"]["rg"]["numeric_value"]
     print("rg", rg, run["saxs_results"])
-    assert run["saxs_results"]["buffer_run_uid"] == buffer_uid
+    results = run["saxs_results"]
+    assert results["buffer_run_uid"] == buffer_uid
+    # The standard Guinier Rg in quality_metrics; P(r), the Porod volume and the consensus MW beside it.
+    for key in (
+        "pr_rg_a",
+        "pr_rg_sigma_a",
+        "dmax_a",
+        "dmax_sigma_a",
+        "pr_i_zero",
+        "guinier_qrg_min",
+        "guinier_qrg_max",
+        "porod_volume_a3",
+        "molecular_weight_porod_kda",
+        "molecular_weight_kda",
+    ):
+        assert results[key] > 0, key  # fmt: skip
+    assert results["pr_rg_a"] == pytest.approx(28.0, rel=0.02)
     errors = RecordValidator(upstream_schema_dir, with_extension=True).validate(record)
     assert errors == []
     names = sorted(p.name for p in processed[uid].out_dir.iterdir())
     assert "A_S_prot1.dat" in names and "prot1_00001.dat" in names and "prot1_Guinier_plot.png" in names
+    assert "prot1_pr.dat" in names
 
 
 def test_sibyls_process_redoes_a_run_with_another_buffer(session, simulation, capsys):
