@@ -118,7 +118,9 @@ class FirstLookService:
         self.records_dir = Path(records_dir)
         self.processed_dir = Path(processed_dir)
         self.buffers = BufferStore(self.processed_dir / ".buffers")
-        self._reducer_for = reducer_for or cached_reducers(poni, absolute_scale)
+        self._reducer_for = reducer_for
+        self._poni, self._absolute_scale = poni, absolute_scale
+        self._reducers: dict[float | None, Callable[[Path], Any]] = {}
         self._tiled, self._tiled_api_key = tiled, tiled_api_key
         self._queue: queue.Queue = queue.Queue()
         self._processors: dict[str, RunProcessor] = {}
@@ -207,10 +209,24 @@ class FirstLookService:
             if processor is not None:
                 self._finish(processor.result)
 
+    def _reducers_now(self) -> Callable[[Path], Any]:
+        """The reducers for a run starting now: the given scale, else the stack's current calibration
+        (``sibyls calibrate``), read at each run's start so a new calibration applies from the next run."""
+        if self._reducer_for is not None:
+            return self._reducer_for
+        from sibyls.saxs.processing.calibration import current_calibration
+
+        scale = self._absolute_scale
+        if scale is None and (stored := current_calibration(self.processed_dir)) is not None:
+            scale = stored.absolute_scale
+        if scale not in self._reducers:
+            self._reducers[scale] = cached_reducers(self._poni, scale)
+        return self._reducers[scale]
+
     def _factory(self, name: str, start: dict) -> tuple[list, list]:
         if analysis_kind(start) is None:
             return [], []
-        processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
+        processor = RunProcessor(start, self._reducers_now(), self._frame_writer(start))
         self._processors[start["uid"]] = processor
         return [processor], []
 
@@ -232,7 +248,7 @@ class FirstLookService:
             raise ValueError(f"a run's documents begin with its start document, not {name!r}")
         if analysis_kind(start) is None:
             return None
-        processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
+        processor = RunProcessor(start, self._reducers_now(), self._frame_writer(start))
         processor("start", start)
         for name, doc in documents:
             processor(name, doc)

@@ -140,14 +140,16 @@ def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
             break
         time.sleep(0.5)
     summary = var_dir / "processed" / DEMO_PROJECT / "summary.csv"
-    print(f"first look (Rg, I(0), MW, flags) of {len(records) - len(waiting)} runs; summary: {summary}")
+    print(f"first look (Rg Guinier / P(r), Dmax, I(0), MW, flags) of {len(records) - len(waiting)} runs; "
+          f"summary: {summary}")  # fmt: skip
     if summary.is_file():
         for row in csv.DictReader(summary.open()):
-            if row["Rg_A"]:
-                mw = row["MW_I0_c_kDa"] or row["MW_Vc_kDa"]
+            if row["Rg_Guinier_A"]:
+                mw = row["MW_kDa"] or row["MW_I0_c_kDa"] or row["MW_Vc_kDa"]
                 flags = row["flags"] or "none"
-                print(f"  {row['well'] or '-':<4} {row['sample_code']:<12} Rg {row['Rg_A']:>6} Å  "
-                      f"I(0) {row['I0']} {row['I0_unit']}  MW {mw} kDa  flags: {flags}")  # fmt: skip
+                print(f"  {row['well'] or '-':<4} {row['sample_code']:<12} Rg {row['Rg_Guinier_A']:>6} / "
+                      f"{row['Rg_Pr_A'] or '-':>6} Å  Dmax {row['Dmax_A'] or '-':>6} Å  I(0) {row['I0']} "
+                      f"{row['I0_unit']}  MW {mw} kDa  flags: {flags}")  # fmt: skip
     if waiting:
         print(f"  no first look for {len(waiting)} runs; see {var_dir / 'logs' / 'processing.log'}")
     return not waiting
