@@ -263,6 +263,7 @@ class SaxsResults(_Model):
     molecular_weight_sigma_kda: float | None = None
     molecular_weight_spread_kda: float | None = None
     molecular_weight_methods: str | None = None
+    svd_components: int | None = None
     frames_total: int | None = None
     frames_kept: int | None = None
     buffer_run_uid: str | None = None

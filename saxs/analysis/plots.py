@@ -113,8 +113,10 @@ def plot_pr(path: Path | str, pr: PrResult, title: str = "") -> Path:
     ax.axhline(0, color="0.6", lw=0.6)
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("P(r)")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
     ax.set_title(title or "P(r) (BIFT)")
-    ax.legend(fontsize=8)
+    ax.set_ylim(min(0.0, float(np.min(p - s))), float(np.max(p + s)) * 1.3)  # room for the legend
+    ax.legend(fontsize=8, loc="upper right")
     fig.subplots_adjust(**MARGINS)
     return _save(fig, path)
 

@@ -45,6 +45,7 @@ FLAG_DAMAGED_BUFFER = "buffer-frames-differ"
 FLAG_RG_NOT_FLAT = "rg-not-flat"
 FLAG_RG_GUINIER_PR = "rg-guinier-pr-differ"
 FLAG_MW_DISAGREE = "mw-methods-disagree"
+FLAG_NOT_ONE_SPECIES = "not-one-species"
 #: Guinier and P(r) Rg differ "beyond their errors" past this many combined σ.
 RG_DIFFER_SIGMAS = 3.0
 NAME_RE = re.compile(CODE_PATTERN)

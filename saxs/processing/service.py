@@ -389,6 +389,8 @@ class FirstLookService:
         saxs: dict[str, Any] = {"frames_total": result.frames_total, "flags": list(result.flags)}
         if main is not None:
             saxs["frames_kept"] = len(main.averaged_frames)
+            if main.components is not None:
+                saxs["svd_components"] = main.components.components
             if main.guinier is not None:
                 saxs.update(guinier_numbers(main.guinier))
             estimates = {

@@ -69,6 +69,8 @@ def test_monodisperse_peak_buffer_region_flat_rg_and_mals_mass(sec_runs):
     assert run["saxs_results"]["mals_molar_mass_kda"] == pytest.approx(sample.mw_kda, rel=0.05)
     assert run["quality_metrics"]["rg"]["numeric_value"] == pytest.approx(guinier["rg"], abs=1e-3)
     assert run["saxs_results"]["rg_curvature_corrected_a"] == pytest.approx(guinier["rg_second_order"])
+    saxs = run["saxs_results"]
+    assert saxs["svd_components"] == 1 and "not-one-species" not in saxs["flags"]
     assert any(i["file_name"].endswith("_SEC_chromatogram.png") for i in record["images"])
 
 
