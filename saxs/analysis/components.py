@@ -3,11 +3,12 @@ buffer-subtracted frames (the test BioXTAS RAW and its predecessors use, Henry &
 
 The frames of a peak (q up to :data:`SVD_Q_MAX`, each q divided by the peak's mean σ there so that
 noise weighs the same everywhere) form a matrix whose rank is the number of species with different
-scattering. A singular vector is significant when both its q profile (left vector) and its elution
-profile (right vector) are smooth: their lag-1 autocorrelation above
-:data:`SIGNIFICANT_AUTOCORRELATION` (pure noise vectors are ~0). One significant component: one
-species; more: the peak is a mixture (co-eluting oligomers, a shoulder, aggregates), which the
-averaged curve and its Rg/MW then describe only as an average.
+scattering. A singular vector is significant when its q profile (left vector) is smooth, its lag-1
+autocorrelation above :data:`SIGNIFICANT_AUTOCORRELATION` (noise is ~0), and its singular value stands
+above the noise's (√m + √n for an m × n matrix of unit σ) by :data:`NOISE_FACTOR`; the elution
+profile's autocorrelation is reported too (over a FWHM of a few frames it is too short to judge by).
+One significant component: one species; more: the peak is a mixture (co-eluting oligomers, a
+shoulder, aggregates), which the averaged curve and its Rg/MW then describe only as an average.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from sibyls.saxs.reduction.curves import Curve
 SVD_Q_MAX = 0.2
 #: A singular vector is signal when both its profiles' lag-1 autocorrelation exceed this.
 SIGNIFICANT_AUTOCORRELATION = 0.6
+#: ... and its singular value this many times above pure noise's largest (√m + √n for unit σ).
+NOISE_FACTOR = 1.5
 #: Singular vectors examined.
 MAX_COMPONENTS = 6
 
@@ -61,9 +64,11 @@ def peak_components(frames: Sequence[Curve], buffer: Curve, indices: Sequence[in
     count = min(MAX_COMPONENTS, len(s))
     q_ac = [_autocorrelation(u[:, k]) for k in range(count)]
     frame_ac = [_autocorrelation(vt[k]) for k in range(count)]
+    # Pure noise of unit σ in an m × n matrix has singular values up to about √m + √n.
+    noise = float(np.sqrt(matrix.shape[0]) + np.sqrt(matrix.shape[1]))
     significant = 0
     for k in range(count):
-        if q_ac[k] > SIGNIFICANT_AUTOCORRELATION and frame_ac[k] > SIGNIFICANT_AUTOCORRELATION:
+        if q_ac[k] > SIGNIFICANT_AUTOCORRELATION and s[k] > NOISE_FACTOR * noise:
             significant += 1
         else:
             break
