@@ -56,8 +56,6 @@ def default_spool_dir() -> Path:
     return Path.home() / ".local" / "state" / "sibyls" / "record-spool"
 
 
-
-
 def summary_relpath(relpath: Path) -> Path:
     """Spool name of a run summary whose record is ``relpath``: ``<project>/<name>.run.json``."""
     return relpath.with_name(relpath.stem + SUMMARY_SUFFIX)

@@ -411,6 +411,51 @@ def _replay_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_calibrate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="absolute scale from a water and an empty-cell run; the first look uses it from the next run",
+        description="Compute the absolute intensity scale (cm⁻¹) from stored water and empty-cell runs, "
+        "store it as the stack's calibration (with a lambda-ber calibration record) for every later "
+        "first look.",
+    )
+    p.add_argument("--water", required=True, metavar="UID", help="the water run (uid or its start)")
+    p.add_argument("--empty", required=True, metavar="UID", help="the empty-cell run (uid or its start)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--runs-dir", help="folder of document logs (default: <var-dir>/runs)")
+    where.add_argument("--tiled", metavar="URL", help=f"Tiled server URL (API key from ${TILED_API_KEY_ENV})")
+    _var_dir_option(p, what="calibration (under processed/) and document logs")
+    p.add_argument("--poni", help="detector calibration (pyFAI PONI file) instead of the frames' geometry")
+    p.set_defaults(func=_reporting_errors(_calibrate))
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from sibyls.metadata.errors import ExchangeError
+    from sibyls.metadata.runs.sources import select_runs
+    from sibyls.saxs.processing.calibration import calibrate_from_runs, save_calibration
+    from sibyls.startup.config import ProfileConfig
+
+    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)})
+    if not args.tiled and not args.runs_dir:
+        args.runs_dir = str(config.var_dir / "runs")
+    source = _source(args)
+    runs = {}
+    for option in ("water", "empty"):
+        found = select_runs(source, uid=getattr(args, option))
+        if len(found) != 1:
+            raise ExchangeError(f"--{option}: no single stored run with uid {getattr(args, option)!r}")
+        runs[option] = found[0]
+    calibration = calibrate_from_runs(runs["water"], runs["empty"], poni=args.poni)
+    current, record = save_calibration(config.processed_dir, calibration)
+    water, empty = calibration.water_run_uid[:8], calibration.empty_cell_run_uid[:8]
+    print(f"absolute scale {calibration.absolute_scale:.6g} cm⁻¹ per normalised unit "
+          f"(water {water}, empty cell {empty})")  # fmt: skip
+    print(f"stored as the stack's calibration: {current}")
+    print(f"calibration record (lambda-ber): {record}")
+    print("the first look uses it from the next run on")
+    return 0
+
+
 # ---- the command --------------------------------------------------------------------------------
 
 
@@ -421,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ioc(subparsers)
     _add_stack(subparsers)
     _add_exchange(subparsers)
+    _add_calibrate(subparsers)
     return parser
 
 

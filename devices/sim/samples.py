@@ -429,6 +429,76 @@ class Particle(BaseModel):
         """Mass in Da (from ``mw_kda``)."""
         return float(self.mw_kda or 0.0) * 1000.0
 
+    def _max_dimension(self) -> float | None:
+        """The longest distance within one particle of unit size, the hydration shell included (Å)."""
+        g = HYDRATION_SHELL_A if self.hydration_shell else 0.0
+        shape = self.shape
+        if shape == "beads":
+            xyz = np.asarray(self.beads or (), dtype=np.float64)
+            i, j = np.triu_indices(len(xyz), k=1)
+            longest = float(np.linalg.norm(xyz[i] - xyz[j], axis=1).max()) if len(xyz) > 1 else 0.0
+            return longest + 2.0 * (self.bead_radius_a or 0.0)
+        if shape == "curve":
+            return None
+        r = self._radius()
+        if shape == "sphere":
+            return 2.0 * (r + g)
+        if shape == "core_shell":
+            return 2.0 * (r + (self.shell_thickness_a or 0.0) + g)
+        if shape == "ellipsoid":
+            return 2.0 * (r * max(1.0, self.axial_ratio or 1.0) + g)
+        if shape == "cylinder":
+            return math.hypot((self.length_a or 0.0) + 2.0 * g, 2.0 * (r + g))
+        if shape == "dumbbell":
+            return (self.separation_a or 0.0) + 2.0 * (r + g)
+        return None
+
+    def true_dmax_a(self) -> float | None:
+        """Dmax (Å): the longest distance in the particle, hydration shell in; for a size spread the
+        largest size the simulator draws (1 + 3σ); None for a measured curve."""
+        longest = self._max_dimension()
+        if longest is None:
+            return None
+        return longest * (1.0 + 3.0 * self.polydispersity)
+
+    def _contrast_integrals(self) -> tuple[float, float] | None:
+        """∫Δρ dV and ∫Δρ² dV of one particle of unit size (the body's contrast 1, the shell's δ)."""
+        if self.shape == "beads":
+            volume = len(self.beads or ()) * 4.0 / 3.0 * math.pi * (self.bead_radius_a or 0.0) ** 3
+            return volume, volume  # the Debye sum scatters as independent beads
+        if self.shape == "curve":
+            return None
+        origin = np.zeros((1, 1))
+
+        def envelope(grow: float) -> float:
+            return float(self._envelope_amplitude(origin, origin, 1.0, grow)[0, 0])
+
+        outer = envelope(0.0)
+        first, second = outer, outer
+        if self.shape == "core_shell":
+            core = 4.0 / 3.0 * math.pi * self._radius() ** 3
+            contrast = self.core_contrast or 0.0
+            first = outer + (contrast - 1.0) * core
+            second = outer - core + contrast**2 * core
+        if self.hydration_shell:
+            shell = envelope(HYDRATION_SHELL_A) - outer
+            first += HYDRATION_SHELL_CONTRAST * shell
+            second += HYDRATION_SHELL_CONTRAST**2 * shell
+        return first, second
+
+    def true_porod_volume_a3(self) -> float | None:
+        """The Porod volume 2π²I(0)/Q (Å³) of the particles: (∫Δρ dV)²/∫Δρ² dV, the hydration shell
+        in at its contrast; over a size spread I(0) and Q each averaged. None for a measured curve."""
+        integrals = self._contrast_integrals()
+        if integrals is None:
+            return None
+        first, second = integrals
+        volume = first**2 / second
+        if self.polydispersity > 0.0:
+            scales, weights = _size_distribution(self.polydispersity)
+            volume /= float(np.sum(weights / scales**3))  # number weights ∝ w/s⁶; I(0) ∝ s⁶, Q ∝ s³
+        return volume
+
 
 _PARTICLE_KEY_FIELDS = {"shape", "rg_a", "hydration_shell", "polydispersity", *_DIMENSIONS} - {"species"}
 
@@ -624,6 +694,28 @@ class ScatteringSample(Particle):
         return (
             DEFAULT_VIRIAL_FRACTION_OF_VBAR * PARTIAL_SPECIFIC_VOLUME_ML_G / mass_g_mol if mass_g_mol else 0.0
         )
+
+    def true_dmax_a(self) -> float | None:
+        """Dmax (Å): a mixture's longest species, else the particle's."""
+        if self.shape != "mixture":
+            return super().true_dmax_a()
+        longest = [s.true_dmax_a() for s in self.species or ()]
+        return None if None in longest else max(longest)  # type: ignore[type-var]
+
+    def true_porod_volume_a3(self) -> float | None:
+        """Porod volume (Å³) of one species; None for a mixture (it has no single one)."""
+        return None if self.shape == "mixture" else super().true_porod_volume_a3()
+
+    def guinier_line_rg_a(self, q_min: float, q_max: float) -> float:
+        """The Rg of a straight line ln I = ln I0 − q²Rg²/3 through the sample's noise-free I(q) at this
+        concentration over ``q_min``..``q_max`` (Å⁻¹): the truth for a straight-line Guinier fit over
+        that range, which the shape's own curvature (and S(q)) bends away from :meth:`true_rg_a`."""
+        q = Q_GRID[(Q_GRID >= q_min) & (Q_GRID <= q_max)]
+        if len(q) < 3:
+            q = np.linspace(q_min, q_max, 16)
+        intensity = np.interp(q, Q_GRID, self.intensity_table())
+        slope, _ = np.polyfit(q**2, np.log(intensity), 1)
+        return math.sqrt(-3.0 * slope)
 
     def apparent_rg_a(self) -> float:
         """The Rg a Guinier fit finds at this concentration (undamaged): Rg/√(1 + B)."""

@@ -2,12 +2,13 @@
 
 ``first_look_batch`` takes a batch (HT or cuvette) run's per-frame curves and its buffer — the
 buffer run's frames, an averaged buffer curve, or nothing — and returns a ``FirstLookResult``:
-CorMap screening, the averaged and subtracted curve, Guinier (Rg, I(0)), MW by Vc and I(0)/c,
+CorMap screening, the averaged and subtracted curve, Guinier (Rg, I(0)), P(r) (Dmax, Rg, I(0)), MW by
+Vc, I(0)/c and the Porod volume with their consensus,
 the Kratky verdict, flags a user should see, and what a lambda-ber ``workflow_runs`` entry needs
 (software and versions, parameters). ``write_products`` writes the files a SIBYLS user gets:
 per-frame ``<sample>_00001.dat``…, ``A_<sample>.dat`` (average), ``A_S_<sample>.dat`` (averaged,
-buffer-subtracted), PNGs and the result as JSON. SEC runs go through ``first_look_sec``
-(``sibyls.saxs.analysis.sec``, re-exported here).
+buffer-subtracted), ``<sample>_pr.dat`` (P(r) by BIFT), PNGs and the result as JSON. SEC runs go
+through ``first_look_sec`` (``sibyls.saxs.analysis.sec``, re-exported here).
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from sibyls.saxs.analysis.guinier import GuinierResult
 from sibyls.saxs.analysis.inputs import AnalysisError, check_curve, check_frames
 from sibyls.saxs.analysis.kratky import KratkyResult
 from sibyls.saxs.analysis.mw import MwEstimate
+from sibyls.saxs.analysis.pr import pr_curve_text
 from sibyls.saxs.analysis.results import (
     FLAG_DAMAGE,
     FLAG_LOW_SIGNAL,
     FLAG_NO_BUFFER,
     LOW_SIGNAL_I_OVER_SIGMA,
     FirstLookBase,
+    ShapeResult,
     analyse_curve,
+    analyse_shape,
     check_name,
     guinier_signal_to_noise,
     now_iso,
@@ -71,6 +75,7 @@ class FirstLookResult(FirstLookBase):
     mw_vc: MwEstimate | None
     mw_i0: MwEstimate | None
     kratky: KratkyResult | None
+    shape: ShapeResult | None = None  # P(r), Porod volume, consensus MW
     signal_to_noise: float | None
     q_min: float
     q_max: float
@@ -105,12 +110,14 @@ def first_look_batch(
     q_min: float | None = None,
     q_max: float | None = None,
     vc_q_max: float = VC_Q_MAX,
+    with_pr: bool = True,
 ) -> FirstLookResult:
     """First look at a batch run: screen, average, subtract the buffer, Guinier, MW, Kratky, flags.
 
     ``buffer`` is the buffer run's frames (screened and averaged the same way), an averaged buffer
     curve, or None (no subtraction; flagged). ``q_min``/``q_max`` limit the analysed q-range.
     ``i0_per_mg_ml_kda`` is a standard's calibration for MW from I(0)/c when the data are not in cm⁻¹.
+    ``with_pr=False`` leaves out P(r) (BIFT, the slowest step).
     """
     started = now_iso()
     check_name(sample_name)
@@ -148,6 +155,11 @@ def first_look_batch(
     )
     flags += more_flags
     notes += more_notes
+    shape = None
+    if subtracted is not None and guinier is not None:
+        shape, more_flags, more_notes = analyse_shape(subtracted, guinier, [mw_vc, mw_i0], with_pr)
+        flags += more_flags
+        notes += more_notes
     snr = guinier_signal_to_noise(analysed, guinier) if guinier is not None else None
     if guinier is None or (snr is not None and snr < LOW_SIGNAL_I_OVER_SIGMA):
         flags.append(FLAG_LOW_SIGNAL)
@@ -180,6 +192,7 @@ def first_look_batch(
         mw_vc=mw_vc,
         mw_i0=mw_i0,
         kratky=kratky,
+        shape=shape,
         signal_to_noise=snr,
         intensity_unit=analysed.unit,
         q_min=float(analysed.q[0]),
@@ -207,8 +220,10 @@ def _dat_header_from(
         header["Rg_A"] = f"{guinier.rg:.4f} +- {guinier.rg_sigma:.4f}"
         header["I0"] = f"{guinier.i0:.6g} +- {guinier.i0_sigma:.3g}"
         header["guinier_q_range"] = f"{guinier.q_min:.5f}-{guinier.q_max:.5f}"
+        header["guinier_qRg_range"] = f"{guinier.qrg_min:.3f}-{guinier.qrg_max:.3f}"
         if guinier.rg_second_order is not None:
-            header["Rg_2nd_order_A"] = f"{guinier.rg_second_order:.4f} +- {guinier.rg_second_order_sigma:.4f}"
+            corrected = f"{guinier.rg_second_order:.4f} +- {guinier.rg_second_order_sigma:.4f}"
+            header["Rg_curvature_corrected_A"] = corrected
     header["software"] = ", ".join(f"{k} {v}" for k, v in software.items())
     return header
 
@@ -225,7 +240,8 @@ def write_products(
 
     Every run: per-frame ``<sample>_00001.dat``… and ``<sample>_firstlook.json``. Batch:
     ``A_<sample>.dat`` (average of kept frames), ``A_S_<sample>.dat`` (averaged, buffer-subtracted),
-    ``<sample>_Iq_plot.png``, ``<sample>_Guinier_plot.png``, ``<sample>_Kratky_plot.png``. SEC:
+    ``<sample>_pr.dat``, ``<sample>_Iq_plot.png``, ``<sample>_Guinier_plot.png``,
+    ``<sample>_Kratky_plot.png``, ``<sample>_Pr_plot.png``. SEC:
     ``A_buff_<sample>.dat`` (buffer region), ``A_S_<sample>_<k>.dat`` per species k,
     ``<sample>_SEC_chromatogram.png``, ``<sample>_<k>_Guinier_plot.png``, ``<sample>_<k>_Kratky_plot.png``.
     Every file appears complete or not at all. (:func:`write_data_products` then
@@ -280,8 +296,17 @@ def _write_batch(result: FirstLookResult, out: Path, name: str, frames: bool = T
     header = _dat_header_from(name, "average of kept frames", None, result.software, info)
     written.append(write_dat(out / f"A_{name}.dat", curves.averaged, header))
     if curves.subtracted is not None:
+        if result.shape is not None and result.shape.pr is not None:
+            pr = result.shape.pr
+            info["Rg_Pr_A"] = f"{pr.rg:.4f} +- {pr.rg_sigma:.4f}"
+            info["Dmax_A"] = f"{pr.dmax:.2f} +- {pr.dmax_sigma:.2f}"
         header = _dat_header_from(name, "averaged, buffer-subtracted", result.guinier, result.software, info)
         written.append(write_dat(out / f"A_S_{name}.dat", curves.subtracted, header))
+        if result.shape is not None and result.shape.pr is not None:
+            text = pr_curve_text(result.shape.pr, {"sample": name, "content": "P(r) of A_S_" + name + ".dat"})
+            path = out / f"{name}_pr.dat"
+            atomic_write_text(path, text)
+            written.append(path)
     return written
 
 
@@ -298,6 +323,8 @@ def _plot_batch(result: FirstLookResult, out: Path, name: str) -> list[Path]:
     if result.guinier is not None:
         written.append(plots.plot_guinier(out / f"{name}_Guinier_plot.png", final, result.guinier))
         written.append(plots.plot_kratky(out / f"{name}_Kratky_plot.png", final, result.guinier))
+    if result.shape is not None and result.shape.pr is not None:
+        written.append(plots.plot_pr(out / f"{name}_Pr_plot.png", result.shape.pr, title=f"{name}: P(r)"))
     return written
 
 

@@ -1,11 +1,22 @@
-"""Molecular weight of the particles from a subtracted curve, by two independent routes:
+"""Molecular weight of the particles from a subtracted curve, by three independent routes, and the
+consensus of them:
 
 * **Vc** (Rambo & Tainer, Nature 2013): the volume of correlation Vc = I(0)/∫q·I(q)dq (FreeSAS's
   ``calc_Vc``, Guinier-extrapolated to q = 0, integrated to ``VC_Q_MAX``), Qr = Vc²/Rg, and for
   proteins MW = Qr/0.1231 (Qr in Å³, MW in Da). Concentration-free; calibrated on proteins.
 * **I(0)/c**: MW = I(0)/(c·K) with K the scattering power per mg/mL and kDa — on absolute scale
   (cm⁻¹) the protein constant, otherwise K measured on a standard (BSA) with
-  ``calibration_from_standard``.
+  ``calibration_from_standard``. Needs the concentration; any shape.
+* **Porod volume** (FreeSAS ``calc_Porod``: Vp = 2π²I(0)/∫q²I dq, Guinier-extrapolated to q = 0,
+  integrated to ``POROD_Q_MAX``) and MW = Vp/``POROD_A3_PER_DA`` (hydrated globular proteins).
+
+Each method's domain: Vc is Rambo & Tainer's empirical relation for real proteins (measured and atomic
+models, qmax 0.3 Å⁻¹, ±10 % on their set); on homogeneous model bodies (the simulator's shapes) it
+reads 0.62-0.90 of the mass at any q_max from 0.2 to 1.2 Å⁻¹ (a sphere 0.63, the rod 0.65, the
+cage 0.90): its constant is calibrated, not derived, so it is reported and weighted as the least sure
+route. Porod's volume holds for any compact homogeneous particle but its MW assumes a hydrated
+protein's volume per dalton. I(0)/c is exact on absolute scale for any shape, as good as c and the
+calibration. :func:`consensus_mw` weighs them by these stated accuracies.
 """
 
 from __future__ import annotations
@@ -13,7 +24,8 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from freesas.invariants import calc_Vc
+from freesas.containers import RG_RESULT
+from freesas.invariants import calc_Porod, calc_Vc
 from pydantic import BaseModel, ConfigDict
 
 from sibyls.saxs.analysis.guinier import GuinierResult
@@ -27,6 +39,15 @@ from sibyls.saxs.analysis.standards import (
 from sibyls.saxs.reduction.curves import Curve
 
 ABSOLUTE_UNIT = "1/cm"
+#: Upper q (Å⁻¹) of the Porod invariant.
+POROD_Q_MAX = 0.3
+#: Porod volume per dalton of a hydrated globular protein (Å³/Da; MW [kDa] ≈ Vp [nm³]/1.6,
+#: Petoukhov et al., J Appl Cryst 2012).
+POROD_A3_PER_DA = 1.6
+#: Each method's stated relative accuracy (1σ) in its domain: weights of the consensus.
+METHOD_ACCURACY = {"i0_over_c": 0.05, "mals": 0.05, "porod": 0.15, "vc": 0.20}
+#: A method further than this many of its stated accuracies from the consensus flags disagreement.
+MW_DISAGREEMENT_SIGMAS = 2.0
 
 
 class MwEstimate(BaseModel):
@@ -34,7 +55,7 @@ class MwEstimate(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    method: Literal["vc", "i0_over_c", "mals"]
+    method: Literal["vc", "i0_over_c", "mals", "porod"]
     mw_kda: float
     mw_sigma_kda: float | None
     parameters: dict[str, float | str]
@@ -109,4 +130,62 @@ def mw_from_i0(
             "i0_per_mg_ml_kda": float(i0_per_mg_ml_kda),
             "calibration": source,
         },
+    )
+
+
+def mw_from_porod(curve: Curve, guinier: GuinierResult, q_max: float = POROD_Q_MAX) -> MwEstimate:
+    """Porod volume (Å³, FreeSAS ``calc_Porod``) and the MW of a hydrated protein of that volume."""
+    check_curve(curve, "curve", min_points=10)
+    upto = curve.q <= q_max
+    if upto.sum() <= guinier.last_point + 2:
+        raise AnalysisError(f"no data between the Guinier region and q_max={q_max} for the Porod volume")
+    data = np.ascontiguousarray(
+        np.column_stack([curve.q[upto], curve.intensity[upto], curve.sigma[upto]]), dtype=np.float64
+    )
+    fit = RG_RESULT(guinier.rg, guinier.rg_sigma, guinier.i0, guinier.i0_sigma, guinier.first_point,
+                    guinier.last_point)  # fmt: skip
+    volume = float(calc_Porod(data, fit))
+    if not np.isfinite(volume) or volume <= 0:
+        raise AnalysisError(f"Porod volume is not positive ({volume}): the curve's integral is not usable")
+    mw_kda = volume / POROD_A3_PER_DA / 1000.0
+    return MwEstimate(
+        method="porod",
+        mw_kda=mw_kda,
+        mw_sigma_kda=mw_kda * METHOD_ACCURACY["porod"],
+        parameters={"porod_volume_a3": volume, "q_max_per_a": float(curve.q[upto][-1]),
+                    "a3_per_da": POROD_A3_PER_DA},
+    )  # fmt: skip
+
+
+class MwConsensus(BaseModel):
+    """One MW from several methods: their weighted mean, their spread, and which disagree."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mw_kda: float
+    mw_sigma_kda: float  # from the methods' stated accuracies
+    spread_kda: float  # max − min of the methods
+    methods: dict[str, float]
+    disagreeing: list[str]  # methods further than MW_DISAGREEMENT_SIGMAS × their accuracy from mw_kda
+
+
+def consensus_mw(estimates: list[MwEstimate]) -> MwConsensus | None:
+    """Weighted mean of the methods' MWs (weights from :data:`METHOD_ACCURACY`); None without any."""
+    usable = [e for e in estimates if np.isfinite(e.mw_kda) and e.mw_kda > 0]
+    if not usable:
+        return None
+    weights = np.array([1.0 / METHOD_ACCURACY[e.method] ** 2 for e in usable])
+    values = np.array([e.mw_kda for e in usable])
+    mean = float(np.sum(weights * values) / np.sum(weights))
+    disagreeing = [
+        e.method
+        for e in usable
+        if abs(e.mw_kda - mean) > MW_DISAGREEMENT_SIGMAS * METHOD_ACCURACY[e.method] * mean
+    ]
+    return MwConsensus(
+        mw_kda=mean,
+        mw_sigma_kda=float(mean / np.sqrt(np.sum(weights))),
+        spread_kda=float(values.max() - values.min()),
+        methods={e.method: e.mw_kda for e in usable},
+        disagreeing=disagreeing,
     )

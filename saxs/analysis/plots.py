@@ -1,5 +1,5 @@
 """The first look's pictures as small PNGs: I(q) log-log, Guinier with residuals, dimensionless
-Kratky, SEC chromatogram with Rg across the peak.
+Kratky, P(r), SEC chromatogram with Rg across the peak.
 
 Each plot is its own ``matplotlib.figure.Figure`` drawn by the Agg canvas (no pyplot, no global
 state, safe in a service thread) and written atomically; the same inputs give the same bytes.
@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from sibyls.metadata.atomic import atomic_path
 from sibyls.saxs.analysis.guinier import GuinierResult
 from sibyls.saxs.analysis.kratky import GLOBULAR_PEAK_HEIGHT, GLOBULAR_PEAK_QRG, dimensionless_kratky
+from sibyls.saxs.analysis.pr import PrResult
 from sibyls.saxs.reduction.curves import Curve
 
 FIGSIZE = (6.0, 4.5)
@@ -96,6 +97,26 @@ def plot_kratky(path: Path | str, curve: Curve, guinier: GuinierResult, title: s
     ax.set_ylabel("(q·Rg)²·I(q)/I(0)")
     ax.set_title(title or "Dimensionless Kratky")
     ax.set_ylim(-0.2, max(2.0, float(np.nanmax(y[shown])) * 1.1 if shown.any() else 2.0))
+    fig.subplots_adjust(**MARGINS)
+    return _save(fig, path)
+
+
+def plot_pr(path: Path | str, pr: PrResult, title: str = "") -> Path:
+    """P(r) with its Monte-Carlo band, Dmax marked, Rg and Dmax (as the record has them) in the legend."""
+    fig = Figure(figsize=FIGSIZE)
+    ax = fig.add_subplot()
+    r, p, s = np.asarray(pr.r), np.asarray(pr.p), np.asarray(pr.p_sigma)
+    ax.fill_between(r, p - s, p + s, color="C0", alpha=0.25, lw=0)
+    label = f"P(r): Rg = {pr.rg:.2f} ± {pr.rg_sigma:.2f} Å, Dmax = {pr.dmax:.1f} ± {pr.dmax_sigma:.1f} Å"
+    ax.plot(r, p, "-", color="C0", lw=1.2, label=label)
+    ax.axvline(pr.dmax, color="0.5", ls="--", lw=0.8)
+    ax.axhline(0, color="0.6", lw=0.6)
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("P(r)")
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+    ax.set_title(title or "P(r) (BIFT)")
+    ax.set_ylim(min(0.0, float(np.min(p - s))), float(np.max(p + s)) * 1.3)  # room for the legend
+    ax.legend(fontsize=8, loc="upper right")
     fig.subplots_adjust(**MARGINS)
     return _save(fig, path)
 

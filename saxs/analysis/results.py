@@ -1,6 +1,6 @@
 """What every first look (batch or SEC) shares: the flags a result carries, the software versions and
-the lambda-ber ``WorkflowRun`` entry, and the analysis of one subtracted curve (Guinier, both MWs,
-Kratky) with the flags and notes it raises."""
+the lambda-ber ``WorkflowRun`` entry, and the analysis of one subtracted curve (Guinier, MW by Vc and
+I(0)/c, Kratky; then P(r), the Porod volume and the consensus MW) with the flags and notes it raises."""
 
 from __future__ import annotations
 
@@ -16,7 +16,16 @@ from sibyls.metadata.rules import CODE_PATTERN
 from sibyls.saxs.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError
 from sibyls.saxs.analysis.kratky import KratkyResult, kratky_analysis
-from sibyls.saxs.analysis.mw import MwEstimate, mw_from_i0, mw_from_vc
+from sibyls.saxs.analysis.mw import (
+    MW_DISAGREEMENT_SIGMAS,
+    MwConsensus,
+    MwEstimate,
+    consensus_mw,
+    mw_from_i0,
+    mw_from_porod,
+    mw_from_vc,
+)
+from sibyls.saxs.analysis.pr import PrResult, pair_distribution
 from sibyls.saxs.analysis.standards import VC_Q_MAX
 from sibyls.saxs.reduction.curves import Curve
 
@@ -34,6 +43,11 @@ FLAG_NO_BUFFER = "no-buffer"
 FLAG_FALLBACK_FIT = "fallback-fit"
 FLAG_DAMAGED_BUFFER = "buffer-frames-differ"
 FLAG_RG_NOT_FLAT = "rg-not-flat"
+FLAG_RG_GUINIER_PR = "rg-guinier-pr-differ"
+FLAG_MW_DISAGREE = "mw-methods-disagree"
+FLAG_NOT_ONE_SPECIES = "not-one-species"
+#: Guinier and P(r) Rg differ "beyond their errors" past this many combined σ.
+RG_DIFFER_SIGMAS = 3.0
 NAME_RE = re.compile(CODE_PATTERN)
 
 
@@ -105,19 +119,11 @@ def _param_text(value: Any) -> str:
 
 
 def guinier_metrics(guinier: GuinierResult, intensity_unit: str) -> dict[str, dict[str, float | str]]:
-    """lambda-ber ``rg`` and ``i_zero`` of a Guinier result: the curvature-corrected (second-order)
-    values over autoRg's own range when that fit exists, else autoRg's straight-line values.
-
-    The straight line is biased by every shape's curvature inside qRg < 1.3 (a rod reads 5-9 % low,
-    a hollow particle 5 % high); the q⁴ term removes that bias at the price of a larger σ, which the
-    record carries (``saxs_results.rg_sigma_a``). autoRg's own value stays in ``rg_autorg_a``.
-    """
-    second = guinier.rg_second_order is not None and guinier.i0_second_order is not None
-    rg = guinier.rg_second_order if second else guinier.rg
-    i0 = guinier.i0_second_order if second else guinier.i0
+    """lambda-ber ``rg`` and ``i_zero`` of a Guinier result: the standard straight-line Guinier values
+    of FreeSAS autoRg's range (what SASBDB and every pipeline report as the Guinier Rg)."""
     return {
-        "rg": {"numeric_value": round(float(rg), 4), "unit": "Angstroms"},
-        "i_zero": {"numeric_value": float(f"{i0:.6g}"), "unit": intensity_unit},
+        "rg": {"numeric_value": round(float(guinier.rg), 4), "unit": "Angstroms"},
+        "i_zero": {"numeric_value": float(f"{guinier.i0:.6g}"), "unit": intensity_unit},
     }
 
 
@@ -137,17 +143,101 @@ def quality_metrics_of(
 
 
 def guinier_numbers(guinier: GuinierResult) -> dict[str, float | None]:
-    """The record's ``saxs_results`` numbers of a Guinier result (σ of the Rg reported as rg)."""
-    second = guinier.rg_second_order is not None and guinier.i0_second_order is not None
+    """The record's ``saxs_results`` numbers of a Guinier result: σ of the Guinier Rg and I(0), the
+    fitted q and qRg range, autoRg's quality; the curvature-corrected (q⁴) Rg under its own name."""
     return {
-        "rg_sigma_a": guinier.rg_second_order_sigma if second else guinier.rg_sigma,
-        "rg_autorg_a": guinier.rg,
+        "rg_sigma_a": guinier.rg_sigma,
         "i_zero_sigma": guinier.i0_sigma,
         "guinier_q_min": guinier.q_min,
         "guinier_q_max": guinier.q_max,
+        "guinier_qrg_min": guinier.qrg_min,
         "guinier_qrg_max": guinier.qrg_max,
+        "guinier_points": guinier.points,
         "guinier_quality": guinier.quality,
+        "rg_curvature_corrected_a": guinier.rg_second_order,
+        "rg_curvature_corrected_sigma_a": guinier.rg_second_order_sigma,
     }
+
+
+def shape_numbers(shape: ShapeResult) -> dict[str, float | int | str | None]:
+    """The record's ``saxs_results`` numbers of P(r), the Porod volume and the MW consensus."""
+    numbers: dict[str, float | int | str | None] = {}
+    if shape.pr is not None:
+        pr = shape.pr
+        numbers.update(
+            {
+                "pr_rg_a": pr.rg,
+                "pr_rg_sigma_a": pr.rg_sigma,
+                "pr_i_zero": pr.i0,
+                "pr_i_zero_sigma": pr.i0_sigma,
+                "dmax_a": pr.dmax,
+                "dmax_sigma_a": pr.dmax_sigma,
+                "pr_chi2_reduced": pr.chi2_reduced,
+                "pr_method": pr.method,
+            }
+        )
+    if shape.mw_porod is not None:
+        numbers["porod_volume_a3"] = float(shape.mw_porod.parameters["porod_volume_a3"])
+        numbers["molecular_weight_porod_kda"] = shape.mw_porod.mw_kda
+    if shape.mw is not None:
+        numbers["molecular_weight_kda"] = shape.mw.mw_kda
+        numbers["molecular_weight_sigma_kda"] = shape.mw.mw_sigma_kda
+        numbers["molecular_weight_spread_kda"] = shape.mw.spread_kda
+        numbers["molecular_weight_methods"] = ", ".join(sorted(shape.mw.methods))
+    return numbers
+
+
+class ShapeResult(BaseModel):
+    """What the whole curve says beyond its Guinier region: P(r) (Dmax, Rg, I(0)), the Porod volume
+    and its MW, the consensus MW of all methods."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pr: PrResult | None
+    mw_porod: MwEstimate | None
+    mw: MwConsensus | None
+
+
+def analyse_shape(
+    subtracted: Curve,
+    guinier: GuinierResult | None,
+    estimates: list[MwEstimate | None],
+    with_pr: bool = True,
+) -> tuple[ShapeResult, list[str], list[str]]:
+    """P(r) by BIFT, the Porod volume and the consensus MW of a subtracted curve, with the flags
+    (Guinier and P(r) Rg differ beyond their errors; MW methods disagree) and notes they raise."""
+    flags: list[str] = []
+    notes: list[str] = []
+    pr = mw_porod = None
+    if guinier is None:
+        return ShapeResult(pr=None, mw_porod=None, mw=None), flags, notes
+    if with_pr:
+        try:
+            pr = pair_distribution(subtracted, guinier)
+        except AnalysisError as exc:
+            notes.append(f"P(r): {exc}")
+    try:
+        mw_porod = mw_from_porod(subtracted, guinier)
+    except AnalysisError as exc:
+        notes.append(f"MW (Porod): {exc}")
+    if pr is not None:
+        sigma = float(np.hypot(guinier.rg_sigma, pr.rg_sigma))
+        if abs(guinier.rg - pr.rg) > RG_DIFFER_SIGMAS * sigma:
+            flags.append(FLAG_RG_GUINIER_PR)
+            notes.append(
+                f"Rg: Guinier {guinier.rg:.2f} ± {guinier.rg_sigma:.2f} Å and P(r) {pr.rg:.2f} ± "
+                f"{pr.rg_sigma:.2f} Å differ by more than {RG_DIFFER_SIGMAS:g}σ (aggregation, repulsion, "
+                "or a Guinier range too long for this shape)"
+            )
+    mw = consensus_mw([e for e in [*estimates, mw_porod] if e is not None])
+    if mw is not None and mw.disagreeing:
+        flags.append(FLAG_MW_DISAGREE)
+        methods = ", ".join(f"{k} {v:.1f}" for k, v in sorted(mw.methods.items()))
+        notes.append(
+            f"MW: {', '.join(mw.disagreeing)} further than {MW_DISAGREEMENT_SIGMAS:g}× the method's stated "
+            f"accuracy from the consensus {mw.mw_kda:.1f} kDa ({methods} kDa)"
+        )
+    return ShapeResult(pr=pr, mw_porod=mw_porod, mw=mw), flags, notes
 
 
 def guinier_signal_to_noise(curve: Curve, guinier: GuinierResult) -> float:

@@ -27,12 +27,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.signal import find_peaks, peak_widths
 
 from sibyls.saxs.analysis.averaging import average_curves
+from sibyls.saxs.analysis.components import ComponentsResult, peak_components
 from sibyls.saxs.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError, check_frames
 from sibyls.saxs.analysis.kratky import KratkyResult
 from sibyls.saxs.analysis.mw import MwEstimate
 from sibyls.saxs.analysis.results import (
     FLAG_DAMAGED_BUFFER,
+    FLAG_NOT_ONE_SPECIES,
     FLAG_RG_NOT_FLAT,
     FirstLookBase,
     analyse_curve,
@@ -78,6 +80,7 @@ class SecSpecies(BaseModel):
     signal_to_noise: float | None
     flags: list[str]
     notes: list[str]
+    components: ComponentsResult | None = None  # SVD over the FWHM frames: how many species
 
 
 class SecCurves(BaseModel):
@@ -478,6 +481,14 @@ def _species(
             notes.append(f"peak {number}: Rg varies by {rg_std:.1%} across the FWHM")
     else:
         notes.append(f"peak {number}: no frame of the FWHM gave an Rg")
+    components = None
+    try:
+        components = peak_components(frames, buffer, fwhm)
+        if components.components > 1:
+            flags.append(FLAG_NOT_ONE_SPECIES)
+            notes.append(f"peak {number}: {components.components} significant SVD components across the FWHM")
+    except AnalysisError as exc:
+        notes.append(f"peak {number}: SVD: {exc}")
     curve = None
     guinier = mw_vc = mw_i0 = kratky = mw_mals = None
     snr = None
@@ -527,6 +538,7 @@ def _species(
             signal_to_noise=snr,
             flags=flags,
             notes=notes,
+            components=components,
         ),
         curve,
     )

@@ -1,6 +1,6 @@
 """The per-plate / per-project summary a mail-in user reads: one row per sample (well, sample code,
-Rg ± σ, I(0), MW by each method, frames kept/total, flags, links to its files), as CSV and as one
-self-contained HTML page (no script, no external style or font)."""
+Guinier Rg ± σ, P(r) Rg and Dmax, I(0), MW (consensus and each method), frames kept/total, flags,
+links to its files), as CSV and as one self-contained HTML page (no script, no external style or font)."""
 
 from __future__ import annotations
 
@@ -14,20 +14,27 @@ from pydantic import BaseModel, ConfigDict
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.saxs.analysis.firstlook import FirstLookResult
-from sibyls.saxs.analysis.results import guinier_metrics, guinier_numbers
+from sibyls.saxs.analysis.results import guinier_metrics, guinier_numbers, shape_numbers
 from sibyls.saxs.analysis.sec import SecResult
 
 COLUMNS = (
     "well",
     "sample_code",
     "collection",
-    "Rg_A",
-    "Rg_sigma_A",
-    "Rg_autoRg_A",
+    "Rg_Guinier_A",
+    "Rg_Guinier_sigma_A",
+    "Guinier_qRg_max",
+    "Rg_Pr_A",
+    "Rg_Pr_sigma_A",
+    "Dmax_A",
     "I0",
     "I0_unit",
+    "Porod_volume_A3",
+    "MW_kDa",
+    "MW_spread_kDa",
     "MW_Vc_kDa",
     "MW_I0_c_kDa",
+    "MW_Porod_kDa",
     "MW_MALS_kDa",
     "frames_kept",
     "frames_total",
@@ -50,13 +57,20 @@ class SummaryRow(BaseModel):
     well: str
     sample_code: str
     collection: str  # batch or sec_saxs
-    rg_a: float | None
+    rg_a: float | None  # the standard (straight-line, autoRg range) Guinier Rg
     rg_sigma_a: float | None
-    rg_autorg_a: float | None  # autoRg's straight-line Rg (rg_a is the curvature-corrected one)
+    guinier_qrg_max: float | None = None
+    pr_rg_a: float | None = None
+    pr_rg_sigma_a: float | None = None
+    dmax_a: float | None = None
     i0: float | None
     i0_unit: str
+    porod_volume_a3: float | None = None
+    mw_kda: float | None = None  # consensus of the methods
+    mw_spread_kda: float | None = None
     mw_vc_kda: float | None
     mw_i0_kda: float | None
+    mw_porod_kda: float | None = None
     mw_mals_kda: float | None
     frames_kept: int
     frames_total: int
@@ -97,18 +111,28 @@ def summary_row(
     if guinier is not None:
         metrics = guinier_metrics(guinier, result.intensity_unit)
         numbers = {k: float(v["numeric_value"]) for k, v in metrics.items()}
-        numbers["rg_sigma_a"] = guinier_numbers(guinier)["rg_sigma_a"]
+        numbers.update(guinier_numbers(guinier))
+    shape = getattr(result, "shape", None)
+    if shape is not None:
+        numbers.update(shape_numbers(shape))  # type: ignore[arg-type]
     return SummaryRow(
         well=well,
         sample_code=sample_code or result.sample_name,
         collection=collection,
         rg_a=numbers.get("rg"),
         rg_sigma_a=numbers.get("rg_sigma_a"),
-        rg_autorg_a=guinier.rg if guinier else None,
+        guinier_qrg_max=numbers.get("guinier_qrg_max"),
+        pr_rg_a=numbers.get("pr_rg_a"),
+        pr_rg_sigma_a=numbers.get("pr_rg_sigma_a"),
+        dmax_a=numbers.get("dmax_a"),
         i0=numbers.get("i_zero"),
         i0_unit=result.intensity_unit,
+        porod_volume_a3=numbers.get("porod_volume_a3"),
+        mw_kda=numbers.get("molecular_weight_kda"),
+        mw_spread_kda=numbers.get("molecular_weight_spread_kda"),
         mw_vc_kda=mw_vc.mw_kda if mw_vc else None,
         mw_i0_kda=mw_i0.mw_kda if mw_i0 else None,
+        mw_porod_kda=numbers.get("molecular_weight_porod_kda"),
         mw_mals_kda=mw_mals.mw_kda if mw_mals else None,
         frames_kept=kept,
         frames_total=total,
@@ -128,11 +152,18 @@ def _cells(row: SummaryRow) -> list[str]:
         row.collection,
         _fmt(row.rg_a, ".2f"),
         _fmt(row.rg_sigma_a, ".2f"),
-        _fmt(row.rg_autorg_a, ".2f"),
+        _fmt(row.guinier_qrg_max, ".2f"),
+        _fmt(row.pr_rg_a, ".2f"),
+        _fmt(row.pr_rg_sigma_a, ".2f"),
+        _fmt(row.dmax_a, ".1f"),
         _fmt(row.i0, ".4g"),
         row.i0_unit,
+        _fmt(row.porod_volume_a3, ".0f"),
+        _fmt(row.mw_kda, ".1f"),
+        _fmt(row.mw_spread_kda, ".1f"),
         _fmt(row.mw_vc_kda, ".1f"),
         _fmt(row.mw_i0_kda, ".1f"),
+        _fmt(row.mw_porod_kda, ".1f"),
         _fmt(row.mw_mals_kda, ".1f"),
         str(row.frames_kept),
         str(row.frames_total),
@@ -160,10 +191,14 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
             "Well",
             "Sample",
             "Mode",
-            "Rg (Å)",
+            "Rg Guinier (Å)",
+            "Rg P(r) (Å)",
+            "Dmax (Å)",
             "I(0)",
+            "MW (kDa)",
             "MW Vc (kDa)",
             "MW I(0)/c (kDa)",
+            "MW Porod (kDa)",
             "MW MALS (kDa)",
             "Frames kept",
             "Flags",
@@ -172,19 +207,19 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
     )
     body = []
     for row in rows:
-        c = _cells(row)
-        rg = f"{c[3]} ± {c[4]}" if row.rg_a is not None else "—"
-        i0 = f"{c[6]} {esc(row.i0_unit)}" if row.i0 is not None else "—"
+        c = dict(zip(COLUMNS, _cells(row), strict=True))
+        rg = f"{c['Rg_Guinier_A']} ± {c['Rg_Guinier_sigma_A']}" if row.rg_a is not None else "—"
+        pr_rg = f"{c['Rg_Pr_A']} ± {c['Rg_Pr_sigma_A']}" if row.pr_rg_a is not None else "—"
+        i0 = f"{c['I0']} {esc(row.i0_unit)}" if row.i0 is not None else "—"
+        mw = f"{c['MW_kDa']} (spread {c['MW_spread_kDa']})" if row.mw_kda is not None else "—"
         links = " ".join(f'<a href="{esc(f, quote=True)}">{esc(Path(f).name)}</a>' for f in row.files)
+        numbers = (rg, pr_rg, c["Dmax_A"] or "—", i0, mw, c["MW_Vc_kDa"] or "—", c["MW_I0_c_kDa"] or "—",
+                   c["MW_Porod_kDa"] or "—", c["MW_MALS_kDa"] or "—")  # fmt: skip
         cells = [
             f"<td>{esc(row.well)}</td>",
             f"<td>{esc(row.sample_code)}</td>",
             f"<td>{esc(row.collection)}</td>",
-            f'<td class="num">{rg}</td>',
-            f'<td class="num">{i0}</td>',
-            f'<td class="num">{c[8] or "—"}</td>',
-            f'<td class="num">{c[9] or "—"}</td>',
-            f'<td class="num">{c[10] or "—"}</td>',
+            *(f'<td class="num">{value}</td>' for value in numbers),
             f'<td class="num">{row.frames_kept}/{row.frames_total}</td>',
             f'<td class="flags">{esc(", ".join(row.flags)) or "none"}</td>',
             f"<td>{links}</td>",
@@ -193,10 +228,13 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_STYLE}</style></head>\n<body><h1>{esc(title)}</h1>\n"
-        f"<p>{len(rows)} samples. Rg and I(0) from the Guinier region FreeSAS autoRg finds, fitted with a q⁴ "
-        "term that takes up the shape's own curvature (autoRg's straight-line Rg is in the CSV); MW from the "
-        "Rambo–Tainer invariant Vc, from I(0)/c, and from MALS for SEC runs. Flags: damage (frames left out "
-        "by CorMap), aggregation, low-signal, failed-fit, flexible (Kratky), no-buffer.</p>\n"
+        f"<p>{len(rows)} samples. Rg and I(0): the standard straight-line Guinier fit over the range FreeSAS "
+        "autoRg finds (qRg ≤ 1.3); Rg and Dmax from P(r) by FreeSAS BIFT (± its Monte-Carlo spread). MW: "
+        "the consensus of I(0)/c (absolute scale), the Porod volume (1.6 Å³/Da) and the Rambo–Tainer "
+        "invariant Vc (calibrated on compact proteins), weighted by their stated accuracies (5, 15, 20 %), "
+        "with the methods' spread; MALS for SEC runs. Flags: damage (frames left out by CorMap), "
+        "aggregation, low-signal, failed-fit, flexible (Kratky), no-buffer, rg-guinier-pr-differ, "
+        "mw-methods-disagree.</p>\n"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n"
         + "\n".join(body)
         + "\n</tbody></table></body></html>\n"

@@ -138,7 +138,9 @@ class FirstLookService:
         self.records_dir = Path(records_dir)
         self.processed_dir = Path(processed_dir)
         self.buffers = BufferStore(self.processed_dir / ".buffers")
-        self._reducer_for = reducer_for or cached_reducers(poni, absolute_scale)
+        self._reducer_for = reducer_for
+        self._poni, self._absolute_scale = poni, absolute_scale
+        self._reducers: dict[float | None, Callable[[Path], Any]] = {}
         self._tiled, self._tiled_api_key = tiled, tiled_api_key
         self._queue: queue.Queue = queue.Queue()
         self._processors: dict[str, RunProcessor] = {}
@@ -231,11 +233,25 @@ class FirstLookService:
             if start is not None:
                 self.mark_not_applicable(start)
 
+    def _reducers_now(self) -> Callable[[Path], Any]:
+        """The reducers for a run starting now: the given scale, else the stack's current calibration
+        (``sibyls calibrate``), read at each run's start so a new calibration applies from the next run."""
+        if self._reducer_for is not None:
+            return self._reducer_for
+        from sibyls.saxs.processing.calibration import current_calibration
+
+        scale = self._absolute_scale
+        if scale is None and (stored := current_calibration(self.processed_dir)) is not None:
+            scale = stored.absolute_scale
+        if scale not in self._reducers:
+            self._reducers[scale] = cached_reducers(self._poni, scale)
+        return self._reducers[scale]
+
     def _factory(self, name: str, start: dict) -> tuple[list, list]:
         if analysis_kind(start) is None:
             self._without_first_look[start["uid"]] = start
             return [], []
-        processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
+        processor = RunProcessor(start, self._reducers_now(), self._frame_writer(start))
         self._processors[start["uid"]] = processor
         return [processor], []
 
@@ -288,7 +304,7 @@ class FirstLookService:
             raise ValueError(f"a run's documents begin with its start document, not {name!r}")
         if analysis_kind(start) is None:
             return None
-        processor = RunProcessor(start, self._reducer_for, self._frame_writer(start))
+        processor = RunProcessor(start, self._reducers_now(), self._frame_writer(start))
         processor("start", start)
         for name, doc in documents:
             processor(name, doc)
@@ -383,7 +399,7 @@ class FirstLookService:
 
     def _batch(self, reduced: ReducedRun, name: str):
         from sibyls.saxs.analysis.firstlook import first_look_batch
-        from sibyls.saxs.analysis.results import FLAG_DAMAGE, guinier_numbers
+        from sibyls.saxs.analysis.results import FLAG_DAMAGE, guinier_numbers, shape_numbers
 
         start = reduced.start
         project = start.get("project_code") or ""
@@ -421,6 +437,8 @@ class FirstLookService:
                 saxs["molecular_weight_vc_kda"] = result.mw_vc.mw_kda
             if result.mw_i0 is not None:
                 saxs["molecular_weight_i0_kda"] = result.mw_i0.mw_kda
+            if result.shape is not None:
+                saxs.update(shape_numbers(result.shape))
         return result, {
             "quality_metrics": {} if is_buffer else result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
@@ -445,6 +463,8 @@ class FirstLookService:
         saxs: dict[str, Any] = {"frames_total": result.frames_total, "flags": list(result.flags)}
         if main is not None:
             saxs["frames_kept"] = len(main.averaged_frames)
+            if main.components is not None:
+                saxs["svd_components"] = main.components.components
             if main.guinier is not None:
                 saxs.update(guinier_numbers(main.guinier))
             estimates = {
@@ -518,6 +538,8 @@ def _tiled_curves(result) -> dict[str, Curve]:
 
 #: What each product is, by its name (first match wins: the more specific name first).
 _PRODUCT_DESCRIPTIONS = (
+    (lambda n: n.endswith("_Pr_plot.png"), "P(r) by BIFT with its Monte-Carlo band and Dmax"),
+    (lambda n: n.endswith("_pr.dat"), "P(r) by BIFT: r (Å), P(r), σ"),
     (lambda n: n.startswith("A_S_"), "averaged, buffer-subtracted I(q) of the kept frames"),
     (lambda n: n.startswith("A_buff_"), "average I(q) of the SEC buffer region"),
     (lambda n: n.startswith("A_"), "average I(q) of the frames kept by CorMap screening"),

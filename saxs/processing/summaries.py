@@ -1,9 +1,10 @@
 """The summary tables a mail-in user reads, made from the records (the one place results live).
 
 ``<processed>/<project>/summary.csv|html`` lists every run of the project with a first look, and
-``<processed>/<project>/plate_<plate_id>_summary.csv|html`` the wells of each plate: Rg ± σ, I(0),
-MW (Vc, I(0)/c, MALS), frames kept, flags and links to each run's curves and plots. They are rebuilt
-after every first look (and by ``sibyls process``), so they always match the records.
+``<processed>/<project>/plate_<plate_id>_summary.csv|html`` the wells of each plate: Guinier Rg ± σ,
+I(0), P(r) Rg and Dmax, Porod volume, MW (consensus, Vc, I(0)/c, Porod, MALS), frames kept, flags and
+links to each run's curves and plots. They are rebuilt after every first look (and by ``sibyls
+process``), so they always match the records.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sibyls.saxs.analysis.summary import SummaryRow, write_summary
 log = logging.getLogger(__name__)
 
 #: Products linked from a summary row (the curves and plots, not the per-frame files).
-_LINKED = ("A_S_*.dat", "A_*.dat", "*_plot.png", "*_chromatogram.png", "*_firstlook.json")
+_LINKED = ("A_S_*.dat", "A_*.dat", "*_pr.dat", "*_plot.png", "*_chromatogram.png", "*_firstlook.json")
 
 
 def row_from_record(record: dict[str, Any], run_dir: Path, relative_to: Path) -> SummaryRow | None:
@@ -44,11 +45,18 @@ def row_from_record(record: dict[str, Any], run_dir: Path, relative_to: Path) ->
         collection=strategy.get("collection_mode") or "batch",
         rg_a=(metrics.get("rg") or {}).get("numeric_value"),
         rg_sigma_a=results.get("rg_sigma_a"),
-        rg_autorg_a=results.get("rg_autorg_a"),
+        guinier_qrg_max=results.get("guinier_qrg_max"),
+        pr_rg_a=results.get("pr_rg_a"),
+        pr_rg_sigma_a=results.get("pr_rg_sigma_a"),
+        dmax_a=results.get("dmax_a"),
         i0=(metrics.get("i_zero") or {}).get("numeric_value"),
         i0_unit=(metrics.get("i_zero") or {}).get("unit", ""),
+        porod_volume_a3=results.get("porod_volume_a3"),
+        mw_kda=results.get("molecular_weight_kda"),
+        mw_spread_kda=results.get("molecular_weight_spread_kda"),
         mw_vc_kda=results.get("molecular_weight_vc_kda"),
         mw_i0_kda=results.get("molecular_weight_i0_kda"),
+        mw_porod_kda=results.get("molecular_weight_porod_kda"),
         mw_mals_kda=results.get("mals_molar_mass_kda"),
         frames_kept=results.get("frames_kept") or 0,
         frames_total=results.get("frames_total") or 0,

@@ -1,6 +1,8 @@
-"""``sibyls demo``: the whole stack up, a SAXS sample and an 8-well plate queued and run, records and
-the first look (Rg, MW, flags per sample) shown. The samples are the simulator's catalogue
-(``sibyls.devices.sim.samples``): proteins with shapes, hydration shells and their own truth."""
+"""``sibyls demo``: the whole stack up, a SAXS sample, then water (from the robot) and the empty cell
+for the absolute calibration (as ``sibyls calibrate``), then an 8-well plate queued and run on absolute
+scale, records and the first look (Guinier and P(r) Rg, Dmax, MW, flags per sample) shown. The samples
+are the simulator's catalogue (``sibyls.devices.sim.samples``): proteins with shapes, hydration shells
+and their own truth."""
 
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ DEMO_CELL_SAMPLE = ("GluRS", "GluRS_1", 3.0)
 #: The plate's proteins (catalogue names), each after its buffer.
 DEMO_PLATE_SAMPLES = ("lysozyme", "BSA", "rod", "cage")
 FIRST_LOOK_WAIT_S = 60.0
+#: The robot's well of pure water for the absolute calibration (measured before the plate's samples).
+WATER_WELL = "H12"
 
 
 def demo_cell_sample() -> dict:
@@ -56,6 +60,7 @@ def demo_plate() -> tuple[dict, dict]:
         )
         robot_wells[buffer_well] = {"sample_code": f"{name}_buf", "kind": "buffer"}
         robot_wells[sample_well] = sample.model_dump(mode="json", exclude_none=True)
+    robot_wells[WATER_WELL] = {"sample_code": "water", "kind": "buffer"}
     return {"plate_id": "DEMO_PLATE_1", "wells": wells}, {"plate_id": "DEMO_PLATE_1", "wells": robot_wells}
 
 
@@ -84,7 +89,6 @@ def _put_demo_plate_on_the_robot(path: Path) -> None:
 def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False, timeout: float = 60.0) -> int:
     """The whole stack up in ``var_dir``, the demo items queued and run, records listed; 0 if all ran."""
     from sibyls.startup.stack import describe, down, manager_api, profile_config, up
-    from sibyls.startup.watch import watch
 
     var_dir = Path(var_dir).resolve()
     print(
@@ -111,15 +115,12 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False, tim
                 sample_type="protein",
                 operator="demo",
             ),
-            BPlan("ht_plate", plate, DEMO_PROJECT, operator="demo"),
+            *_calibration_items(plate["plate_id"]),
         ]
-        result = api.item_add_batch(items)
-        if not result["success"]:
-            problems = [r["msg"] for r in result["results"] if not r["success"]]
-            raise RuntimeError(f"the queue refused the demo items: {problems}")
-        print("Queued: saxs_exposure of GluRS_1, ht_plate of 8 wells. Running...", flush=True)
-        api.queue_start()
-        watch(state, until_idle=True, timeout=600)
+        _queue_and_run(api, state, items, "saxs_exposure of GluRS_1, water and the empty cell")
+        _calibrate(api, var_dir)
+        items.append(BPlan("ht_plate", plate, DEMO_PROJECT, operator="demo"))
+        _queue_and_run(api, state, items[-1:], "ht_plate of 8 wells")
         history = api.history_get()["items"][-len(items) :]
         for item in history:
             result = item["result"]
@@ -146,6 +147,56 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False, tim
             print(f"Stack stopped ({len(stopped)} processes).")
 
 
+def _calibration_items(plate_id: str) -> list:
+    """Water from the robot's well (the plate cleans and dries the cell after it), then the empty cell."""
+    from bluesky_queueserver_api import BPlan
+
+    water = {"well": WATER_WELL, "sample_code": "water", "sample_role": "buffer_blank", "exposure_time": 0.5,
+             "num_frames": 10}  # fmt: skip
+    return [
+        BPlan("ht_plate", {"plate_id": plate_id, "wells": [water]}, DEMO_PROJECT, operator="demo"),
+        BPlan(
+            "saxs_exposure",
+            "empty_cell",
+            DEMO_PROJECT,
+            exposure_time=0.5,
+            num_frames=10,
+            sample_role="standard",
+            operator="demo",
+        ),  # fmt: skip
+    ]
+
+
+def _queue_and_run(api, state, items: list, what: str) -> None:
+    """Add ``items`` to the queue, start it and follow it until the manager is idle."""
+    from sibyls.startup.watch import watch
+
+    result = api.item_add_batch(items)
+    if not result["success"]:
+        problems = [r["msg"] for r in result["results"] if not r["success"]]
+        raise RuntimeError(f"the queue refused the demo items: {problems}")
+    print(f"Queued: {what}. Running...", flush=True)
+    api.queue_start()
+    watch(state, until_idle=True, timeout=600)
+
+
+def _calibrate(api, var_dir: Path) -> None:
+    """The absolute scale from the water and empty-cell runs just measured (as ``sibyls calibrate``)."""
+    from sibyls.metadata.runs.sources import FolderRunSource, select_runs
+    from sibyls.saxs.processing.calibration import calibrate_from_runs, save_calibration
+    from sibyls.startup.config import ProfileConfig
+
+    water_item, empty_item = api.history_get()["items"][-2:]
+    source = FolderRunSource(var_dir / "runs")
+    (water,) = select_runs(source, uid=water_item["result"]["run_uids"][0])
+    (empty,) = select_runs(source, uid=empty_item["result"]["run_uids"][0])
+    calibration = calibrate_from_runs(water, empty)
+    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(var_dir)})
+    current, _ = save_calibration(config.processed_dir, calibration)
+    print(f"Absolute scale {calibration.absolute_scale:.4g} cm⁻¹ per unit from water and the empty cell "
+          f"({current}); the plate is measured on absolute scale.", flush=True)  # fmt: skip
+
+
 def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
     """Wait for every demo run's first look, print the plate's summary table; False if any is missing."""
     import csv
@@ -164,14 +215,16 @@ def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
             break
         time.sleep(0.5)
     summary = var_dir / "processed" / DEMO_PROJECT / "summary.csv"
-    print(f"first look (Rg, I(0), MW, flags) of {len(records) - len(waiting)} runs; summary: {summary}")
+    print(f"first look (Rg Guinier / P(r), Dmax, I(0), MW, flags) of {len(records) - len(waiting)} runs; "
+          f"summary: {summary}")  # fmt: skip
     if summary.is_file():
         for row in csv.DictReader(summary.open()):
-            if row["Rg_A"]:
-                mw = row["MW_I0_c_kDa"] or row["MW_Vc_kDa"]
+            if row["Rg_Guinier_A"]:
+                mw = row["MW_kDa"] or row["MW_I0_c_kDa"] or row["MW_Vc_kDa"]
                 flags = row["flags"] or "none"
-                print(f"  {row['well'] or '-':<4} {row['sample_code']:<12} Rg {row['Rg_A']:>6} Å  "
-                      f"I(0) {row['I0']} {row['I0_unit']}  MW {mw} kDa  flags: {flags}")  # fmt: skip
+                print(f"  {row['well'] or '-':<4} {row['sample_code']:<12} Rg {row['Rg_Guinier_A']:>6} / "
+                      f"{row['Rg_Pr_A'] or '-':>6} Å  Dmax {row['Dmax_A'] or '-':>6} Å  I(0) {row['I0']} "
+                      f"{row['I0_unit']}  MW {mw} kDa  flags: {flags}")  # fmt: skip
     if waiting:
         print(f"  no first look for {len(waiting)} runs; see {var_dir / 'logs' / 'processing.log'}")
     return not waiting

@@ -101,7 +101,7 @@ def test_plate_and_sec_runs_get_first_looks_and_a_plate_summary(stack, api):
     for index, name in enumerate(proteins):
         row = rows[f"A{2 * index + 2}"]
         rg = by_code[f"FL_{name}"]["experiment_runs"][0]["quality_metrics"]["rg"]["numeric_value"]
-        assert float(row["Rg_A"]) == pytest.approx(rg, abs=0.01)
+        assert float(row["Rg_Guinier_A"]) == pytest.approx(rg, abs=0.01)
         assert row["I0"] and row["MW_Vc_kDa"] and row["flags"] is not None
         assert (summary.parent / row["files"].split()[0]).is_file()
     project_summary = (summary.parent / "summary.csv").read_text()

@@ -48,6 +48,7 @@ def test_monodisperse_peak_buffer_rg_and_mals(monodisperse):
     assert species.mw_mals.mw_kda == pytest.approx(particle.mw_kda, rel=0.05)
     assert species.mw_i0.mw_kda == pytest.approx(particle.mw_kda, rel=0.10)
     assert result.main_species is species
+    assert species.components.components == 1 and "not-one-species" not in result.flags
 
 
 def test_monomer_dimer_mixture_shows_two_species():
@@ -66,6 +67,18 @@ def test_monomer_dimer_mixture_shows_two_species():
     assert second.mw_mals.mw_kda == pytest.approx(monomer.mw_kda, rel=0.05)
     assert first.mw_mals.mw_kda / second.mw_mals.mw_kda == pytest.approx(2.0, rel=0.08)
     assert result.main_species is second
+    # Resolved peaks: one species each by SVD over its FWHM.
+    assert [sp.components.components for sp in result.species] == [1, 1]
+
+
+def test_co_eluting_species_are_found_by_svd_and_flagged():
+    """A dimer and a monomer 8 frames apart elute as one peak: SVD over its FWHM finds two species."""
+    species = [(dumbbell(20.0, 40.0), 146.0, 7.0, 0.5), (sphere(20.0), 154.0, 7.0, 1.0)]
+    frames, traces, _ = sec_run(species, N, np.random.default_rng(6))
+    result = first_look_sec(frames, traces, sample_name="coelute")
+    (species,) = result.species
+    assert species.components.components == 2
+    assert "not-one-species" in species.flags and "not-one-species" in result.flags
 
 
 def test_inconsistent_buffer_frames_are_left_out():

@@ -11,10 +11,11 @@ from sibyls.devices.sim.samples import CATALOGUE, Q_GRID, catalogue_sample
 from sibyls.saxs.analysis.firstlook import first_look_batch
 
 NAMES = [name for name, fields in CATALOGUE.items() if fields["shape"] != "mixture"]
-# autoRg's straight-line Rg meets the truth within 2 % where the particle's ln I stays straight to
-# qRg 1.3; elongated and hollow ones bend (BSA −3 %, rod −6 %, cage +6 %), which the second-order Rg
-# takes up.
-STRAIGHT_GUINIER = {"lysozyme", "GluRS"}
+#: BIFT's Dmax against the geometric one (hydration shell in), measured on these curves: the evidence
+#: ends P(r) where its tail drops below what the data resolve. The tips of an ellipsoid (lysozyme
+#: −21 %, BSA −12 %) and a dumbbell's (−11 %) and the bead model's outermost beads (−11 %) carry too
+#: few pairs; the rod and the cage read within 5 %.
+DMAX_TOLERANCE = {"lysozyme": 0.25, "GluRS": 0.15, "BSA": 0.15, "dumbbell": 0.15, "rod": 0.10, "cage": 0.10}
 
 
 @pytest.fixture(scope="module")
@@ -36,19 +37,26 @@ def test_catalogue_covers_the_acceptance_range():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_rg_and_mw_against_the_simulators_truth(looks, name):
+def test_rg_dmax_and_mw_against_the_simulators_truth(looks, name):
     sample, result = looks[name]
-    g = result.guinier
-    truth = sample.apparent_rg_a()  # the truth at 2 mg/mL (second-virial effect included)
-    # The cage (Rg 56 Å) has ~30 points in its Guinier range (q 0.008-0.023): its second-order Rg
-    # scatters by ±1.2 % between noise draws (measured over repeats), so it gets 3 %.
-    assert g.rg_second_order == pytest.approx(truth, rel=0.03 if name == "cage" else 0.02)
-    assert g.rg_second_order_sigma < 0.015 * truth
-    if name in STRAIGHT_GUINIER:
-        assert g.rg == pytest.approx(truth, rel=0.02)
+    g, shape = result.guinier, result.shape
+    # The standard Guinier Rg against the ideal straight line over the same range (the shape's own
+    # Guinier bias in: BSA −3 %, rod −6 %, cage +4 % from the true Rg).
+    assert g.rg == pytest.approx(sample.guinier_line_rg_a(g.q_min, g.q_max), rel=0.02)
+    # Rg from P(r) against the true Rg at 2 mg/mL (second-virial effect in).
+    assert shape.pr.rg == pytest.approx(sample.apparent_rg_a(), rel=0.02)
+    assert shape.pr.i0 == pytest.approx(sample.apparent_i0_per_cm(), rel=0.05)
+    assert shape.pr.dmax == pytest.approx(sample.true_dmax_a(), rel=DMAX_TOLERANCE[name])
+    # Porod volume from data to 0.3 Å⁻¹ without a Porod-tail correction reads 8-20 % high.
+    porod = shape.mw_porod.parameters["porod_volume_a3"]
+    assert 0.95 < porod / sample.true_porod_volume_a3() < 1.25
     assert result.mw_i0.mw_kda == pytest.approx(sample.mw_kda, rel=0.10)
+    assert shape.mw.mw_kda == pytest.approx(sample.mw_kda, rel=0.10)
     assert g.i0 == pytest.approx(sample.apparent_i0_per_cm(), rel=0.10)
     assert result.frames_kept == 10
+    # No false flags: Guinier and P(r) agree within their errors, the MW methods within their accuracy
+    # (the rod's and the dumbbell's Kratky plots rise like a flexible chain's: that verdict is Kratky's).
+    assert set(result.flags) <= ({"flexible"} if name in ("rod", "dumbbell") else set())
 
 
 def test_radiation_damage_of_the_simulator_is_screened_out():
@@ -61,5 +69,6 @@ def test_radiation_damage_of_the_simulator_is_screened_out():
     onset = int(np.argmax(doses > 2000.0))
     assert "damage" in result.flags
     assert onset <= result.screening.first_rejected <= onset + 4
-    assert result.guinier.rg_second_order == pytest.approx(sample.apparent_rg_a(), rel=0.02)
-    assert result.guinier.rg == pytest.approx(sample.apparent_rg_a(), rel=0.02)
+    g = result.guinier
+    assert g.rg == pytest.approx(sample.guinier_line_rg_a(g.q_min, g.q_max), rel=0.02)
+    assert result.shape.pr.rg == pytest.approx(sample.apparent_rg_a(), rel=0.02)

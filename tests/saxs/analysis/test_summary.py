@@ -45,9 +45,15 @@ def test_csv_lists_every_sample_with_numbers_and_flags(plate):
     by_well = {r["well"]: r for r in table}
     assert list(by_well) == ["A2", "A4", "A6", "SEC"]
     lyz = by_well["A2"]
-    # Rg_A is the record's (curvature-corrected) Rg; autoRg's straight line beside it.
-    assert float(lyz["Rg_A"]) == pytest.approx(results["A2"].guinier.rg_second_order, abs=0.005)
-    assert float(lyz["Rg_autoRg_A"]) == pytest.approx(results["A2"].guinier.rg, abs=0.005)
+    # The Guinier Rg is autoRg's straight line (the record's); Rg and Dmax from P(r) beside it.
+    assert float(lyz["Rg_Guinier_A"]) == pytest.approx(results["A2"].guinier.rg, abs=0.005)
+    pr = results["A2"].shape.pr
+    assert float(lyz["Rg_Pr_A"]) == pytest.approx(pr.rg, abs=0.005)
+    assert float(lyz["Dmax_A"]) == pytest.approx(pr.dmax, abs=0.05)
+    mw = results["A2"].shape.mw
+    assert float(lyz["MW_kDa"]) == pytest.approx(mw.mw_kda, abs=0.05)
+    assert float(lyz["MW_Porod_kDa"]) == pytest.approx(results["A2"].shape.mw_porod.mw_kda, abs=0.05)
+    assert "Lyz_1/Lyz_1_pr.dat" in lyz["files"].split()
     assert float(lyz["MW_I0_c_kDa"]) == pytest.approx(results["A2"].mw_i0.mw_kda, abs=0.05)
     assert float(lyz["MW_Vc_kDa"]) > 0 and lyz["MW_MALS_kDa"] == ""
     assert lyz["frames_kept"] == "8" and lyz["frames_total"] == "8" and lyz["flags"] == ""
@@ -78,7 +84,9 @@ def test_html_is_self_contained_and_readable(plate):
     for code in ("Lyz_1", "Hurt_2", "NoBuf_3", "Mix_4"):
         assert f"<td>{code}</td>" in page
     guinier = results["A2"].guinier
-    assert f"{guinier.rg_second_order:.2f} ± {guinier.rg_second_order_sigma:.2f}" in page
+    assert f"{guinier.rg:.2f} ± {guinier.rg_sigma:.2f}" in page
+    pr = results["A2"].shape.pr
+    assert f"{pr.rg:.2f} ± {pr.rg_sigma:.2f}" in page
     assert '<a href="Lyz_1/A_S_Lyz_1.dat">A_S_Lyz_1.dat</a>' in page
     mw = f'<td class="num">{results["A2"].mw_i0.mw_kda:.1f}</td>'
     assert mw in page

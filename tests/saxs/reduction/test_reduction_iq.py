@@ -27,3 +27,22 @@ def test_uncorrected_integration_matches_the_plain_azimuthal_average_on_a_full_s
     assert np.allclose(ours.sigma[0][filled], ref.sigma)
     assert np.allclose(ours.normalization[0][filled], ref.pixels)
     assert ours.bad_pixels[0] == 100
+
+
+def test_counters_of_a_multi_frame_trigger_are_shared_by_its_frames(tmp_path):
+    """ht_plate records one event per well for a file of several frames: each frame gets its share."""
+    import h5py
+    import numpy as np
+
+    from sibyls.saxs.reduction.iq import _per_frame
+
+    files = []
+    for index, frames in enumerate((3, 2)):
+        path = tmp_path / f"well_{index}.h5"
+        with h5py.File(path, "w") as fh:
+            fh["entry/data/data"] = np.zeros((frames, 2, 2), dtype=np.int32)
+        files.append(path)
+    shared = _per_frame(np.array([30.0, 10.0]), files)
+    np.testing.assert_allclose(shared, [10, 10, 10, 5, 5])
+    single = [files[0]]
+    np.testing.assert_allclose(_per_frame(np.array([1.0, 2.0, 3.0]), single), [1, 2, 3])  # one per frame
