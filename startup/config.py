@@ -16,6 +16,7 @@ _FOLDERS = {
     "state_dir": "state",
     "processed_dir": "processed",
     "plate_registry": "plates.yaml",
+    "projects": "projects.yaml",
 }
 
 
@@ -49,6 +50,12 @@ class ProfileConfig(BaseSettings):
     #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``, default ``<var>/plates.yaml``),
     #: read by the queue gate and the simulated robot.
     plate_registry: Path | None = None
+    #: The facility's projects and their people (``SIBYLS_PROJECTS``, default ``<var>/projects.yaml``):
+    #: who may queue for and see which project (:mod:`sibyls.metadata.projects`).
+    projects: Path | None = None
+    #: Login names that belong to every project (``SIBYLS_STAFF_USERS``, comma-separated): the HTTP
+    #: server knows staff by their roles; the RE Manager, which sees only a name, by this list.
+    staff_users: str = ""
     #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
     record_retry_s: float = 30.0
     #: The database of the Tiled catalog ``sibyls up`` starts (``SIBYLS_TILED_DB``, the default of
@@ -78,6 +85,10 @@ class ProfileConfig(BaseSettings):
         var = Path(data.get("var_dir") or "var").resolve()
         folders = {name: Path(data.get(name) or var / default) for name, default in _FOLDERS.items()}
         return {**data, "var_dir": var, **{name: path.resolve() for name, path in folders.items()}}
+
+    def staff_names(self) -> frozenset[str]:
+        """The login names in ``SIBYLS_STAFF_USERS``."""
+        return frozenset(n.strip() for n in self.staff_users.split(",") if n.strip())
 
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""
@@ -113,6 +124,8 @@ class ProfileConfig(BaseSettings):
             "SIBYLS_ZMQ_CONTROL_ADDR": self.zmq_control_addr,
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": self.zmq_public_key_file,
             "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
+            "SIBYLS_PROJECTS": str(self.projects) if self.projects else "",
+            "SIBYLS_STAFF_USERS": self.staff_users,
             "SIBYLS_RECORD_RETRY_S": f"{self.record_retry_s:g}",
             "SIBYLS_REDIS_ADDR": self.redis_addr,
             "SIBYLS_PROCESSED_DIR": str(self.processed_dir),

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port
+from sibyls.startup.config import ProfileConfig
 from sibyls.startup.stack.health import describe, health
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
@@ -120,6 +121,9 @@ def up(
             return restart_services(existing, dead, open_environment=open_environment, timeout=timeout)
         down(var_dir)  # nothing of it is left: start clean
     set_tiled_db(var_dir, tiled_db)
+    from sibyls.startup.stack.demo import write_demo_projects
+
+    write_demo_projects(ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(var_dir)}).projects)  # or keep the own
     wanted = dict(ports or {})
     chosen = {
         "redis": wanted.get("redis") or free_tcp_port(),

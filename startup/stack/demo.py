@@ -9,12 +9,45 @@ import os
 from pathlib import Path
 
 DEMO_PROJECT = "DEMO_2026"
+#: The README tour's project (the ``user`` account's, beside the demo's).
+TOUR_PROJECT = "MY_PROJECT"
+#: A second group's project, with its own person (``user2``), so two groups can be shown apart.
+SECOND_PROJECT = "LAB_B"
 #: The protein the demo puts into the cell by hand (GluRS, a two-domain bead model; no buffer
 #: before it, so its first look is flagged no-buffer).
 DEMO_CELL_SAMPLE = ("GluRS", "GluRS_1", 3.0)
 #: The plate's proteins (catalogue names), each after its buffer.
 DEMO_PLATE_SAMPLES = ("lysozyme", "BSA", "rod", "cage")
 FIRST_LOOK_WAIT_S = 60.0
+
+
+def demo_projects():
+    """The demo's projects file: ``user`` (and ``observer``) in the demo's and the tour's projects,
+    ``user2`` alone in a second group's; notices go to example.org addresses (never sent)."""
+    from sibyls.metadata.projects import Project
+
+    return {
+        DEMO_PROJECT: Project(
+            DEMO_PROJECT,
+            "SIBYLS demo: GluRS and an 8-well plate",
+            ("user", "observer"),
+            ("user@example.org",),
+        ),  # fmt: skip
+        TOUR_PROJECT: Project(TOUR_PROJECT, "The README tour's samples", ("user",), ("user@example.org",)),
+        SECOND_PROJECT: Project(
+            SECOND_PROJECT, "A second group's mail-in plates", ("user2",), ("user2@example.org",)
+        ),  # fmt: skip
+    }
+
+
+def write_demo_projects(path: Path) -> bool:
+    """Write the demo's projects file at ``path`` unless one is there (a facility's own is kept)."""
+    from sibyls.metadata.projects import ProjectsFile
+
+    if Path(path).exists():
+        return False
+    ProjectsFile(Path(path)).write(demo_projects())
+    return True
 
 
 def demo_cell_sample() -> dict:

@@ -17,12 +17,35 @@ if TYPE_CHECKING:
 
 #: The HTTP server's login provider (``POST /api/auth/provider/<name>/token``) for the demo accounts.
 HTTP_AUTH_PROVIDER = "demo"
-#: Demo accounts of the HTTP server and their httpserver roles: beamline staff, a user, an observer.
+#: Demo accounts of the HTTP server and their httpserver roles: beamline staff, two users of two
+#: projects (see the demo's projects file), an observer.
 HTTP_ACCOUNTS: dict[str, list[str]] = {
     "staff": ["admin", "expert"],
     "user": ["user"],
+    "user2": ["user"],
     "observer": ["observer"],
 }
+#: Roles whose people belong to every project (beamline staff).
+STAFF_ROLES = ("admin", "expert")
+#: The names 0MQ clients claim by default (the ``qserver`` CLI, bluesky-queueserver-api,
+#: bluesky-widgets' queue-monitor). Whoever holds the manager's 0MQ public key is an operator: the
+#: key alone lets them pause, abort, clear the queue and destroy the environment, and a 0MQ client
+#: names its own user. The queue gate therefore treats these names as staff (every project); the
+#: project rule is enforced for people, who come through the HTTP server under their login name.
+ZMQ_OPERATOR_NAMES = ("qserver-cli", "Python API User", "GUI Client")
+
+
+def staff_usernames() -> list[str]:
+    """Names the RE Manager's queue gate lets queue for every project: staff logins, 0MQ operators."""
+    staff = [name for name, roles in HTTP_ACCOUNTS.items() if set(roles) & set(STAFF_ROLES)]
+    return [*staff, *ZMQ_OPERATOR_NAMES]
+
+
+def is_staff(roles) -> bool:
+    """True for a login holding a staff role (it sees every project's data)."""
+    return bool(set(roles or ()) & set(STAFF_ROLES))
+
+
 #: Scopes that could change what the beamline runs outside the queue's checks, or stop it: staff only
 #: (the ``expert`` role; ``admin`` is given ``write:manager:stop``).
 STAFF_ONLY_SCOPES = (

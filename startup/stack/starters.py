@@ -24,6 +24,7 @@ from sibyls.startup.stack.security import (
     http_login,
     manager_config_file,
     password_env,
+    staff_usernames,
 )
 from sibyls.startup.stack.services import console_script, spawn_service, start_ioc
 from sibyls.startup.stack.state import HOST, StackError, StackState, record
@@ -130,6 +131,7 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_ZMQ_CONTROL_ADDR": state.zmq_control_addr,
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
             "SIBYLS_REDIS_ADDR": state.redis_addr,  # progress published by the RE worker
+            "SIBYLS_STAFF_USERS": ",".join(staff_usernames()),
             **state.document_proxy_env(),
             # tuning and calibration the caller may set in its environment
             **{k: os.environ[k] for k in CALLER_SETTINGS if k in os.environ},
