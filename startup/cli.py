@@ -392,9 +392,9 @@ def _add_project(subparsers) -> None:
 
 def _project(args: argparse.Namespace) -> int:
     from sibyls.metadata.projects import Project, ProjectsFile
-    from sibyls.startup.config import ProfileConfig
+    from sibyls.startup.stack.starters import projects_path
 
-    path = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)}).projects
+    path = projects_path(args.var_dir)
     projects = ProjectsFile(path)
     if args.action == "add":
         projects.add(Project(args.code, args.title, tuple(args.member), tuple(args.email)))

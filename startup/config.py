@@ -16,7 +16,6 @@ _FOLDERS = {
     "state_dir": "state",
     "processed_dir": "processed",
     "plate_registry": "plates.yaml",
-    "projects": "projects.yaml",
 }
 
 
@@ -50,8 +49,9 @@ class ProfileConfig(BaseSettings):
     #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``, default ``<var>/plates.yaml``),
     #: read by the queue gate and the simulated robot.
     plate_registry: Path | None = None
-    #: The facility's projects and their people (``SIBYLS_PROJECTS``, default ``<var>/projects.yaml``):
-    #: who may queue for and see which project (:mod:`sibyls.metadata.projects`).
+    #: The facility's projects and their people (``SIBYLS_PROJECTS``; ``sibyls up`` sets
+    #: ``<var>/projects.yaml``): who may queue for and see which project
+    #: (:mod:`sibyls.metadata.projects`). Unset: nothing is restricted by project.
     projects: Path | None = None
     #: Login names that belong to every project (``SIBYLS_STAFF_USERS``, comma-separated): the HTTP
     #: server knows staff by their roles; the RE Manager, which sees only a name, by this list.

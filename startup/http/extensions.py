@@ -17,7 +17,10 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
 ``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
 ==========================================  ==================================================
 
-Dry runs and sheets run the plans' own checks before anything reaches the queue.
+Dry runs and sheets run the plans' own checks before anything reaches the queue. Every endpoint that
+shows a run, file, result or progress shows only the person's projects' data (staff: all); a run or
+file of another project answers exactly like one that does not exist (404, same words): see
+:mod:`sibyls.startup.http.membership`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from sibyls.plans.plate_sheet import (
     sheet_to_plate_item,
 )
 from sibyls.plans.validation import validate_queue_item
+from sibyls.startup.http.membership import Person, person_of, progress_for, project_of_path
 
 #: The ``/api/sibyls`` endpoints; ``router`` (at the end of this module) also serves the page.
 api = APIRouter(prefix="/api/sibyls")
@@ -73,8 +77,15 @@ class ValidationReport(BaseModel):
 async def validate_item(
     item: QueueItemRequest, principal=Security(get_current_principal, scopes=["read:queue"])
 ) -> ValidationReport:
-    """Dry-run a queue item with the plan's own checks; nothing is queued."""
-    return ValidationReport.model_validate(validate_queue_item(item.root))
+    """Dry-run a queue item with the plan's own checks and the project rule; nothing is queued."""
+    from sibyls.plans.validation import membership_problem
+
+    report = validate_queue_item(item.root)
+    person = person_of(principal)
+    projects = None if person.staff else _projects_file()
+    if problem := membership_problem(item.root, person.username, projects):
+        report = {"success": False, "problems": [*report["problems"], problem]}
+    return ValidationReport.model_validate(report)
 
 
 def spreadsheet_to_plan_list(
@@ -116,7 +127,7 @@ async def progress(principal=Security(get_current_principal, scopes=["read:statu
     """The running plan's progress (published by the RE worker into Redis) and the queue's ETA."""
     from sibyls.startup.http.events import HUB
 
-    return ProgressReport.model_validate(await HUB.current_progress())
+    return ProgressReport.model_validate(progress_for(await HUB.current_progress(), person_of(principal)))
 
 
 class StreamTicket(BaseModel):
@@ -136,7 +147,9 @@ async def events_ticket(
 
     username = principal.identities[0].id if principal.identities else "?"
     lifetime = settings.access_token_max_age.total_seconds()
-    ticket = TICKETS.issue(username, principal.scopes or [], stream_s=lifetime)
+    ticket = TICKETS.issue(
+        username, principal.scopes or [], stream_s=lifetime, staff=person_of(principal).staff
+    )
     return StreamTicket(ticket=ticket, expires_in=TICKETS.ttl_s)
 
 
@@ -148,6 +161,7 @@ _EVENT_SCOPES = {"queue": "read:queue", "history": "read:history", "console": "r
 async def events(request: Request, ticket: str = "") -> StreamingResponse:
     """Server-Sent Events for the page: status, queue, history, progress, beamline, console lines."""
     from sibyls.startup.http.events import HUB, TICKETS
+    from sibyls.startup.http.membership import event_for
 
     holder = TICKETS.redeem(ticket)
     if holder is None:
@@ -167,6 +181,9 @@ async def events(request: Request, ticket: str = "") -> StreamingResponse:
                     continue
                 needed = _EVENT_SCOPES.get(kind)
                 if needed and needed not in holder.scopes:
+                    continue
+                data = event_for(kind, data, Person(holder.username, holder.staff))
+                if data is None:
                     continue
                 yield f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
             yield 'event: expired\ndata: {"reason": "the login behind this stream expired"}\n\n'
@@ -190,13 +207,25 @@ def _settings():
     return ProfileConfig()
 
 
-def find_record(uid: str) -> Path | None:
-    """The lambda-ber record of run ``uid`` (``<records>/<project>/<scan>_<sample>_<uid8>.yaml``)."""
+def _projects_file():
+    from sibyls.metadata.projects import configured_projects
+
+    path = _settings().projects
+    return configured_projects({"SIBYLS_PROJECTS": str(path)} if path else {})
+
+
+def find_record(uid: str, person: Person | None = None) -> Path | None:
+    """The lambda-ber record of run ``uid`` (``<records>/<project>/<scan>_<sample>_<uid8>.yaml``),
+    looked for only in ``person``'s projects (all for staff, or without a person)."""
     if not _UID.match(uid):
         return None
-    for path in sorted(_settings().records_dir.glob(f"*/*_{uid[:8]}.yaml")):
-        if uid in path.read_text(errors="replace"):
-            return path
+    records = _settings().records_dir
+    allowed = None if person is None else person.projects()
+    folders = "*" if allowed is None else [p for p in sorted(allowed) if (records / p).is_dir()]
+    for folder in [folders] if isinstance(folders, str) else folders:
+        for path in sorted(records.glob(f"{folder}/*_{uid[:8]}.yaml")):
+            if uid in path.read_text(errors="replace"):
+                return path
     return None
 
 
@@ -222,15 +251,19 @@ def _readable_roots() -> list[Path]:
     return [root.resolve() for root in roots if root is not None]
 
 
-def readable_file(path: str) -> Path | None:
-    """``path`` if it is a file under the data or records folder (never the stack's secrets)."""
+def readable_file(path: str, person: Person | None = None) -> Path | None:
+    """``path`` if it is a file under the data, records or processed folder (never the stack's
+    secrets) in one of ``person``'s projects, judged where it really is (``..`` and symlinks resolved)."""
     try:
         resolved = Path(path).resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL in the path
         return None
-    if resolved.is_file() and any(resolved.is_relative_to(root) for root in _readable_roots()):
-        return resolved
-    return None
+    roots = _readable_roots()
+    if not resolved.is_file() or not any(resolved.is_relative_to(root) for root in roots):
+        return None
+    if person is not None and not person.may_see(project_of_path(resolved, roots)):
+        return None
+    return resolved
 
 
 class RunFile(BaseModel):
@@ -264,7 +297,7 @@ class RunDetails(BaseModel):
 _PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
 
 
-def _run_file(entry: dict, kind: str) -> RunFile | None:
+def _run_file(entry: dict, kind: str, person: Person | None = None) -> RunFile | None:
     """The readable file a record entry names: its ``file_path``, or a path its description quotes."""
     raw = entry.get("file_path") or entry.get("path") or entry.get("uri") or ""
     if not raw and entry.get("file_name"):
@@ -274,29 +307,30 @@ def _run_file(entry: dict, kind: str) -> RunFile | None:
             if m.endswith(entry["file_name"])
         ]
         raw = quoted[0] if quoted else ""
-    path = readable_file(str(raw).removeprefix("file://"))
+    path = readable_file(str(raw).removeprefix("file://"), person)
     if path is None:
         return None
     return RunFile(name=path.name, path=str(path), kind=kind, size_bytes=path.stat().st_size)
 
 
-def run_details(uid: str) -> RunDetails | None:
-    """A run's record and everything the page links from it; None if it has no record (yet)."""
+def run_details(uid: str, person: Person | None = None) -> RunDetails | None:
+    """A run's record and everything the page links from it; None if it has no record (yet) or the
+    record is not in one of ``person``'s projects."""
     import yaml
 
-    path = find_record(uid)
+    path = find_record(uid, person)
     if path is None:
         return None
     text = path.read_text()
     found: dict[str, list] = {"quality_metrics": [], "files": [], "images": []}
     with contextlib.suppress(yaml.YAMLError):
         _walk(yaml.safe_load(text), found)
-    images = [f for entry in found["images"] if (f := _run_file(entry, "image"))]
+    images = [f for entry in found["images"] if (f := _run_file(entry, "image", person))]
     image_paths = {f.path for f in images}
     files = []
     for entry in found["files"]:
         file = _run_file(
-            entry, "frames" if str(entry.get("file_format", "")).lower() == "hdf5" else "processed"
+            entry, "frames" if str(entry.get("file_format", "")).lower() == "hdf5" else "processed", person
         )
         if file and file.path not in image_paths and file.path not in {f.path for f in files}:
             files.append(file)
@@ -316,7 +350,7 @@ def run_details(uid: str) -> RunDetails | None:
 @api.get("/runs/{uid}", response_model=RunDetails)
 def run_record(uid: str, principal=Security(get_current_principal, scopes=["read:history"])) -> RunDetails:
     """A run's lambda-ber record, links to its files and exports, and its first-look results."""
-    details = run_details(uid)
+    details = run_details(uid, person_of(principal))
     if details is None:
         raise HTTPException(status_code=404, detail=f"no record of run {uid!r} (yet)")
     return details
@@ -334,7 +368,7 @@ def run_export(
     from sibyls.metadata.runs.sources import FolderRunSource
     from sibyls.saxs.exports.formats import export
 
-    if fmt not in PAGE_EXPORTS or not _UID.match(uid):
+    if fmt not in PAGE_EXPORTS or not _UID.match(uid) or find_record(uid, person_of(principal)) is None:
         raise HTTPException(status_code=404, detail=f"no export {fmt!r} of run {uid!r}")
     out = Path(tempfile.mkdtemp(prefix="sibyls-export-"))
     try:
@@ -350,7 +384,7 @@ def run_export(
 @api.get("/files")
 def run_file(path: str, principal=Security(get_current_principal, scopes=["read:history"])) -> FileResponse:
     """A frame file, processed file, plot or record under the data or records folder."""
-    found = readable_file(path)
+    found = readable_file(path, person_of(principal))
     if found is None:
         raise HTTPException(status_code=404, detail="no such file among the runs' files")
     return FileResponse(found, filename=found.name)

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 from sibyls.devices.epics_env import free_ca_port_pair, free_tcp_port
-from sibyls.startup.config import ProfileConfig
 from sibyls.startup.stack.health import describe, health
 from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
@@ -43,6 +42,7 @@ from sibyls.startup.stack.starters import (
     profile_config,
     profile_env,
     profile_manager_options,
+    projects_path,
     reopen_re_environment,
     set_tiled_db,
     spawn,
@@ -123,7 +123,7 @@ def up(
     set_tiled_db(var_dir, tiled_db)
     from sibyls.startup.stack.demo import write_demo_projects
 
-    write_demo_projects(ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(var_dir)}).projects)  # or keep the own
+    write_demo_projects(projects_path(var_dir))  # a facility's own file is kept
     wanted = dict(ports or {})
     chosen = {
         "redis": wanted.get("redis") or free_tcp_port(),

@@ -32,7 +32,7 @@ STAFF_ROLES = ("admin", "expert")
 #: key alone lets them pause, abort, clear the queue and destroy the environment, and a 0MQ client
 #: names its own user. The queue gate therefore treats these names as staff (every project); the
 #: project rule is enforced for people, who come through the HTTP server under their login name.
-ZMQ_OPERATOR_NAMES = ("qserver-cli", "Python API User", "GUI Client")
+ZMQ_OPERATOR_NAMES = ("qserver-cli", "Queue Server API User", "GUI Client")
 
 
 def staff_usernames() -> list[str]:

@@ -132,11 +132,17 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": state.zmq_public_key_file,
             "SIBYLS_REDIS_ADDR": state.redis_addr,  # progress published by the RE worker
             "SIBYLS_STAFF_USERS": ",".join(staff_usernames()),
+            "SIBYLS_PROJECTS": str(projects_path(state.var_dir)),
             **state.document_proxy_env(),
             # tuning and calibration the caller may set in its environment
             **{k: os.environ[k] for k in CALLER_SETTINGS if k in os.environ},
         }
     )
+
+
+def projects_path(var_dir: Path | str) -> Path:
+    """The stack's projects file: who may queue for and see which project."""
+    return Path(var_dir).resolve() / "projects.yaml"
 
 
 #: Settings ``sibyls up`` passes on from its own environment to the services.
