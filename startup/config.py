@@ -56,6 +56,17 @@ class ProfileConfig(BaseSettings):
     #: Login names that belong to every project (``SIBYLS_STAFF_USERS``, comma-separated): the HTTP
     #: server knows staff by their roles; the RE Manager, which sees only a name, by this list.
     staff_users: str = ""
+    #: Mail-in notices (:mod:`sibyls.saxs.processing.notices`): the SMTP server (``SIBYLS_SMTP_HOST``;
+    #: empty: nothing is sent, the notice is logged and saved), its port, STARTTLS, login, a file
+    #: holding the password (never the password itself), the sender address.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    smtp_password_file: str = ""
+    smtp_from: str = "sibyls@localhost"
+    #: The page's address for links in notices (``SIBYLS_PAGE_URL``; ``sibyls up`` sets its own).
+    page_url: str = ""
     #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
     record_retry_s: float = 30.0
     #: The database of the Tiled catalog ``sibyls up`` starts (``SIBYLS_TILED_DB``, the default of
@@ -89,6 +100,17 @@ class ProfileConfig(BaseSettings):
     def staff_names(self) -> frozenset[str]:
         """The login names in ``SIBYLS_STAFF_USERS``."""
         return frozenset(n.strip() for n in self.staff_users.split(",") if n.strip())
+
+    def smtp(self):
+        """The SMTP settings of mail-in notices; None when no host is set (nothing is sent)."""
+        from sibyls.saxs.processing.notices import SmtpSettings
+
+        if not self.smtp_host:
+            return None
+        return SmtpSettings(
+            self.smtp_host, self.smtp_port, self.smtp_starttls, self.smtp_user, self.smtp_password_file,
+            self.smtp_from,
+        )  # fmt: skip
 
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""
@@ -125,6 +147,13 @@ class ProfileConfig(BaseSettings):
             "SIBYLS_ZMQ_PUBLIC_KEY_FILE": self.zmq_public_key_file,
             "SIBYLS_PLATE_REGISTRY": str(self.plate_registry) if self.plate_registry else "",
             "SIBYLS_PROJECTS": str(self.projects) if self.projects else "",
+            "SIBYLS_SMTP_HOST": self.smtp_host,
+            "SIBYLS_SMTP_PORT": str(self.smtp_port),
+            "SIBYLS_SMTP_STARTTLS": "1" if self.smtp_starttls else "0",
+            "SIBYLS_SMTP_USER": self.smtp_user,
+            "SIBYLS_SMTP_PASSWORD_FILE": self.smtp_password_file,
+            "SIBYLS_SMTP_FROM": self.smtp_from,
+            "SIBYLS_PAGE_URL": self.page_url,
             "SIBYLS_STAFF_USERS": self.staff_users,
             "SIBYLS_RECORD_RETRY_S": f"{self.record_retry_s:g}",
             "SIBYLS_REDIS_ADDR": self.redis_addr,

@@ -143,6 +143,7 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False) -> 
             print(f"  {record}")
         print(f"frame files: {len(frames)} in {var_dir / 'data' / DEMO_PROJECT}")
         looked = _show_first_look(var_dir)
+        _show_notices(var_dir)
         if failed or not records or not looked:
             print(f"Demo FAILED; see {var_dir / 'logs'}")
             return 1
@@ -184,6 +185,24 @@ def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
     if waiting:
         print(f"  no first look for {len(waiting)} runs; see {var_dir / 'logs' / 'processing.log'}")
     return not waiting
+
+
+def _show_notices(var_dir: Path, timeout: float = 10.0) -> None:
+    """Where the plate's mail-in notice went (or would have gone: no SMTP host in the demo)."""
+    import email
+    import email.policy
+    import time
+
+    from sibyls.startup.config import ProfileConfig
+
+    folder = var_dir / "state" / "notices"
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob("*.eml")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sent = "sent by SMTP" if ProfileConfig().smtp_host else "not sent: SIBYLS_SMTP_HOST is not set"
+    for path in sorted(folder.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        print(f"mail-in notice to {message['To']} ({sent}): {message['Subject']}\n  saved as {path}")
 
 
 def _prepare_simulated_beamline(state) -> None:

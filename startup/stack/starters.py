@@ -133,6 +133,7 @@ def profile_config(state: StackState) -> ProfileConfig:
             "SIBYLS_REDIS_ADDR": state.redis_addr,  # progress published by the RE worker
             "SIBYLS_STAFF_USERS": ",".join(staff_usernames()),
             "SIBYLS_PROJECTS": str(projects_path(state.var_dir)),
+            "SIBYLS_PAGE_URL": f"{state.http_url}/sibyls/",
             **state.document_proxy_env(),
             # tuning and calibration the caller may set in its environment
             **{k: os.environ[k] for k in CALLER_SETTINGS if k in os.environ},
@@ -146,7 +147,10 @@ def projects_path(var_dir: Path | str) -> Path:
 
 
 #: Settings ``sibyls up`` passes on from its own environment to the services.
-CALLER_SETTINGS = ("SIBYLS_RECORD_RETRY_S", "SIBYLS_PONI_FILE", "SIBYLS_ABSOLUTE_SCALE")
+CALLER_SETTINGS = (
+    "SIBYLS_RECORD_RETRY_S", "SIBYLS_PONI_FILE", "SIBYLS_ABSOLUTE_SCALE",
+    *(f"SIBYLS_SMTP_{name}" for name in ("HOST", "PORT", "STARTTLS", "USER", "PASSWORD_FILE", "FROM")),
+)  # fmt: skip
 
 
 def profile_env(state: StackState) -> dict[str, str]:
