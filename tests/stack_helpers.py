@@ -39,7 +39,8 @@ def running_stack(var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: i
     people of the test projects."""
     from sibyls.startup.stack import down, up
 
-    state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning)
+    # 180 s: on a loaded 2-core machine Tiled alone took over 60 s to answer (measured 2026-12-04).
+    state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning, timeout=180.0)
     add_test_projects(var_dir)
     try:
         yield state

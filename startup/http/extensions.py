@@ -12,6 +12,8 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
 ``POST /api/sibyls/events/ticket``          a single-use ticket for the event stream (read:status)
 ``GET /api/sibyls/events?ticket=``          Server-Sent Events: status, queue, history, progress,
                                             beamline, console (see :mod:`sibyls.startup.http.events`)
+``GET /api/sibyls/runs``                    the person's projects' runs, newest first (read:history)
+``GET /api/sibyls/projects``                the person's projects (the page's picker; read:history)
 ``GET /api/sibyls/runs/{uid}``              a run's record, its files and results (read:history)
 ``GET /api/sibyls/runs/{uid}/export/{fmt}`` the run as NXcanSAS or CSV (read:history)
 ``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
@@ -29,6 +31,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
 import time
 from importlib import resources
@@ -345,6 +348,67 @@ def run_details(uid: str, person: Person | None = None) -> RunDetails | None:
         exports=list(PAGE_EXPORTS),
         results=results,
     )
+
+
+class RunEntry(BaseModel):
+    """One run in a listing: its project, record file name, scan id, sample and uid prefix."""
+
+    project_code: str
+    record_name: str
+    uid8: str
+    modified: float
+
+
+def list_runs(person: Person | None = None, project: str | None = None) -> list[RunEntry]:
+    """Runs with a record in ``person``'s projects (optionally one of them), newest first; only
+    the person's project folders are read."""
+    records = _settings().records_dir
+    allowed = None if person is None else person.projects()
+    if allowed is None:
+        folders = sorted(p.name for p in records.iterdir() if p.is_dir()) if records.is_dir() else []
+    else:
+        folders = sorted(allowed)
+    if project is not None:
+        folders = [f for f in folders if f == project]
+    entries = []
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for entry in os.scandir(records / folder):
+                if entry.name.endswith(".yaml") and entry.is_file():
+                    uid8 = entry.name[:-5].rsplit("_", 1)[-1]
+                    entries.append(RunEntry(project_code=folder, record_name=entry.name, uid8=uid8,
+                                            modified=entry.stat().st_mtime))  # fmt: skip
+    entries.sort(key=lambda e: e.modified, reverse=True)
+    return entries
+
+
+@api.get("/runs", response_model=list[RunEntry])
+def runs_list(
+    project: str | None = None, principal=Security(get_current_principal, scopes=["read:history"])
+) -> list[RunEntry]:
+    """The runs of the person's projects (or of ``project``, if it is one of theirs), newest first."""
+    return list_runs(person_of(principal), project)
+
+
+class ProjectsReport(BaseModel):
+    """The projects a person sees: their codes and titles; ``staff`` sees every project."""
+
+    username: str | None
+    staff: bool
+    projects: dict[str, str]
+
+
+@api.get("/projects", response_model=ProjectsReport)
+def my_projects(principal=Security(get_current_principal, scopes=["read:history"])) -> ProjectsReport:
+    """The person's projects for the page's picker (staff: every project in the file)."""
+    person = person_of(principal)
+    found = _projects_file()
+    known = {}
+    with contextlib.suppress(ValueError):
+        known = {code: p.title for code, p in (found.projects() if found else {}).items()}
+    allowed = person.projects()
+    shown = known if allowed is None else {code: known.get(code, "") for code in sorted(allowed)}
+    return ProjectsReport(username=person.username, staff=person.staff, projects=shown)
 
 
 @api.get("/runs/{uid}", response_model=RunDetails)
