@@ -479,7 +479,7 @@ async def page_file(name: str = "index.html") -> Response:
     """The SIBYLS page: log in, queue samples and plates, watch progress, read results."""
     if name not in PAGE_FILES:
         raise HTTPException(status_code=404)
-    content = (resources.files("sibyls.startup") / "web" / name).read_bytes()
+    content = (resources.files("sibyls.startup.http") / "web" / name).read_bytes()
     return Response(content, media_type=PAGE_FILES[name], headers=PAGE_HEADERS)
 
 
