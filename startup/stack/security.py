@@ -60,6 +60,9 @@ STAFF_ONLY_SCOPES = (
 #: the queue and edit or remove their own items; pausing, aborting or stopping someone's measurement,
 #: opening/closing the RE environment and clearing the history are for beamline staff.
 STAFF_CONTROL_SCOPES = ("write:plan:control", "write:manager:control", "write:history:edit")
+#: What only staff read: the manager's console prints every queue item (other projects' samples).
+STAFF_READ_SCOPES = ("read:console",)
+NOT_FOR_NON_STAFF = (*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES, *STAFF_READ_SCOPES)
 #: Roles that must never hold a staff-only scope (httpserver's default single-user key role had them all).
 NON_STAFF_ROLES = ("user", "advanced", "observer", "unauthenticated_single_user", "unauthenticated_public")
 #: Roles that may edit, move or remove any person's queue item; every other role only its own.
@@ -146,7 +149,9 @@ def http_config(state: StackState) -> dict:
                 "roles": {
                     "admin": {"scopes_add": ["write:manager:stop"]},
                     **{
-                        role: {"scopes_remove": [*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES]}
+                        role: {
+                            "scopes_remove": [*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES, *STAFF_READ_SCOPES]
+                        }
                         for role in NON_STAFF_ROLES
                     },
                 },
