@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-RuleKind = Literal["float", "int", "code", "text", "well", "uid"]
+RuleKind = Literal["float", "int", "code", "text", "well", "uid", "username", "email"]
 
 # 40: codes are shown in EPICS string PVs (40 characters) and, with a "buff_" prefix, in file names.
 CODE_MAX_LENGTH = 40
@@ -32,6 +32,10 @@ PLATE_WELLS = (1, 96)
 TEXT_MAX_LENGTH = 2000
 NAME_MAX_LENGTH = 200
 UID_PATTERN = r"^[0-9a-fA-F][0-9a-fA-F-]{7,63}$"
+#: A login name as an authenticator gives it (PAM, LDAP, OIDC e-mail-like names included).
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$"
+#: An e-mail address a notice can be sent to (one ``@``, a dot in the domain, no spaces).
+EMAIL_PATTERN = r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;.]+$"
 #: The whitespace a code, well or text is stripped of before it is judged and recorded: Unicode
 #: White_Space, what pydantic's ``str_strip_whitespace`` strips (Python's ``str.strip()`` would also
 #: strip the control characters U+001C–U+001F, which a code must not end in unnoticed).
@@ -113,6 +117,14 @@ class Rule:
             if not _WELL_RE.match(value.strip(WHITESPACE)):
                 return f"{field}: {short_text(value)} is not a 96-well plate position A1 to H12"
             return None
+        if self.kind == "username":
+            if not _USERNAME_RE.match(value):
+                return f"{field}: {short_text(value)} is not a login name (letters, digits, '._@+-')"
+            return None
+        if self.kind == "email":
+            if not _EMAIL_RE.match(value):
+                return f"{field}: {short_text(value)} is not an e-mail address"
+            return None
         return _code_problem(field, value)
 
     def _number_problem(self, field: str, value: Any) -> str | None:
@@ -160,6 +172,8 @@ _WELL_RE = re.compile(WELL_PATTERN, re.IGNORECASE)  # recorded in upper case
 _TEXT_FORBIDDEN_RE = re.compile(TEXT_FORBIDDEN)
 _UID_RE = re.compile(UID_PATTERN)
 _CODE_RE = re.compile(CODE_PATTERN)
+_USERNAME_RE = re.compile(USERNAME_PATTERN)
+_EMAIL_RE = re.compile(EMAIL_PATTERN)
 
 
 def _code_problem(field: str, value: str) -> str | None:
@@ -238,6 +252,15 @@ AXIS_LIMITS: dict[str, Rule] = {
 }
 
 
+#: A project of the facility's projects file (``<var>/projects.yaml``): field → its rule.
+PROJECT_RULES: dict[str, Rule] = {
+    "project_code": RULES["project_code"],
+    "title": Rule("text", max_length=NAME_MAX_LENGTH, what="the project's title"),
+    "members": Rule("username", each=True, max_length=1000, what="login names of the project's people"),
+    "emails": Rule("email", each=True, max_length=100, what="addresses notices go to"),
+}
+
+
 def annotation(name: str, description: str | None = None, **extra: Any) -> dict[str, Any]:
     """Queueserver annotation of parameter ``name`` from its rule (``extra`` adds e.g. ``devices``)."""
     return {**RULES[name].annotation(description), **extra}
@@ -250,15 +273,18 @@ def annotations(*names: str, **described: str) -> dict[str, dict[str, Any]]:
     return entries
 
 
-def argument_problems(arguments: dict[str, Any], names: Any = None) -> list[str]:
+def argument_problems(
+    arguments: dict[str, Any], names: Any = None, table: dict[str, Rule] = RULES
+) -> list[str]:
     """Every rule broken by ``arguments`` (plan argument name → value; None means not given).
 
     ``names`` limits the check to those arguments. A list argument whose rule holds for each
-    element (``temperatures``) is checked element by element, named ``temperatures[1]``.
+    element (``temperatures``) is checked element by element, named ``temperatures[1]``. ``table``
+    is the rule table to judge by (default the plan parameters').
     """
     problems = []
     for name in names if names is not None else arguments:
-        rule, value = RULES.get(name), arguments.get(name)
+        rule, value = table.get(name), arguments.get(name)
         if rule is None or value is None:
             continue
         if rule.each:

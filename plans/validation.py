@@ -344,6 +344,48 @@ def item_problems(item: dict[str, Any], description: dict[str, Any] | None = Non
     return [p for p in named if _field_of(p) not in spoken_of] + own
 
 
+def item_project_code(item: dict[str, Any], description: dict[str, Any] | None = None) -> Any:
+    """The ``project_code`` queue item ``item`` names (keyword or positional); None if it names none."""
+    kwargs, args = item.get("kwargs") or {}, item.get("args") or []
+    if isinstance(kwargs, dict) and "project_code" in kwargs:
+        return kwargs["project_code"]
+    name = item.get("name")
+    if not is_gated(name) or not isinstance(args, list | tuple):
+        return None
+    if description is not None:
+        signature = _from_descriptions.get(description)
+    else:
+        signature = _from_plans.get(name) or _from_plans.setdefault(name, PlanSignature.from_plan(name))
+    names = list(signature.signature.parameters)
+    index = names.index("project_code") if "project_code" in names else len(args)
+    return args[index] if index < len(args) else None
+
+
+def membership_problem(
+    item: dict[str, Any],
+    user: Any,
+    projects: Any,
+    staff_names: frozenset[str] = frozenset(),
+    description=None,
+) -> str | None:
+    """``project_code: 'X' is not a project of <user>`` when the submitting ``user`` may not queue for
+    the item's project (:class:`sibyls.metadata.projects.ProjectsFile`); None when they may, when
+    ``projects`` is None (no projects file configured) or the item is not a SIBYLS plan. The words
+    are the same whether the project exists or not: a refusal tells nobody which projects there are.
+    """
+    if projects is None or not isinstance(item, dict) or not is_gated(item.get("name")):
+        return None
+    code = item_project_code(item, description)
+    # httpserver names a login as 'jdoe', 'jdoe <mail>' or 'jdoe "John Doe"': the login comes first.
+    login = user.split(" ", 1)[0] if isinstance(user, str) else user
+    if code is None or projects.is_member(login, code, staff=user in staff_names or login in staff_names):
+        return None
+    return (
+        f"project_code: {short_text(code)} is not a project of {short_text(login)} "
+        "(beamline staff add people to projects)"
+    )
+
+
 def _field_of(problem: str) -> str:
     return problem.split(":", 1)[0]
 

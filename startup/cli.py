@@ -12,6 +12,7 @@ Each subcommand parses its options and calls a plain function of the package tha
 ``export-lambda-ber``  :func:`sibyls.metadata.exports.lambda_ber.export_project`
 ``records-from-runs``  :func:`sibyls.metadata.replay.records.records_from_runs`
 ``replay-record``      :func:`sibyls.metadata.replay.records.replay_record`
+``project``            :class:`sibyls.metadata.projects.ProjectsFile` (who belongs to which project)
 =====================  ==========================================================================
 
 The work is imported when a subcommand runs. The IOC's options are its own
@@ -435,7 +436,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from sibyls.saxs.processing.calibration import calibrate_from_runs, save_calibration
     from sibyls.startup.config import ProfileConfig
 
-    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(args.var_dir)})
+    config = ProfileConfig.given(var_dir=args.var_dir)
     if not args.tiled and not args.runs_dir:
         args.runs_dir = str(config.var_dir / "runs")
     source = _source(args)
@@ -456,6 +457,51 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- sibyls project add | list | members ----------------------------------------------------------
+
+
+def _add_project(subparsers) -> None:
+    project = subparsers.add_parser("project", help="the facility's projects and their people")
+    _var_dir_option(project, what="projects file (<var>/projects.yaml)")
+    actions = project.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add or replace a project")
+    add.add_argument("code", help="project code (as plans take it; exact case)")
+    add.add_argument("--title", default="", help="the project's title")
+    add.add_argument("--member", action="append", default=[], help="a login name (repeat for more)")
+    add.add_argument("--email", action="append", default=[], help="an address for notices (repeat)")
+    actions.add_parser("list", help="every project, its people and addresses")
+    members = actions.add_parser("members", help="show, add or remove a project's people")
+    members.add_argument("code", help="project code")
+    members.add_argument("--add", action="append", default=[], help="login name to add (repeat)")
+    members.add_argument("--remove", action="append", default=[], help="login name to remove (repeat)")
+    project.set_defaults(func=_reporting_errors(_project))
+
+
+def _project(args: argparse.Namespace) -> int:
+    from sibyls.metadata.projects import Project, ProjectsFile
+    from sibyls.startup.stack.starters import projects_path
+
+    path = projects_path(args.var_dir)
+    projects = ProjectsFile(path)
+    if args.action == "add":
+        projects.add(Project(args.code, args.title, tuple(args.member), tuple(args.email)))
+        print(f"project {args.code} written to {path}")
+        return 0
+    if args.action == "members":
+        if args.add or args.remove:
+            project = projects.set_members(args.code, args.add, args.remove)
+        elif args.code in projects.projects():
+            project = projects.projects()[args.code]
+        else:
+            raise ValueError(f"project_code: no project {args.code!r} in {path}")
+        print("\n".join(project.members) or f"project {args.code} has no members")
+        return 0
+    for project in projects.projects().values():
+        print(f"{project.code:<20} {project.title}")
+        print(f"  members: {', '.join(project.members) or '-'}   emails: {', '.join(project.emails) or '-'}")
+    return 0
+
+
 # ---- the command --------------------------------------------------------------------------------
 
 
@@ -467,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stack(subparsers)
     _add_exchange(subparsers)
     _add_calibrate(subparsers)
+    _add_project(subparsers)
     return parser
 
 

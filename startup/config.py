@@ -54,6 +54,25 @@ class ProfileConfig(BaseSettings):
     #: The HT robot's plate registry (``SIBYLS_PLATE_REGISTRY``; ``sibyls up`` sets ``<var>/plates.yaml``),
     #: read by the queue gate, the plans and the simulated robot; unset: plate ids are the robot's to check.
     plate_registry: Path | None = None
+    #: The facility's projects and their people (``SIBYLS_PROJECTS``; ``sibyls up`` sets
+    #: ``<var>/projects.yaml``): who may queue for and see which project
+    #: (:mod:`sibyls.metadata.projects`). Unset: nothing is restricted by project.
+    projects: Path | None = None
+    #: Login names that belong to every project (``SIBYLS_STAFF_USERS``, comma-separated): the HTTP
+    #: server knows staff by their roles; the RE Manager, which sees only a name, by this list.
+    staff_users: str = ""
+    #: Mail-in notices (:mod:`sibyls.saxs.processing.notices`): the SMTP server (``SIBYLS_SMTP_HOST``;
+    #: empty: nothing is sent, the notice is logged and saved), its port (``SIBYLS_SMTP_PORT``),
+    #: STARTTLS (``SIBYLS_SMTP_STARTTLS``), login (``SIBYLS_SMTP_USER``), a file holding the password,
+    #: never the password itself (``SIBYLS_SMTP_PASSWORD_FILE``), the sender (``SIBYLS_SMTP_FROM``).
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_user: str = ""
+    smtp_password_file: str = ""
+    smtp_from: str = "sibyls@localhost"
+    #: The page's address for links in notices (``SIBYLS_PAGE_URL``; ``sibyls up`` sets its own).
+    page_url: str = ""
     #: Seconds between retries of records that could not be written (``SIBYLS_RECORD_RETRY_S``).
     record_retry_s: float = 30.0
     #: The database of the Tiled catalog ``sibyls up`` starts (``SIBYLS_TILED_DB``, the default of
@@ -92,6 +111,21 @@ class ProfileConfig(BaseSettings):
             **{name: path.resolve() for name, path in folders.items()},
             "plate_registry": Path(registry).resolve() if registry else None,
         }
+
+    def staff_names(self) -> frozenset[str]:
+        """The login names in ``SIBYLS_STAFF_USERS``."""
+        return frozenset(n.strip() for n in self.staff_users.split(",") if n.strip())
+
+    def smtp(self):
+        """The SMTP settings of mail-in notices; None when no host is set (nothing is sent)."""
+        from sibyls.saxs.processing.notices import SmtpSettings
+
+        if not self.smtp_host:
+            return None
+        return SmtpSettings(
+            self.smtp_host, self.smtp_port, self.smtp_starttls, self.smtp_user, self.smtp_password_file,
+            self.smtp_from,
+        )  # fmt: skip
 
     def tiled_api_key(self) -> str | None:
         """The Tiled API key, read from its file (never from the environment or a command line)."""

@@ -49,7 +49,7 @@ from typing import Any
 
 from bluesky_queueserver.manager import profile_ops
 
-from sibyls.plans.validation import is_gated, item_problems, refusal_message
+from sibyls.plans.validation import is_gated, item_problems, membership_problem, refusal_message
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +210,42 @@ async def _zmq_send_finite(self, msg):
     await self._zmq_socket.send_string(data)
 
 
+def install_project_gate() -> None:
+    """Refuse an item whose ``project_code`` is not a project of the user submitting it (add, batch,
+    update, execute; the projects file is the ``projects`` setting, staff and 0MQ operators
+    the ``staff_users`` setting). The user is the one the request names: httpserver's login, or the name
+    a 0MQ client claims (whoever holds the 0MQ public key is an operator; see README). Items already
+    queued are not checked again when they start: a person removed from a project keeps their queued
+    items, which run, but cannot read the new data."""
+    from bluesky_queueserver.manager.manager import RunEngineManager
+
+    from sibyls.metadata.projects import configured_projects
+    from sibyls.startup.config import ProfileConfig
+
+    upstream = RunEngineManager._prepare_item
+    if getattr(upstream, "_sibyls_projects", False):
+        return
+    settings = ProfileConfig()
+    projects = configured_projects(settings.projects)
+    staff = settings.staff_names()
+
+    def prepare_item(self, *, item, item_type, user, user_group, generate_new_uid):
+        prepared = upstream(
+            self, item=item, item_type=item_type, user=user, user_group=user_group,
+            generate_new_uid=generate_new_uid,
+        )  # fmt: skip
+        if item_type == "plan":
+            plans = self._allowed_plans[user_group] if self._allowed_plans else None
+            description = plans.get(item.get("name")) if plans else None
+            problem = membership_problem(item, user, projects, staff, description)
+            if problem:
+                raise RuntimeError(f"Plan validation failed: {refusal_message(item.get('name'), [problem])}")
+        return prepared
+
+    prepare_item._sibyls_projects = True  # type: ignore[attr-defined]
+    RunEngineManager._prepare_item = prepare_item
+
+
 REDIS_RETRY_S = 60.0
 WORKER_CHECK_PERIOD_S = 1.0
 
@@ -351,6 +387,7 @@ def main() -> int:
     use_registry(config.plate_registry)  # the queue gate checks plate ids against the robot's registry
     install_validation_cache()
     install_queue_gate()
+    install_project_gate()
     install_redis_retries()
     install_worker_supervision(reopen_environment=config.reopen_environment)
     logging.getLogger("bluesky_queueserver.manager.manager").addFilter(DropItemAddProgressLine())

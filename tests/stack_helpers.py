@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 
@@ -15,17 +16,34 @@ from sibyls.devices.epics_env import loopback_ca_environment
 from sibyls.startup.stack import StackState
 from sibyls.startup.stack.services import console_script
 
+#: Projects the integration tests queue for as the ``user`` login (the demo file has the demo's):
+#: the stack's queue gate refuses a project its submitter does not belong to.
+TEST_PROJECTS = (
+    "GATE", "WEB_TEST", "WEB_REFUSALS", "WEB_WATCH", "STACK_TEST", "SECURITY_TEST", "FIRSTLOOK_E2E",
+    "PG_TEST", "FAULTS", "PR", "2026",
+)  # fmt: skip
+
+
+def add_test_projects(var_dir, codes=TEST_PROJECTS, members=("user", "observer")) -> None:
+    """Make ``members`` people of each project in ``codes`` in the stack's projects file."""
+    from sibyls.metadata.projects import Project, ProjectsFile
+
+    projects = ProjectsFile(Path(var_dir).resolve() / "projects.yaml")
+    projects.write({**projects.projects(), **{code: Project(code, "tests", members) for code in codes}})
+
 
 @contextlib.contextmanager
 def running_stack(
-    var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: int = 8, timeout: float = 60.0
+    var_dir, ioc_prefix: str, time_scale: float = 50.0, binning: int = 8, timeout: float = 180.0
 ):
     """The stack as ``sibyls up`` starts it in ``var_dir`` (real services, free loopback ports),
     ended with ``sibyls down`` afterwards, also when the test fails. ``timeout``: seconds each
-    service may take to answer (``up``'s own default; more on a crowded machine)."""
+    service may take to answer (on a loaded 2-core machine Tiled alone took over 60 s, measured
+    2026-12-04). ``user`` and ``observer`` are people of the test projects."""
     from sibyls.startup.stack import down, up
 
     state = up(var_dir, ioc_prefix=ioc_prefix, time_scale=time_scale, binning=binning, timeout=timeout)
+    add_test_projects(var_dir)
     try:
         yield state
     finally:

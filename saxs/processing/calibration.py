@@ -5,7 +5,7 @@ normalised unit) that puts every later first look on absolute scale, so MW by I(
 scale goes into ``<processed>/.calibration/absolute_scale.json`` (the processing service reads it at
 each run's start, so the first look uses it from the next run on) and a lambda-ber record of the
 calibration (a ``Dataset`` whose ``WorkflowRun`` names both runs and the scale) beside it, kept per
-calibration so the history stays. A scale given explicitly (``SIBYLS_ABSOLUTE_SCALE``, ``sibyls
+calibration so the history stays. A scale given explicitly (the ``absolute_scale`` setting, ``sibyls
 process --absolute-scale``) overrides the stored one.
 """
 

@@ -134,8 +134,12 @@ class FirstLookService:
         absolute_scale: float | None = None,
         tiled: Any = None,
         tiled_api_key: str | None = None,
+        on_first_look: Callable[[dict, Path], Any] | None = None,
     ) -> None:
         self.records_dir = Path(records_dir)
+        #: Called with a run's start document and record once its results and summaries are stored
+        #: (the mail-in notices: :class:`sibyls.saxs.processing.notices.PlateNotifier`); must not block.
+        self.on_first_look = on_first_look
         self.processed_dir = Path(processed_dir)
         self.buffers = BufferStore(self.processed_dir / ".buffers")
         self._reducer_for = reducer_for
@@ -357,7 +361,7 @@ class FirstLookService:
         processed = ProcessedRun(reduced.uid, out_dir, run_results, record_path, merged)
         self.processed.append(processed)
         log.info("first look of run %s: %s", reduced.uid, run_results.quality_metrics or "no metrics")
-        job = (result, out_dir, name, run_results, record_path)
+        job = (result, out_dir, name, run_results, record_path, start)
         if plots_now:
             self._plot(*job)
         else:
@@ -366,7 +370,9 @@ class FirstLookService:
             self._store_in_tiled_later(reduced.uid, _tiled_curves(result), result.to_dict(), reduced.curves)
         return processed
 
-    def _plot(self, result, out_dir: Path, name: str, run_results: RunResults, record_path: Path) -> None:
+    def _plot(
+        self, result, out_dir: Path, name: str, run_results: RunResults, record_path: Path, start: dict
+    ) -> None:
         from sibyls.saxs.analysis.firstlook import write_plots
 
         try:
@@ -374,6 +380,8 @@ class FirstLookService:
             update = {"products": run_results.products + images, "complete": True}
             apply_results(record_path, run_results.model_copy(update=update))
             write_project_summaries(self.records_dir, self.processed_dir, record_path.parent.name)
+            if self.on_first_look is not None:
+                self.on_first_look(start, record_path)
         except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
             log.exception("plots of run %s failed", run_results.run_uid)
             reason = f"first look failed: plots not drawn ({failure_reason(exc)})"

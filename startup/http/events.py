@@ -65,6 +65,7 @@ class Ticket:
     scopes: frozenset[str]
     expires_at: float
     stream_until: float
+    staff: bool = False  # sees every project's items and progress (sibyls.startup.http.membership)
 
 
 class TicketBook:
@@ -74,12 +75,12 @@ class TicketBook:
         self.ttl_s = ttl_s
         self._tickets: dict[str, Ticket] = {}
 
-    def issue(self, username: str, scopes: set[str] | list[str], stream_s: float) -> str:
+    def issue(self, username: str, scopes: set[str] | list[str], stream_s: float, staff: bool = False) -> str:
         """A new ticket for ``username`` with ``scopes``; its stream may last ``stream_s`` seconds."""
         now = time.time()
         self._tickets = {k: t for k, t in self._tickets.items() if t.expires_at > now}
         ticket = secrets.token_urlsafe(32)
-        self._tickets[ticket] = Ticket(username, frozenset(scopes), now + self.ttl_s, now + stream_s)
+        self._tickets[ticket] = Ticket(username, frozenset(scopes), now + self.ttl_s, now + stream_s, staff)
         return ticket
 
     def redeem(self, ticket: str) -> Ticket | None:

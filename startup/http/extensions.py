@@ -12,6 +12,8 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
 ``POST /api/sibyls/events/ticket``          a single-use ticket for the event stream (read:status)
 ``GET /api/sibyls/events?ticket=``          Server-Sent Events: status, queue, history, progress,
                                             beamline, console (see :mod:`sibyls.startup.http.events`)
+``GET /api/sibyls/runs``                    the person's projects' runs, newest first (read:history)
+``GET /api/sibyls/projects``                the person's projects (the page's picker; read:history)
 ``GET /api/sibyls/runs/{uid}``              a run's record, its files and results (read:history)
 ``GET /api/sibyls/runs/{uid}/export/{fmt}`` the run as NXcanSAS or CSV (read:history)
 ``GET /api/sibyls/runs/{uid}/files.zip``     everything of the run in one zip: record, frames,
@@ -19,7 +21,10 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
 ``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
 ==========================================  ==================================================
 
-Dry runs and sheets run the plans' own checks before anything reaches the queue.
+Dry runs and sheets run the plans' own checks before anything reaches the queue. Every endpoint that
+shows a run, file, result or progress shows only the person's projects' data (staff: all); a run or
+file of another project answers exactly like one that does not exist (404, same words): see
+:mod:`sibyls.startup.http.membership`.
 
 Over 450 lines: the page's endpoints belong together (one router, one set of scopes); the run
 view's reading of a record is the part that grows and may move to its own module.
@@ -32,6 +37,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import re
 import time
 from importlib import resources
@@ -54,6 +60,7 @@ from sibyls.plans.plate_sheet import (
     sheet_to_plate_item,
 )
 from sibyls.plans.validation import validate_queue_item
+from sibyls.startup.http.membership import Person, person_of, progress_for, project_of_path
 from sibyls.startup.http.zipstream import zip_chunks
 
 logger = logging.getLogger(__name__)
@@ -82,8 +89,15 @@ class ValidationReport(BaseModel):
 async def validate_item(
     item: QueueItemRequest, principal=Security(get_current_principal, scopes=["read:queue"])
 ) -> ValidationReport:
-    """Dry-run a queue item with the plan's own checks; nothing is queued."""
-    return ValidationReport.model_validate(validate_queue_item(item.root))
+    """Dry-run a queue item with the plan's own checks and the project rule; nothing is queued."""
+    from sibyls.plans.validation import membership_problem
+
+    report = validate_queue_item(item.root)
+    person = person_of(principal)
+    projects = None if person.staff else _projects_file()
+    if problem := membership_problem(item.root, person.username, projects):
+        report = {"success": False, "problems": [*report["problems"], problem]}
+    return ValidationReport.model_validate(report)
 
 
 def spreadsheet_to_plan_list(
@@ -125,7 +139,7 @@ async def progress(principal=Security(get_current_principal, scopes=["read:statu
     """The running plan's progress (published by the RE worker into Redis) and the queue's ETA."""
     from sibyls.startup.http.events import HUB
 
-    return ProgressReport.model_validate(await HUB.current_progress())
+    return ProgressReport.model_validate(progress_for(await HUB.current_progress(), person_of(principal)))
 
 
 class StreamTicket(BaseModel):
@@ -145,7 +159,9 @@ async def events_ticket(
 
     username = principal.identities[0].id if principal.identities else "?"
     lifetime = settings.access_token_max_age.total_seconds()
-    ticket = TICKETS.issue(username, principal.scopes or [], stream_s=lifetime)
+    ticket = TICKETS.issue(
+        username, principal.scopes or [], stream_s=lifetime, staff=person_of(principal).staff
+    )
     return StreamTicket(ticket=ticket, expires_in=TICKETS.ttl_s)
 
 
@@ -157,6 +173,7 @@ _EVENT_SCOPES = {"queue": "read:queue", "history": "read:history", "console": "r
 async def events(request: Request, ticket: str = "") -> StreamingResponse:
     """Server-Sent Events for the page: status, queue, history, progress, beamline, console lines."""
     from sibyls.startup.http.events import HUB, TICKETS
+    from sibyls.startup.http.membership import event_for
 
     holder = TICKETS.redeem(ticket)
     if holder is None:
@@ -176,6 +193,9 @@ async def events(request: Request, ticket: str = "") -> StreamingResponse:
                     continue
                 needed = _EVENT_SCOPES.get(kind)
                 if needed and needed not in holder.scopes:
+                    continue
+                data = event_for(kind, data, Person(holder.username, holder.staff))
+                if data is None:
                     continue
                 yield f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
             yield 'event: expired\ndata: {"reason": "the login behind this stream expired"}\n\n'
@@ -199,13 +219,25 @@ def _settings():
     return ProfileConfig()
 
 
-def find_record(uid: str) -> Path | None:
-    """The lambda-ber record of run ``uid`` (``<records>/<project>/<scan>_<sample>_<uid8>.yaml``)."""
+def _projects_file():
+    from sibyls.metadata.projects import configured_projects
+
+    path = _settings().projects
+    return configured_projects(path)
+
+
+def find_record(uid: str, person: Person | None = None) -> Path | None:
+    """The lambda-ber record of run ``uid`` (``<records>/<project>/<scan>_<sample>_<uid8>.yaml``),
+    looked for only in ``person``'s projects (all for staff, or without a person)."""
     if not _UID.match(uid):
         return None
-    for path in sorted(_settings().records_dir.glob(f"*/*_{uid[:8]}.yaml")):
-        if uid in path.read_text(errors="replace"):
-            return path
+    records = _settings().records_dir
+    allowed = None if person is None else person.projects()
+    folders = "*" if allowed is None else [p for p in sorted(allowed) if (records / p).is_dir()]
+    for folder in [folders] if isinstance(folders, str) else folders:
+        for path in sorted(records.glob(f"{folder}/*_{uid[:8]}.yaml")):
+            if uid in path.read_text(errors="replace"):
+                return path
     return None
 
 
@@ -231,15 +263,19 @@ def _readable_roots() -> list[Path]:
     return [root.resolve() for root in roots if root is not None]
 
 
-def readable_file(path: str) -> Path | None:
-    """``path`` if it is a file under the data or records folder (never the stack's secrets)."""
+def readable_file(path: str, person: Person | None = None) -> Path | None:
+    """``path`` if it is a file under the data, records or processed folder (never the stack's
+    secrets) in one of ``person``'s projects, judged where it really is (``..`` and symlinks resolved)."""
     try:
         resolved = Path(path).resolve(strict=True)
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):  # ValueError: a NUL in the path
         return None
-    if resolved.is_file() and any(resolved.is_relative_to(root) for root in _readable_roots()):
-        return resolved
-    return None
+    roots = _readable_roots()
+    if not resolved.is_file() or not any(resolved.is_relative_to(root) for root in roots):
+        return None
+    if person is not None and not person.may_see(project_of_path(resolved, roots)):
+        return None
+    return resolved
 
 
 class RunFile(BaseModel):
@@ -283,7 +319,7 @@ class RunDetails(BaseModel):
 _PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
 
 
-def _run_file(entry: dict, kind: str) -> RunFile | None:
+def _run_file(entry: dict, kind: str, person: Person | None = None) -> RunFile | None:
     """The readable file a record entry names: its ``file_path``, or a path its description quotes."""
     raw = entry.get("file_path") or entry.get("path") or entry.get("uri") or ""
     if not raw and entry.get("file_name"):
@@ -293,7 +329,7 @@ def _run_file(entry: dict, kind: str) -> RunFile | None:
             if m.endswith(entry["file_name"])
         ]
         raw = quoted[0] if quoted else ""
-    path = readable_file(str(raw).removeprefix("file://"))
+    path = readable_file(str(raw).removeprefix("file://"), person)
     if path is None:
         return None
     return RunFile(name=path.name, path=str(path), kind=kind, size_bytes=path.stat().st_size)
@@ -320,7 +356,7 @@ def _first_look_note(record: Any) -> str | None:
     return None
 
 
-def _summaries(record_path: Path, run: dict[str, Any]) -> list[RunFile]:
+def _summaries(record_path: Path, run: dict[str, Any], person: Person | None = None) -> list[RunFile]:
     """A plate run's first-look summaries: the plate's page and the project's, where they exist."""
     plate = run.get("plate_id")
     if not plate:
@@ -328,17 +364,18 @@ def _summaries(record_path: Path, run: dict[str, Any]) -> list[RunFile]:
     folder = _settings().processed_dir / record_path.parent.name
     found = []
     for name in (f"plate_{plate}_summary.html", "summary.html"):
-        path = readable_file(str(folder / name))
+        path = readable_file(str(folder / name), person)
         if path is not None:
             found.append(RunFile(name=name, path=str(path), kind="summary", size_bytes=path.stat().st_size))
     return found
 
 
-def run_details(uid: str) -> RunDetails | None:
-    """A run's record and everything the page links from it; None if it has no record (yet)."""
+def run_details(uid: str, person: Person | None = None) -> RunDetails | None:
+    """A run's record and everything the page links from it; None if it has no record (yet) or the
+    record is not in one of ``person``'s projects."""
     import yaml
 
-    path = find_record(uid)
+    path = find_record(uid, person)
     if path is None:
         return None
     text = path.read_text()
@@ -348,12 +385,12 @@ def run_details(uid: str) -> RunDetails | None:
         record = yaml.safe_load(text)
         _walk(record, found)
     experiment_run = _experiment_run(record)
-    images = [f for entry in found["images"] if (f := _run_file(entry, "image"))]
+    images = [f for entry in found["images"] if (f := _run_file(entry, "image", person))]
     image_paths = {f.path for f in images}
     files = []
     for entry in found["files"]:
         file = _run_file(
-            entry, "frames" if str(entry.get("file_format", "")).lower() == "hdf5" else "processed"
+            entry, "frames" if str(entry.get("file_format", "")).lower() == "hdf5" else "processed", person
         )
         if file and file.path not in image_paths and file.path not in {f.path for f in files}:
             files.append(file)
@@ -369,14 +406,75 @@ def run_details(uid: str) -> RunDetails | None:
         results=results,
         experiment_run=experiment_run,
         first_look_note=_first_look_note(record),
-        summaries=_summaries(path, experiment_run),
+        summaries=_summaries(path, experiment_run, person),
     )
+
+
+class RunEntry(BaseModel):
+    """One run in a listing: its project, record file name, scan id, sample and uid prefix."""
+
+    project_code: str
+    record_name: str
+    uid8: str
+    modified: float
+
+
+def list_runs(person: Person | None = None, project: str | None = None) -> list[RunEntry]:
+    """Runs with a record in ``person``'s projects (optionally one of them), newest first; only
+    the person's project folders are read."""
+    records = _settings().records_dir
+    allowed = None if person is None else person.projects()
+    if allowed is None:
+        folders = sorted(p.name for p in records.iterdir() if p.is_dir()) if records.is_dir() else []
+    else:
+        folders = sorted(allowed)
+    if project is not None:
+        folders = [f for f in folders if f == project]
+    entries = []
+    for folder in folders:
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            for entry in os.scandir(records / folder):
+                if entry.name.endswith(".yaml") and entry.is_file():
+                    uid8 = entry.name[:-5].rsplit("_", 1)[-1]
+                    entries.append(RunEntry(project_code=folder, record_name=entry.name, uid8=uid8,
+                                            modified=entry.stat().st_mtime))  # fmt: skip
+    entries.sort(key=lambda e: e.modified, reverse=True)
+    return entries
+
+
+@api.get("/runs", response_model=list[RunEntry])
+def runs_list(
+    project: str | None = None, principal=Security(get_current_principal, scopes=["read:history"])
+) -> list[RunEntry]:
+    """The runs of the person's projects (or of ``project``, if it is one of theirs), newest first."""
+    return list_runs(person_of(principal), project)
+
+
+class ProjectsReport(BaseModel):
+    """The projects a person sees: their codes and titles; ``staff`` sees every project."""
+
+    username: str | None
+    staff: bool
+    projects: dict[str, str]
+
+
+@api.get("/projects", response_model=ProjectsReport)
+def my_projects(principal=Security(get_current_principal, scopes=["read:history"])) -> ProjectsReport:
+    """The person's projects for the page's picker (staff: every project in the file)."""
+    person = person_of(principal)
+    found = _projects_file()
+    known = {}
+    with contextlib.suppress(ValueError):
+        known = {code: p.title for code, p in (found.projects() if found else {}).items()}
+    allowed = person.projects()
+    shown = known if allowed is None else {code: known.get(code, "") for code in sorted(allowed)}
+    return ProjectsReport(username=person.username, staff=person.staff, projects=shown)
 
 
 @api.get("/runs/{uid}", response_model=RunDetails)
 def run_record(uid: str, principal=Security(get_current_principal, scopes=["read:history"])) -> RunDetails:
     """A run's lambda-ber record, links to its files and exports, and its first-look results."""
-    details = run_details(uid)
+    details = run_details(uid, person_of(principal))
     if details is None:
         raise HTTPException(status_code=404, detail=f"no record of run {uid!r} (yet)")
     return details
@@ -398,7 +496,7 @@ def run_export(
         raise HTTPException(
             status_code=404, detail=f"no export format {fmt!r}; the page offers {PAGE_EXPORTS}"
         )
-    if not _UID.match(uid):
+    if not _UID.match(uid) or find_record(uid, person_of(principal)) is None:
         raise HTTPException(status_code=404, detail=f"no run {uid!r}")
     out = Path(tempfile.mkdtemp(prefix="sibyls-export-"))
     try:
@@ -442,7 +540,7 @@ def run_archive(
     Only the files the run's record names (and that lie under the data, records or processed
     folders) are included; nothing else is ever read.
     """
-    details = run_details(uid)
+    details = run_details(uid, person_of(principal))  # not yours: the same 404 as no run at all
     if details is None:
         raise HTTPException(status_code=404, detail=f"no record of run {uid!r} (yet)")
     stem = Path(details.record_name).stem
@@ -454,7 +552,7 @@ def run_archive(
 @api.get("/files")
 def run_file(path: str, principal=Security(get_current_principal, scopes=["read:history"])) -> FileResponse:
     """A frame file, processed file, plot or record under the data or records folder."""
-    found = readable_file(path)
+    found = readable_file(path, person_of(principal))
     if found is None:
         raise HTTPException(status_code=404, detail="no such file among the runs' files")
     return FileResponse(found, filename=found.name)

@@ -13,6 +13,11 @@ Two additions to the upstream server, both ASGI middleware around it:
   become **403 Forbidden** (same JSON detail, no ``WWW-Authenticate`` challenge) when the request
   carried a credential; a request with none, or with a wrong one, stays 401.
 
+* **Projects only** (:class:`ProjectsOnly`): for a person who is not staff, the history
+  (``/api/history/get``) lists only their projects' items, and the queue (``/api/queue/get``,
+  ``/api/queue/item/get``) shows others' items as plan name and uid only
+  (:mod:`sibyls.startup.http.membership`).
+
 ``python -m sibyls.startup.http.server`` takes ``start-bluesky-httpserver``'s options.
 """
 
@@ -162,6 +167,59 @@ def _targets(kind: str, request: Any, items: list[dict]) -> list[dict]:
     return []
 
 
+#: Upstream endpoints whose answers are filtered to the person's projects, and how.
+FILTERED_ANSWERS = {
+    "/api/history/get": "history",
+    "/api/queue/get": "queue",
+    "/api/queue/item/get": "queue",
+}
+
+
+class ProjectsOnly:
+    """ASGI middleware: history and queue answers cut down to what a non-staff person may see."""
+
+    principal = OwnItemsOnly.principal
+
+    def __init__(self, app: Any, fastapi_app: Any) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+
+    async def __call__(self, scope, receive, send) -> None:
+        kind = FILTERED_ANSWERS.get(scope.get("path")) if scope["type"] == "http" else None
+        found = self.principal(scope) if kind and _has_credential(scope) else None
+        if found is None:  # not filtered, or no valid credential: upstream answers (401)
+            await self.app(scope, receive, send)
+            return
+        from sibyls.startup.http.membership import event_for, person_of
+
+        person = person_of(found[0])
+        if person.staff:
+            await self.app(scope, receive, send)
+            return
+        start: dict = {}
+        body = b""
+
+        async def send_filtered(message: dict) -> None:
+            nonlocal start, body
+            if message["type"] == "http.response.start":
+                start = message
+                return
+            body += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            if start.get("status") == 200:
+                try:
+                    body = json.dumps(event_for(kind, json.loads(body), person)).encode()
+                except ValueError:
+                    body = b'{"success": false, "msg": "answer could not be filtered"}'
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, send_filtered)
+
+
 class ForbiddenForMissingScopes:
     """ASGI middleware: upstream's 401 "Not enough permissions" answers are sent as 403."""
 
@@ -210,6 +268,7 @@ def main() -> int:
     def build_app(*args, **kwargs):
         app = upstream_build_app(*args, **kwargs)
         app.add_middleware(OwnItemsOnly, fastapi_app=app)
+        app.add_middleware(ProjectsOnly, fastapi_app=app)
         app.add_middleware(ForbiddenForMissingScopes)
         return app
 

@@ -44,6 +44,7 @@ from sibyls.startup.stack.starters import (
     profile_config,
     profile_env,
     profile_manager_options,
+    projects_path,
     reopen_re_environment,
     set_tiled_db,
     spawn,
@@ -125,6 +126,9 @@ def up(
             return restart_services(existing, dead, open_environment=open_environment, timeout=timeout)
         down(var_dir)  # nothing of it is left: start clean
     set_tiled_db(var_dir, tiled_db)
+    from sibyls.startup.stack.demo import write_demo_projects
+
+    write_demo_projects(projects_path(var_dir))  # a facility's own file is kept
     wanted = dict(ports or {})
     chosen = {
         "redis": wanted.get("redis") or free_tcp_port(),

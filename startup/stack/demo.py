@@ -11,6 +11,10 @@ import os
 from pathlib import Path
 
 DEMO_PROJECT = "DEMO_2026"
+#: The README tour's project (the ``user`` account's, beside the demo's).
+TOUR_PROJECT = "MY_PROJECT"
+#: A second group's project, with its own person (``user2``), so two groups can be shown apart.
+SECOND_PROJECT = "LAB_B"
 #: The protein the demo puts into the cell by hand (GluRS, a two-domain bead model; no buffer
 #: before it, so its first look is flagged no-buffer).
 DEMO_CELL_SAMPLE = ("GluRS", "GluRS_1", 3.0)
@@ -19,6 +23,35 @@ DEMO_PLATE_SAMPLES = ("lysozyme", "BSA", "rod", "cage")
 FIRST_LOOK_WAIT_S = 60.0
 #: The robot's well of pure water for the absolute calibration (measured before the plate's samples).
 WATER_WELL = "H12"
+
+
+def demo_projects():
+    """The demo's projects file: ``user`` (and ``observer``) in the demo's and the tour's projects,
+    ``user2`` alone in a second group's; notices go to example.org addresses (never sent)."""
+    from sibyls.metadata.projects import Project
+
+    return {
+        DEMO_PROJECT: Project(
+            DEMO_PROJECT,
+            "SIBYLS demo: GluRS and an 8-well plate",
+            ("user", "observer"),
+            ("user@example.org",),
+        ),  # fmt: skip
+        TOUR_PROJECT: Project(TOUR_PROJECT, "The README tour's samples", ("user",), ("user@example.org",)),
+        SECOND_PROJECT: Project(
+            SECOND_PROJECT, "A second group's mail-in plates", ("user2",), ("user2@example.org",)
+        ),  # fmt: skip
+    }
+
+
+def write_demo_projects(path: Path) -> bool:
+    """Write the demo's projects file at ``path`` unless one is there (a facility's own is kept)."""
+    from sibyls.metadata.projects import ProjectsFile
+
+    if Path(path).exists():
+        return False
+    ProjectsFile(Path(path)).write(demo_projects())
+    return True
 
 
 def demo_cell_sample() -> dict:
@@ -134,6 +167,7 @@ def run_demo(var_dir: Path, time_scale: float = 20.0, keep_up: bool = False, tim
             print(f"  {record}")
         print(f"frame files: {len(frames)} in {var_dir / 'data' / DEMO_PROJECT}")
         looked = _show_first_look(var_dir)
+        _show_notices(var_dir)
         if failed or not records or not looked:
             print(f"Demo FAILED; see {var_dir / 'logs'}")
             return 1
@@ -191,7 +225,7 @@ def _calibrate(api, var_dir: Path) -> None:
     (water,) = select_runs(source, uid=water_item["result"]["run_uids"][0])
     (empty,) = select_runs(source, uid=empty_item["result"]["run_uids"][0])
     calibration = calibrate_from_runs(water, empty)
-    config = ProfileConfig.from_env({"SIBYLS_VAR_DIR": str(var_dir)})
+    config = ProfileConfig.given(var_dir=var_dir)
     current, _ = save_calibration(config.processed_dir, calibration)
     print(f"Absolute scale {calibration.absolute_scale:.4g} cm⁻¹ per unit from water and the empty cell "
           f"({current}); the plate is measured on absolute scale.", flush=True)  # fmt: skip
@@ -228,6 +262,28 @@ def _show_first_look(var_dir: Path, timeout: float = FIRST_LOOK_WAIT_S) -> bool:
     if waiting:
         print(f"  no first look for {len(waiting)} runs; see {var_dir / 'logs' / 'processing.log'}")
     return not waiting
+
+
+def _show_notices(var_dir: Path, timeout: float = 10.0) -> None:
+    """Where the plate's mail-in notice went (or would have gone: no SMTP host in the demo)."""
+    import email
+    import email.policy
+    import time
+
+    from sibyls.startup.config import ProfileConfig
+
+    folder = var_dir / "state" / "notices"
+    deadline = time.monotonic() + timeout
+    while not list(folder.glob("*.eml")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    sent = (
+        "sent by SMTP"
+        if ProfileConfig().smtp_host
+        else f"not sent: {ProfileConfig.env_name('smtp_host')} is not set"
+    )
+    for path in sorted(folder.glob("*.eml")):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        print(f"mail-in notice to {message['To']} ({sent}): {message['Subject']}\n  saved as {path}")
 
 
 def _prepare_simulated_beamline(state) -> None:

@@ -113,6 +113,21 @@ def _manager_health(state: StackState) -> str:
     return text
 
 
+def projects_health(path: Path | None) -> str:
+    """The projects file's state: how many projects, or what is wrong (every access then denied)."""
+    from sibyls.metadata.projects import ProjectsFile
+
+    if path is None:
+        return "no projects file configured: nothing is restricted by project"
+    projects = ProjectsFile(path)
+    problem = projects.problem()
+    if problem:
+        return f"MALFORMED, every person is refused every project until it is fixed: {problem}"
+    if not path.exists():
+        return f"{path} missing: only staff may queue or see data"
+    return f"{len(projects.projects())} in {path}"
+
+
 def describe(state: StackState | None) -> str:
     """Human-readable status: each service's PID, address and health; where keys and logs are."""
     if state is None:
@@ -137,6 +152,7 @@ def describe(state: StackState | None) -> str:
         lines.append(f"  {name:<8} pid {pid!s:<8} {addresses[name]:<28} {report[name]}")
     lines.append(f"  records  {report['records']}")
     lines.append(f"  Tiled catalog in {describe_tiled_db(state.var_dir)}")
+    lines.append(f"  projects {projects_health(profile_config(state).projects)}")
     if state.zmq_public_key_file:
         lines.append(
             f"  0MQ public key in {state.zmq_public_key_file} (mode 0600; clients: QSERVER_ZMQ_PUBLIC_KEY)"

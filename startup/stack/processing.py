@@ -21,8 +21,10 @@ from pathlib import Path
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.metadata.mapping import record_relpath
+from sibyls.metadata.projects import configured_projects
 from sibyls.metadata.record_results import results_path
 from sibyls.metadata.runs.doclog import read_document_log
+from sibyls.saxs.processing.notices import PlateNotifier
 from sibyls.saxs.processing.run_processor import analysis_kind
 from sibyls.saxs.processing.service import FirstLookService
 from sibyls.startup.config import ProfileConfig
@@ -89,6 +91,13 @@ def main() -> int:
         log.error("%s is not set: no document proxy to read from", ProfileConfig.env_name("document_feed"))
         return 2
     config.state_dir.mkdir(parents=True, exist_ok=True)
+    notifier = PlateNotifier(
+        config.processed_dir,
+        config.state_dir / "notices",
+        configured_projects(config.projects),
+        config.smtp(),
+        config.page_url,
+    )
     service = FirstLookService(
         config.records_dir,
         config.processed_dir,
@@ -96,6 +105,7 @@ def main() -> int:
         absolute_scale=config.absolute_scale or None,
         tiled=config.tiled_url or None,
         tiled_api_key=config.tiled_api_key(),
+        on_first_look=notifier,
     )
     log.info("warmed up in %.1f s", service.warm_up())
     dispatcher = RemoteDispatcher(config.document_feed)

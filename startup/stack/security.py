@@ -18,12 +18,35 @@ if TYPE_CHECKING:
 
 #: The HTTP server's login provider (``POST /api/auth/provider/<name>/token``) for the demo accounts.
 HTTP_AUTH_PROVIDER = "demo"
-#: Demo accounts of the HTTP server and their httpserver roles: beamline staff, a user, an observer.
+#: Demo accounts of the HTTP server and their httpserver roles: beamline staff, two users of two
+#: projects (see the demo's projects file), an observer.
 HTTP_ACCOUNTS: dict[str, list[str]] = {
     "staff": ["admin", "expert"],
     "user": ["user"],
+    "user2": ["user"],
     "observer": ["observer"],
 }
+#: Roles whose people belong to every project (beamline staff).
+STAFF_ROLES = ("admin", "expert")
+#: The names 0MQ clients claim by default (the ``qserver`` CLI, bluesky-queueserver-api,
+#: bluesky-widgets' queue-monitor). Whoever holds the manager's 0MQ public key is an operator: the
+#: key alone lets them pause, abort, clear the queue and destroy the environment, and a 0MQ client
+#: names its own user. The queue gate therefore treats these names as staff (every project); the
+#: project rule is enforced for people, who come through the HTTP server under their login name.
+ZMQ_OPERATOR_NAMES = ("qserver-cli", "Queue Server API User", "GUI Client")
+
+
+def staff_usernames() -> list[str]:
+    """Names the RE Manager's queue gate lets queue for every project: staff logins, 0MQ operators."""
+    staff = [name for name, roles in HTTP_ACCOUNTS.items() if set(roles) & set(STAFF_ROLES)]
+    return [*staff, *ZMQ_OPERATOR_NAMES]
+
+
+def is_staff(roles) -> bool:
+    """True for a login holding a staff role (it sees every project's data)."""
+    return bool(set(roles or ()) & set(STAFF_ROLES))
+
+
 #: Scopes that could change what the beamline runs outside the queue's checks, or stop it: staff only
 #: (the ``expert`` role; ``admin`` is given ``write:manager:stop``).
 STAFF_ONLY_SCOPES = (
@@ -38,6 +61,9 @@ STAFF_ONLY_SCOPES = (
 #: the queue and edit or remove their own items; pausing, aborting or stopping someone's measurement,
 #: opening/closing the RE environment and clearing the history are for beamline staff.
 STAFF_CONTROL_SCOPES = ("write:plan:control", "write:manager:control", "write:history:edit")
+#: What only staff read: the manager's console prints every queue item (other projects' samples).
+STAFF_READ_SCOPES = ("read:console",)
+NOT_FOR_NON_STAFF = (*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES, *STAFF_READ_SCOPES)
 #: Roles that must never hold a staff-only scope (httpserver's default single-user key role had them all).
 NON_STAFF_ROLES = ("user", "advanced", "observer", "unauthenticated_single_user", "unauthenticated_public")
 #: Roles that may edit, move or remove any person's queue item; every other role only its own.
@@ -135,7 +161,9 @@ def http_config(state: StackState) -> dict:
                 "roles": {
                     "admin": {"scopes_add": ["write:manager:stop"]},
                     **{
-                        role: {"scopes_remove": [*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES]}
+                        role: {
+                            "scopes_remove": [*STAFF_ONLY_SCOPES, *STAFF_CONTROL_SCOPES, *STAFF_READ_SCOPES]
+                        }
                         for role in NON_STAFF_ROLES
                     },
                 },

@@ -24,6 +24,7 @@ from sibyls.startup.stack.security import (
     http_login,
     manager_config_file,
     password_env,
+    staff_usernames,
 )
 from sibyls.startup.stack.services import child_env, console_script, spawn_service, start_ioc
 from sibyls.startup.stack.state import HOST, StackError, StackState, record
@@ -120,8 +121,8 @@ def port_listening(port: int, host: str = HOST) -> bool:
 
 
 def profile_config(state: StackState) -> ProfileConfig:
-    """The SIBYLS profile settings for this stack (folders under its var dir, its services; tuning and
-    calibration, :data:`CALLER_SETTINGS`, from the caller's own settings)."""
+    """The SIBYLS profile settings for this stack (folders under its var dir, its services, its projects
+    and staff; tuning, calibration and mail, :data:`CALLER_SETTINGS`, from the caller's own settings)."""
     caller = ProfileConfig()
     return ProfileConfig.given(
         var_dir=state.var_dir,
@@ -132,13 +133,19 @@ def profile_config(state: StackState) -> ProfileConfig:
         zmq_public_key_file=state.zmq_public_key_file,
         redis_addr=state.redis_addr,  # progress published by the RE worker
         plate_registry=stack_plate_registry(state.var_dir),
+        staff_users=",".join(staff_usernames()),
+        projects=projects_path(state.var_dir),
+        page_url=f"{state.http_url}/sibyls/",
         **state.document_proxy_settings(),
         **caller.model_dump(include=set(CALLER_SETTINGS)),
     )
 
 
 #: Settings (``ProfileConfig`` fields) ``sibyls up`` passes on from its own environment to the services.
-CALLER_SETTINGS = ("record_retry_s", "poni_file", "absolute_scale", "reopen_environment")
+CALLER_SETTINGS = (
+    "record_retry_s", "poni_file", "absolute_scale", "reopen_environment",
+    "smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_password_file", "smtp_from",
+)  # fmt: skip
 #: The stack's plate registry, in its var folder.
 PLATE_REGISTRY_FILE = "plates.yaml"
 
@@ -146,6 +153,11 @@ PLATE_REGISTRY_FILE = "plates.yaml"
 def stack_plate_registry(var_dir: Path | str) -> Path:
     """The plate registry of the stack in ``var_dir``: what its queue gate and robot read."""
     return Path(var_dir).resolve() / PLATE_REGISTRY_FILE
+
+
+def projects_path(var_dir: Path | str) -> Path:
+    """The stack's projects file: who may queue for and see which project."""
+    return Path(var_dir).resolve() / "projects.yaml"
 
 
 def profile_env(state: StackState) -> dict[str, str]:

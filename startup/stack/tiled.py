@@ -217,3 +217,46 @@ def _wait_healthy(service: TiledService, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise TimeoutError(f"the Tiled server did not answer at {service.url} within {timeout} s")
+
+
+# ---- project access tags (Tiled's own TagBasedAccessPolicy) ----------------------------------------
+
+#: Scopes a project's people get on its runs in Tiled; the writer (the RE worker's and the processing
+#: service's identity) may also create and write nodes tagged with any project.
+TILED_MEMBER_SCOPES = ("read:metadata", "read:data")
+TILED_WRITER_SCOPES = (*TILED_MEMBER_SCOPES, "write:metadata", "write:data", "create")
+
+
+def access_tags_config(projects: dict, writer: str) -> dict:
+    """Tiled's access-tag definitions for the SIBYLS projects: one tag per project code, its members
+    readers, ``writer`` able to create and write runs tagged with it (``tiled.access_control.
+    access_tags.AccessTagsCompiler`` input; staff are Tiled admins in the server config, not here)."""
+    return {
+        "roles": {
+            "member": {"scopes": list(TILED_MEMBER_SCOPES)},
+            "writer": {"scopes": list(TILED_WRITER_SCOPES)},
+        },
+        "tags": {
+            code: {
+                "users": [{"name": name, "role": "member"} for name in project.members if name != writer]
+                + [{"name": writer, "role": "writer"}]
+            }
+            for code, project in projects.items()
+        },
+        "tag_owners": {code: {"users": [{"name": writer}]} for code in projects},
+    }
+
+
+def compile_access_tags(projects: dict, tags_db: Path | str, writer: str) -> None:
+    """Compile the projects' access tags into Tiled's tags database (SQLite) that the server's
+    ``TagBasedAccessPolicy`` reads (``tags_db: {uri: file:<path>}``)."""
+    from tiled.access_control.access_tags import AccessTagsCompiler
+    from tiled.access_control.scopes import ALL_SCOPES
+
+    config = access_tags_config(projects, writer)
+    compiler = AccessTagsCompiler(ALL_SCOPES, config, {"uri": f"file:{tags_db}"}, lambda group: [])
+    try:
+        compiler.load_tag_config()
+        compiler.compile()
+    finally:
+        compiler.connection.close()

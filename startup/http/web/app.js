@@ -138,6 +138,7 @@ async function start() {
   document.querySelectorAll("[data-scope]").forEach((node) => { node.hidden = !auth.scopes.has(node.dataset.scope); });
   connectEvents();
   await loadPlans();
+  await loadProjects();
 }
 
 const isStaff = () => auth.roles.includes("expert");
@@ -627,6 +628,7 @@ function showHistory(history) {
       dataset: { uid: item.item_uid } },
     el("td", {}, item.name), el("td", {}, itemLabel(item)), el("td", {}, item.user), status, runs, actions));
   }
+  filterHistoryByProject();
 }
 
 // A past item back in the form, checked by the queue's dry run; "Add to queue" then queues it again.
@@ -899,6 +901,73 @@ function showRunFiles(uid, run) {
   }
 }
 
+// ---- my projects and personal API keys -----------------------------------------------------------
+// The server shows a person only their projects' runs and history (staff: all); with several
+// projects the picker narrows the runs list and the history table to one.
+
+const projects = { mine: {}, staff: false, picked: "" };
+
+async function loadProjects() {
+  const reply = await apiJSON("GET", "/api/sibyls/projects");
+  if (!reply.ok) return;
+  Object.assign(projects, { mine: reply.data.projects, staff: reply.data.staff });
+  $("projects-who").textContent = reply.data.staff ? "(staff: every project)" : `(${Object.keys(projects.mine).length})`;
+  const picker = $("project-picker");
+  picker.replaceChildren(el("option", { value: "" }, "all my projects"),
+    ...Object.entries(projects.mine).map(([code, title]) => el("option", { value: code }, title ? `${code} — ${title}` : code)));
+  $("project-picker-label").hidden = Object.keys(projects.mine).length < 2;
+  await showProjectRuns();
+  await loadApiKeys();
+}
+
+async function showProjectRuns() {
+  projects.picked = $("project-picker").value;
+  const query = projects.picked ? `?project=${encodeURIComponent(projects.picked)}` : "";
+  const reply = await apiJSON("GET", `/api/sibyls/runs${query}`);
+  const list = $("project-runs");
+  list.replaceChildren();
+  for (const run of (reply.ok ? reply.data : []).slice(0, 50)) {
+    list.append(el("li", { dataset: { project: run.project_code } }, `${run.project_code} · ${run.record_name}`));
+  }
+  if (!list.children.length) list.append(el("li", { class: "sub" }, "No runs with a record yet."));
+  filterHistoryByProject();
+}
+
+function filterHistoryByProject() {
+  const byUid = Object.fromEntries(state.history.map((item) => [item.item_uid, item]));
+  $("history-table").querySelectorAll("tbody tr").forEach((row) => {
+    const item = byUid[row.dataset.uid] || {};
+    const code = (item.kwargs || {}).project_code ?? (item.args || [])[1];
+    row.hidden = Boolean(projects.picked) && code !== projects.picked;
+  });
+}
+
+async function loadApiKeys() {
+  const who = await apiJSON("GET", "/api/auth/whoami");
+  const body = $("apikey-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const key of (who.ok && who.data.api_keys) || []) {
+    const revoke = el("button", { type: "button", class: "danger", onclick: () => revokeApiKey(key.first_eight) }, "Revoke");
+    body.append(el("tr", { dataset: { key: key.first_eight } }, el("td", {}, `${key.first_eight}…`), el("td", {}, key.note || ""),
+      el("td", {}, key.expiration_time ? new Date(key.expiration_time).toLocaleString() : "never"), el("td", {}, revoke)));
+  }
+}
+
+async function createApiKey() {
+  const days = Number($("apikey-days").value);
+  const reply = await apiJSON("POST", "/api/auth/apikey", { expires_in: days * 86400, scopes: ["inherit"], note: $("apikey-note").value || null });
+  const shown = $("apikey-secret");
+  shown.hidden = false;
+  shown.textContent = reply.ok ? `New key (shown once, copy it now): ${reply.data.secret}` : `Could not create a key (${reply.status}).`;
+  await loadApiKeys();
+}
+
+async function revokeApiKey(firstEight) {
+  await api("DELETE", `/api/auth/apikey?first_eight=${encodeURIComponent(firstEight)}`);
+  $("apikey-secret").hidden = true;
+  await loadApiKeys();
+}
+
 // ---- wiring --------------------------------------------------------------------------------------
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -920,6 +989,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("re-resume").addEventListener("click", () => control("/api/re/resume"));
   $("re-stop").addEventListener("click", () => control("/api/re/stop"));
   $("re-abort").addEventListener("click", () => control("/api/re/abort"));
+  $("project-picker").addEventListener("change", showProjectRuns);
+  $("apikey-create").addEventListener("click", createApiKey);
   drawPlate(null);
   const saved = sessionStorage.getItem("sibyls.tokens");
   if (saved) { saveTokens(JSON.parse(saved)); start(); }

@@ -1,0 +1,203 @@
+"""Mail-in notices: when every well of a plate has its first look, the project's people get an email.
+
+A mail-in user learns their plate is done without watching anything: the email carries the plate's
+summary (Rg, I(0), MW, flags per well) as an HTML table inline, the same as CSV attached, and a link
+to the page. The processing service calls :class:`PlateNotifier` after each run's results are stored
+(summaries written); the notifier counts the plate's wells (by the plate item's queue uid, from each
+run's ``plate_position``) and, at the last one, queues one message to the project's ``emails``
+(:mod:`sibyls.metadata.projects`).
+
+Nothing here may hold up processing or the queue: :meth:`PlateNotifier.__call__` only counts and
+queues; a background thread sends, retrying an undeliverable message every ``retry_s`` seconds up to
+``attempts`` times (then it is given up and logged, and stays saved). Each message is also saved as
+``<notices_dir>/<project>_<plate>_<item8>.eml``. With no SMTP host configured nothing is sent: the
+notice is logged with its recipients and saved, and :attr:`PlateNotifier.sent` says where it went.
+A service restarted in the middle of a plate counts only the wells it processed itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import smtplib
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from sibyls.metadata.mapping import safe_part
+from sibyls.metadata.projects import ProjectsFile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where notices go out: host, port, STARTTLS, login (password read from a file), sender."""
+
+    host: str
+    port: int = 587
+    starttls: bool = True
+    user: str = ""
+    password_file: str = field(default="", repr=False)
+    sender: str = "sibyls@localhost"
+    timeout_s: float = 10.0
+
+    def send(self, message: EmailMessage) -> None:
+        """Deliver ``message`` now (raises ``OSError``/``smtplib.SMTPException`` when it cannot)."""
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.user:
+                password = Path(self.password_file).read_text().strip() if self.password_file else ""
+                smtp.login(self.user, password)
+            smtp.send_message(message)
+
+
+@dataclass
+class Notice:
+    """One plate's notice: to whom, and the message; ``outcome`` once sent, given up or not configured."""
+
+    recipients: tuple[str, ...]
+    message: EmailMessage
+    saved_as: Path | None = None
+    attempts: int = 0
+    outcome: str = "queued"
+
+
+class PlateNotifier:
+    """Counts each plate's first looks and, at the last well, mails the plate summary (see module)."""
+
+    def __init__(
+        self,
+        processed_dir: Path | str,
+        notices_dir: Path | str,
+        projects: ProjectsFile | None,
+        smtp: SmtpSettings | None = None,
+        page_url: str = "",
+        *,
+        retry_s: float = 60.0,
+        attempts: int = 30,
+    ) -> None:
+        self.processed_dir = Path(processed_dir)
+        self.notices_dir = Path(notices_dir)
+        self.projects, self.smtp, self.page_url = projects, smtp, page_url
+        self.retry_s, self.attempts = retry_s, attempts
+        self._wells: dict[tuple[str, str, str], set[int]] = {}
+        self._outbox: queue.Queue[Notice | None] = queue.Queue()
+        self.sent: list[Notice] = []  # every notice, whatever became of it (newest last)
+        self._thread = threading.Thread(target=self._send_loop, name="sibyls-notices", daemon=True)
+        self._thread.start()
+
+    def __call__(self, start: dict[str, Any], record_path: Path) -> Notice | None:
+        """A run's first look is stored: count its well; at the plate's last, queue the notice."""
+        try:
+            return self._count(start, record_path)
+        except Exception:  # a notice must never stop processing
+            log.exception("mail-in notice after run %s failed", start.get("uid"))
+            return None
+
+    def _count(self, start: dict[str, Any], record_path: Path) -> Notice | None:
+        position, plate_id = start.get("plate_position"), start.get("plate_id")
+        if not isinstance(position, dict) or not plate_id:
+            return None
+        project = Path(record_path).parent.name
+        key = (project, str(plate_id), str(start.get("queue_item_uid") or ""))
+        done = self._wells.setdefault(key, set())
+        done.add(int(position.get("index", 0)))
+        if len(done) < int(position.get("total", 0)):
+            return None
+        del self._wells[key]
+        notice = self.plate_notice(*key)
+        if notice is not None:
+            self.sent.append(notice)
+            self._outbox.put(notice)
+        return notice
+
+    def plate_notice(self, project: str, plate_id: str, item_uid: str = "") -> Notice | None:
+        """The plate's notice (its summary as HTML and CSV), saved; None if it has no summary."""
+        stem = f"plate_{safe_part(plate_id, 'plate')}_summary"
+        folder = self.processed_dir / project
+        html_path, csv_path = folder / f"{stem}.html", folder / f"{stem}.csv"
+        if not csv_path.is_file():
+            log.warning("no summary of plate %s of %s to send", plate_id, project)
+            return None
+        entry = self.projects.projects().get(project) if self.projects else None
+        recipients = tuple(entry.emails) if entry else ()
+        message = EmailMessage()
+        message["Subject"] = f"SIBYLS: plate {plate_id} of {project} measured, first look ready"
+        message["From"] = self.smtp.sender if self.smtp else "sibyls@localhost"
+        message["To"] = ", ".join(recipients) or "undisclosed-recipients:;"
+        link = f"{self.page_url}#project={project}" if self.page_url else ""
+        text = (
+            f"Every well of plate {plate_id} (project {project}) has been measured and has its first look.\n"
+            f"The summary (Rg, I(0), MW, flags per well) is attached as CSV."
+            + (f"\nResults, files and exports: {link}\n" if link else "\n")
+        )
+        message.set_content(text)
+        html = html_path.read_text(encoding="utf-8") if html_path.is_file() else "<p>(no HTML summary)</p>"
+        intro = (
+            f'<p>Plate {plate_id} of {project} is done. <a href="{link}">Open it on the SIBYLS page</a>.</p>'
+        )
+        message.add_alternative(_with_intro(html, intro if link else ""), subtype="html")
+        message.add_attachment(csv_path.read_bytes(), maintype="text", subtype="csv", filename=csv_path.name)
+        self.notices_dir.mkdir(parents=True, exist_ok=True)
+        saved = self.notices_dir / f"{project}_{safe_part(plate_id, 'plate')}_{item_uid[:8] or 'plate'}.eml"
+        saved.write_bytes(bytes(message))
+        return Notice(recipients, message, saved)
+
+    def _send_loop(self) -> None:
+        while True:
+            notice = self._outbox.get()
+            if notice is None:
+                return
+            if not notice.recipients:
+                notice.outcome = "no recipients (the project has no emails)"
+                log.warning("notice %s: %s", notice.saved_as, notice.outcome)
+                continue
+            if self.smtp is None:
+                notice.outcome = "not sent: no SMTP host is set (the smtp_host setting)"
+                log.info("notice for %s not sent (no SMTP host); saved as %s", ", ".join(notice.recipients),
+                         notice.saved_as)  # fmt: skip
+                continue
+            self._deliver(notice)
+
+    def _deliver(self, notice: Notice) -> None:
+        while notice.attempts < self.attempts:
+            notice.attempts += 1
+            try:
+                self.smtp.send(notice.message)
+            except (OSError, smtplib.SMTPException) as exc:
+                notice.outcome = f"retrying: {type(exc).__name__}: {exc}"
+                log.warning(
+                    "notice to %s, attempt %d: %s", ", ".join(notice.recipients), notice.attempts, exc
+                )
+                time.sleep(self.retry_s)
+                continue
+            notice.outcome = "sent"
+            log.info("notice sent to %s", ", ".join(notice.recipients))
+            return
+        notice.outcome = f"given up after {notice.attempts} attempts; saved as {notice.saved_as}"
+        log.error("notice to %s %s", ", ".join(notice.recipients), notice.outcome)
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Until every queued notice has an outcome other than queued/retrying (tests, the demo)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not any(n.outcome == "queued" or n.outcome.startswith("retrying") for n in self.sent):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self._outbox.put(None)
+
+
+def _with_intro(html: str, intro: str) -> str:
+    if not intro:
+        return html
+    match = re.search(r"<body[^>]*>", html, re.IGNORECASE)
+    return html[: match.end()] + intro + html[match.end() :] if match else intro + html
