@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -32,9 +33,11 @@ def run() -> list[Figure]:
     prefix = f"BP{uuid.uuid4().hex[:4]}:"
     ioc = start_ioc(prefix, ca_port(), workdir / "ioc.log", binning=8, time_scale=1.0)
     try:
-        return _measure(prefix, workdir)
+        figures = _measure(prefix, workdir)
     finally:
         ioc.stop()
+    shutil.rmtree(workdir, ignore_errors=True)  # kept (logs, records, frames) only when the benchmark failed
+    return figures
 
 
 def _measure(prefix: str, workdir: Path) -> list[Figure]:
