@@ -1,7 +1,8 @@
 """``sibyls demo``: the whole stack up, a SAXS sample, then water (from the robot) and the empty cell
 for the absolute calibration (as ``sibyls calibrate``), then an 8-well plate queued and run on absolute
-scale, records and the first look (Guinier and P(r) Rg, Dmax, MW, flags per sample) shown. The samples are the simulator's catalogue
-(``sibyls.devices.sim.samples``): proteins with shapes, hydration shells and their own truth."""
+scale, records and the first look (Guinier and P(r) Rg, Dmax, MW, flags per sample) shown. The samples
+are the simulator's catalogue (``sibyls.devices.sim.samples``): proteins with shapes, hydration shells
+and their own truth."""
 
 from __future__ import annotations
 
