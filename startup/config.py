@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sibyls.devices.sim.launcher import DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAX_BYTES
+
 #: Folder fields → their default under ``var_dir``.
 _FOLDERS = {
     "data_dir": "data",
@@ -68,6 +70,10 @@ class ProfileConfig(BaseSettings):
     #: Absolute scale, cm⁻¹ per normalised unit (``SIBYLS_ABSOLUTE_SCALE``, from a water measurement:
     #: ``sibyls.saxs.reduction.reducer.absolute_scale_from_water``); 0: arbitrary units.
     absolute_scale: float = 0.0
+    #: Each service's log under ``<var>/logs/`` rotates at this size (``SIBYLS_LOG_MAX_BYTES``) ...
+    log_max_bytes: int = Field(default=DEFAULT_LOG_MAX_BYTES, gt=0)
+    #: ... keeping this many older files (``SIBYLS_LOG_BACKUPS``, ``<name>.log.1`` newest).
+    log_backups: int = Field(default=DEFAULT_LOG_BACKUPS, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -120,5 +126,7 @@ class ProfileConfig(BaseSettings):
             "SIBYLS_DOCUMENT_FEED": self.document_feed,
             "SIBYLS_PONI_FILE": self.poni_file,
             "SIBYLS_ABSOLUTE_SCALE": f"{self.absolute_scale:g}" if self.absolute_scale else "",
+            "SIBYLS_LOG_MAX_BYTES": str(self.log_max_bytes),
+            "SIBYLS_LOG_BACKUPS": str(self.log_backups),
         }
         return {k: v for k, v in env.items() if v}
