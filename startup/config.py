@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sibyls.devices.sim.launcher import DEFAULT_LOG_BACKUPS, DEFAULT_LOG_MAX_BYTES
+
 #: Folder fields → their default under ``var_dir``.
 _FOLDERS = {
     "data_dir": "data",
@@ -95,6 +97,10 @@ class ProfileConfig(BaseSettings):
     #: Whether RE Manager opens the RE environment again after its worker died
     #: (``SIBYLS_REOPEN_ENVIRONMENT``; false: staff decide).
     reopen_environment: bool = True
+    #: Each service's log under ``<var>/logs/`` rotates at this size (``SIBYLS_LOG_MAX_BYTES``) ...
+    log_max_bytes: int = Field(default=DEFAULT_LOG_MAX_BYTES, gt=0)
+    #: ... keeping this many older files (``SIBYLS_LOG_BACKUPS``, ``<name>.log.1`` newest).
+    log_backups: int = Field(default=DEFAULT_LOG_BACKUPS, ge=0)
 
     @model_validator(mode="before")
     @classmethod

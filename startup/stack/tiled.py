@@ -20,7 +20,13 @@ from pathlib import Path
 
 from sibyls.startup.stack.private_files import write_key
 from sibyls.startup.stack.redacted import redacted_command
-from sibyls.startup.stack.services import ManagedProcess, child_env, spawn_service
+from sibyls.startup.stack.services import (
+    DEFAULT_LOG_BACKUPS,
+    DEFAULT_LOG_MAX_BYTES,
+    ManagedProcess,
+    child_env,
+    spawn_service,
+)
 
 API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 API_KEY_FILE = "tiled_api_key"
@@ -137,6 +143,8 @@ def start_tiled(
     *,
     readable: Sequence[Path | str] = (),
     timeout: float = 60.0,
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+    log_backups: int = DEFAULT_LOG_BACKUPS,
 ) -> TiledService:
     """Start ``tiled serve catalog`` on 127.0.0.1:``port`` and wait until it answers.
 
@@ -165,7 +173,8 @@ def start_tiled(
         env[CATALOG_URI_ENV] = catalog_uri
         if _password(catalog_uri):
             env[CATALOG_PASSWORD_ENV] = _password(catalog_uri)
-    process = spawn_service(tiled_command(port, data_dir, catalog_uri, readable), log_path, env)
+    command = tiled_command(port, data_dir, catalog_uri, readable)
+    process = spawn_service(command, log_path, env, log_max_bytes=log_max_bytes, log_backups=log_backups)
     service = TiledService(
         "tiled", process, log_path, url=f"http://127.0.0.1:{port}", api_key=api_key, api_key_file=key_file
     )

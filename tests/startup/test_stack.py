@@ -23,6 +23,7 @@ from stack_helpers import csv_sheet, http, qserver, register_plate, upload_sheet
 from sibyls.metadata.records_schema import RecordValidator
 from sibyls.metadata.runs.doclog import read_document_log
 from sibyls.startup.stack import StackState, _children, down, load_state, manager_api, pid_alive, up
+from sibyls.startup.stack.services import log_sinks
 
 pytestmark = pytest.mark.slow
 
@@ -290,7 +291,11 @@ def test_down_leaves_no_process_behind(tmp_path):
     for pid in state.pids.values():
         family |= {pid, *_children(pid)}
     assert len(family) > len(state.pids)  # the RE worker and server helpers are children
+    logs = [tmp_path / "stack" / "logs" / f"{name}.log" for name in state.pids]
+    sinks = [sink.pid for sink in log_sinks(logs)]
+    assert len(sinks) == len(state.pids)  # each service's output goes through its own log sink
     stopped = set(down(tmp_path / "stack"))
     assert family <= stopped
     assert not [pid for pid in family if pid_alive(pid)]
+    assert not [pid for pid in sinks if pid_alive(pid)] and not log_sinks(logs)  # down waited for them
     assert load_state(tmp_path / "stack") is None
