@@ -13,6 +13,8 @@ Each subcommand parses its options and calls a plain function of the package tha
 ``records-from-runs``  :func:`sibyls.metadata.replay.records.records_from_runs`
 ``replay-record``      :func:`sibyls.metadata.replay.records.replay_record`
 ``project``            :class:`sibyls.metadata.projects.ProjectsFile` (who belongs to which project)
+``sheet check``        :func:`sibyls.plans.plate_sheet.sheet_report` (a plate sheet's dry run)
+``calibrate``          :mod:`sibyls.saxs.processing.calibration` (absolute scale from water)
 =====================  ==========================================================================
 
 The work is imported when a subcommand runs. The IOC's options are its own
@@ -505,6 +507,49 @@ def _project(args: argparse.Namespace) -> int:
 # ---- the command --------------------------------------------------------------------------------
 
 
+# ---- sibyls sheet check -------------------------------------------------------------------------
+
+
+def _add_sheet(subparsers) -> None:
+    sheet = subparsers.add_parser("sheet", help="plate sheets (CSV/XLSX) before they are uploaded")
+    actions = sheet.add_subparsers(dest="action", required=True)
+    check = actions.add_parser(
+        "check",
+        help="dry-run a plate sheet with the queue gate's own checks; nothing is queued",
+        description="Every well's verdict and the sheet's own problems, exactly as the upload would "
+        "refuse them (the plate and its wells against the stack's plate registry). Exit 0 when the "
+        "sheet would be queued, 1 when it would be refused, 2 when the file cannot be read.",
+    )
+    check.add_argument("file", type=Path, help="the plate sheet (.csv, .xlsx)")
+    _var_dir_option(check, what="the robot's plate registry (<var-dir>/plates.yaml)")
+    check.set_defaults(func=_sheet_check)
+
+
+def _sheet_check(args: argparse.Namespace) -> int:
+    from sibyls.metadata.plate_registry import use_registry
+    from sibyls.plans.plate_sheet import sheet_report
+    from sibyls.startup.stack.starters import stack_plate_registry
+
+    use_registry(stack_plate_registry(args.var_dir))
+    try:
+        with open(args.file, "rb") as sheet:
+            report = sheet_report(sheet, args.file.name)
+    except OSError as exc:
+        print(f"file: cannot read {args.file} ({exc.strerror})", file=sys.stderr)
+        return 2
+    for well in report.wells:
+        verdict = "; ".join(well.problems) or "ok"
+        sample = well.sample_code or ""
+        print(f"row {well.row:>3}  {well.well or '?':<4} {well.role:<13} {sample:<24} {verdict}")
+    for problem in report.problems:
+        print(f"sheet: {problem}")
+    if report.success:
+        print(f"plate {report.plate_id}: {len(report.wells)} wells, would be queued as one ht_plate item")
+        return 0
+    print("refused: nothing would be queued", file=sys.stderr)
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every ``sibyls`` subcommand."""
     parser = argparse.ArgumentParser(prog="sibyls", description="SIBYLS beamline: stack, simulation, data.")
@@ -514,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_exchange(subparsers)
     _add_calibrate(subparsers)
     _add_project(subparsers)
+    _add_sheet(subparsers)
     return parser
 
 
