@@ -19,6 +19,8 @@ Each subcommand parses its options and calls a plain function of the package tha
 
 The work is imported when a subcommand runs. The IOC's options are its own
 (:mod:`sibyls.devices.sim.command`): the stack starts it as ``python -m sibyls.devices.sim``.
+(Over 450 lines on purpose: every option of every subcommand in one place, so ``--help`` and the
+README read from one file; each subcommand's work lives in the layer it belongs to.)
 """
 
 from __future__ import annotations

@@ -134,22 +134,6 @@ def _part(values: np.ndarray | None, start: int, stop: int):
     return values[start:stop]
 
 
-def _per_frame(values: np.ndarray | None, frame_files: list) -> np.ndarray | None:
-    """Counts per frame when each event triggered a file of several frames (``ht_plate`` records one
-    event per well): the counters integrate over the whole trigger, so its frames share them evenly."""
-    if values is None or len(values) != len(frame_files) or len(frame_files) == 0:
-        return values
-    import h5py
-
-    counts = []
-    for path in frame_files:
-        with h5py.File(path, "r") as fh:
-            counts.append(int(fh["entry/data/data"].shape[0]))
-    if all(n == 1 for n in counts):
-        return values
-    return np.repeat(values / np.asarray(counts, dtype=np.float64), counts)
-
-
 def run_monitors(run: StoredRun) -> dict[str, np.ndarray | None]:
     """The primary stream's I0 and beamstop-diode counts per frame (``None`` where the run has none)."""
     stream = run.streams.get("primary")
@@ -220,7 +204,6 @@ def reduce_run(
     monitors = per_frame_monitors(run)
     i0 = monitors["i0"]
     bs = monitors["bs_diode"] if i0 is not None else None
-    i0, bs = (_per_frame(values, run.frame_files) for values in (i0, bs))
     try:
         return reduce_frames(
             run.frames(),

@@ -2,6 +2,8 @@
 
 A starter records the PID at once (before waiting: a failed start is still stopped), then waits
 until the service answers. Also the profile's settings for a stack and the manager's client.
+(Over 450 lines on purpose: the seven starters share one pattern, record the PID, spawn, wait for
+the service to answer, and read side by side they show each service's command line and secrets.)
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each test logs in through the page's form (bluesky-httpserver's own login) and reads what the page
 shows from its pushed updates (Server-Sent Events); nothing reloads the page. Screenshots are saved
-as test artefacts (see conftest).
+as test artefacts (see conftest). (Over 450 lines: one walk per kind of person through the same page
+on one shared stack; each test reads top to bottom as a user's session.)
 """
 
 from __future__ import annotations
