@@ -879,7 +879,7 @@ function showRunFiles(uid, run) {
     el("button", { type: "button", class: "download-all", onclick: () => download(`/api/sibyls/runs/${encodeURIComponent(uid)}/files.zip`, `${stem}.zip`) },
       "Download all (zip)"),
     el("button", { type: "button", class: "file-link", dataset: { kind: "record" }, onclick: () => download(fileUrl({ path: run.record_path }), run.record_name) }, "Record (YAML)"));
-  const formats = { nxcansas: "Export NXcanSAS (.h5)", csv: "Export CSV" };
+  const formats = { nxcansas: "Export NXcanSAS (.h5)", csv: "Export CSV (zip, one per stream)" };
   for (const fmt of run.exports) {
     actions.append(el("button", { type: "button", class: "export-link", dataset: { format: fmt },
       onclick: () => download(`/api/sibyls/runs/${encodeURIComponent(uid)}/export/${fmt}`, `${stem} ${fmt} export`) }, formats[fmt] || `Export ${fmt}`));
