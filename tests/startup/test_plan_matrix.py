@@ -434,7 +434,7 @@ def test_http_files_zip(plan, matrix_stack, plan_runs, records):
 # ---- the page's run view -------------------------------------------------------------------------
 
 
-def test_page_run_view_of_every_plan(matrix_stack, plan_runs):
+def test_page_run_view_of_every_plan(matrix_stack, plan_runs, records):
     """One browser session as ``staff`` opens each plan's run in turn: a results table, or a note that
     says why not (failed with its reason, not applicable, still processing, a buffer) — never an error
     or an empty view."""
@@ -457,6 +457,14 @@ def test_page_run_view_of_every_plan(matrix_stack, plan_runs):
                   })"""
                 )
                 session.shot(plan)
+                if plan == "saxs_exposure":  # the export buttons download what the HTTP cells checked
+                    with page.expect_download(timeout=60000) as csv_export:
+                        page.click("#run-files .export-link[data-format='csv']")
+                    seen[plan]["csv"] = csv_export.value.suggested_filename
+                elif plan == "count":  # and a refusal says why in the run view
+                    page.click("#run-files .export-link[data-format='nxcansas']")
+                    page.wait_for_selector("#run-msg:not(:empty)", timeout=60000)
+                    seen[plan]["refusal"] = page.text_content("#run-msg")
         finally:
             session.close()
     assert not session.errors, f"JavaScript errors on the page: {session.errors}"
@@ -475,4 +483,6 @@ def test_page_run_view_of_every_plan(matrix_stack, plan_runs):
             ok = "first look not applicable" in notes.get("none", "")
         if not ok:
             problems.append(f"{plan}: {view['rows']} result rows, notes {notes}")
+    assert seen["saxs_exposure"]["csv"] == f"{records['saxs_exposure'].stem}_csv.zip"
+    assert NO_IQ["count"] in seen["count"]["refusal"]
     assert not problems, "\n".join(problems)
