@@ -457,6 +457,9 @@ def test_page_run_view_of_every_plan(matrix_stack, plan_runs, records):
                   })"""
                 )
                 session.shot(plan)
+                if plan == "ht_plate":  # queued with positional arguments, as qserver users do
+                    history = page.text_content("#history-table")
+                    seen[plan]["history"] = f"plate {PLATE} (2 wells)" in history and "[object" not in history
                 if plan == "saxs_exposure":  # the export buttons download what the HTTP cells checked
                     with page.expect_download(timeout=60000) as csv_export:
                         page.click("#run-files .export-link[data-format='csv']")
@@ -485,4 +488,5 @@ def test_page_run_view_of_every_plan(matrix_stack, plan_runs, records):
             problems.append(f"{plan}: {view['rows']} result rows, notes {notes}")
     assert seen["saxs_exposure"]["csv"] == f"{records['saxs_exposure'].stem}_csv.zip"
     assert NO_IQ["count"] in seen["count"]["refusal"]
+    assert seen["ht_plate"]["history"], "the history names each item by its sample or plate"
     assert not problems, "\n".join(problems)
