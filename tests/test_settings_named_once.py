@@ -25,7 +25,7 @@ EXCEPTIONS = {
     "SIBYLS_REQUIRE_SHARED": ("tests/conftest.py",),
     "SIBYLS_REQUIRE_POSTGRES": ("tests/startup/test_tiled_postgres.py",),
     "SIBYLS_TEST_POSTGRES": ("tests/startup/test_tiled_postgres.py",),
-    "SIBYLS_WEB_ARTIFACTS": ("tests/web/conftest.py",),
+    "SIBYLS_WEB_ARTIFACTS": ("tests/browser_helpers.py",),
 }
 SKIP_DIRS = {".venv", ".git", "var", "node_modules", "reference", "build", "dist"}
 

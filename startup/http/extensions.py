@@ -15,7 +15,8 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
 ``GET /api/sibyls/runs``                    the person's projects' runs, newest first (read:history)
 ``GET /api/sibyls/projects``                the person's projects (the page's picker; read:history)
 ``GET /api/sibyls/runs/{uid}``              a run's record, its files and results (read:history)
-``GET /api/sibyls/runs/{uid}/export/{fmt}`` the run as NXcanSAS or CSV (read:history)
+``GET /api/sibyls/runs/{uid}/export/{fmt}`` the run as NXcanSAS or CSV (several files: one zip)
+                                            (read:history)
 ``GET /api/sibyls/runs/{uid}/files.zip``     everything of the run in one zip: record, frames,
                                             processed files, plots (read:history)
 ``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
@@ -483,8 +484,10 @@ def run_record(uid: str, principal=Security(get_current_principal, scopes=["read
 @api.get("/runs/{uid}/export/{fmt}")
 def run_export(
     uid: str, fmt: str, principal=Security(get_current_principal, scopes=["read:history"])
-) -> FileResponse:
-    """The run exported as NXcanSAS or CSV (``sibyls export``), made now from its document log."""
+) -> Response:
+    """The run exported as NXcanSAS or CSV (``sibyls export``), made now from its document log: the
+    file as it is, or, where the format makes several (CSV: one per stream, the measurement and the
+    baseline), all of them in one zip named after the run's record (``<record>_csv.zip``)."""
     import shutil
     import tempfile
 
@@ -513,8 +516,15 @@ def run_export(
     if not paths:
         shutil.rmtree(out, ignore_errors=True)
         raise HTTPException(status_code=422, detail=f"{fmt} export of run {uid[:8]}: nothing to export")
-    return FileResponse(
-        paths[0], filename=paths[0].name, background=BackgroundTask(shutil.rmtree, out, ignore_errors=True)
+    cleanup = BackgroundTask(shutil.rmtree, out, ignore_errors=True)
+    if len(paths) == 1:
+        return FileResponse(paths[0], filename=paths[0].name, background=cleanup)
+    record = find_record(uid)
+    name = f"{record.stem if record else uid[:8]}_{fmt}.zip"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    entries = [(path.name, path) for path in paths]
+    return StreamingResponse(
+        zip_chunks(entries), media_type="application/zip", headers=headers, background=cleanup
     )
 
 

@@ -4,26 +4,32 @@ One stack (``sibyls up`` in a temporary folder, time scale 50, binned frames) ru
 once with short exposures and a small plate; then, per plan, each consumer reads the run: the record
 (valid against lambda-ber + the extension), the first look (results, or the record's explicit "not
 applicable: why"), every export format through the ``sibyls export`` function, ``sibyls process``,
-``sibyls records-from-runs``, ``sibyls replay-record`` and the run read back from Tiled. Every cell
-either works or answers a clear, named refusal — never a traceback or silence.
+``sibyls records-from-runs``, ``sibyls replay-record``, the run read back from Tiled, and over HTTP
+as the ``staff`` account the run's record, each export the page offers and the run's zip; last, one
+browser session opens every plan's run view on the page. Every cell either works or answers a clear,
+named refusal — never a traceback, a 404/500 for a run that exists, or silence.
 
-Hook for more consumers (the HTTP API, the page): the module fixture ``plan_runs`` maps each plan
-name to the uid of the run it made (``ht_plate``: its sample well); ``matrix_stack`` is the stack.
-Add a test parametrised over ``PLANS`` that takes both.
+Hook for more consumers: the module fixture ``plan_runs`` maps each plan name to the uid of the run it
+made (``ht_plate``: its sample well); ``matrix_stack`` is the stack. Add a test parametrised over
+``PLANS`` that takes both.
 """
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
-from stack_helpers import ca_environment, register_plate, running_stack, wait_until_idle
+from browser_helpers import PageSession, chromium
+from stack_helpers import ca_environment, http, register_plate, running_stack, wait_until_idle
 
 from sibyls.startup.cli import main as sibyls
-from sibyls.startup.stack import manager_api, profile_config
+from sibyls.startup.http.extensions import PAGE_EXPORTS
+from sibyls.startup.stack import http_login, manager_api, profile_config
 
 pytestmark = pytest.mark.slow
 
@@ -64,10 +70,10 @@ PLANS: dict[str, BPlan] = {
     "sec_saxs": BPlan(
         "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=2.0, exposure_time=0.5, duration=1.0
     ),  # fmt: skip
-    "align_beamstop": BPlan("align_beamstop", "x", PROJECT, points=7, nscans=1, count_time=0.05),
-    "align_sample_stage": BPlan("align_sample_stage", "x", PROJECT, "mx_align", points=7, count_time=0.05),
+    "align_beamstop": BPlan("align_beamstop", "mx_bs", PROJECT, "x", points=7, nscans=1, count_time=0.05),
+    "align_sample_stage": BPlan("align_sample_stage", "mx_align", PROJECT, "x", points=7, count_time=0.05),
     "alignment_grid_scan": BPlan(
-        "alignment_grid_scan", PROJECT, "mx_grid", num_x=3, num_y=3, count_time=0.05
+        "alignment_grid_scan", "mx_grid", PROJECT, num_x=3, num_y=3, count_time=0.05
     ),
     "count": BPlan("count", ["pilatus", "i0", "bs_diode"], "mx_count", PROJECT, num=2),
     "scan": BPlan("scan", ["i0", "bs_diode"], "sample_stage.x", -0.5, 0.5, 3, "mx_scan", PROJECT),
@@ -334,3 +340,153 @@ def test_project_export_writes_every_run_it_can_and_names_the_others(
         assert any(f"({uid8}): nxcansas not exported" in line and reason in line for line in refused), plan
     assert len(refused) == 2 * len(NO_IQ)  # NXcanSAS and PNG of each, nothing else
     assert code == 1
+
+
+# ---- over HTTP, as the page asks (staff see every project) ----------------------------------------
+
+
+def _as_staff(stack, path: str):
+    """``GET path`` with a fresh ``staff`` login (a token lasts 15 minutes; this module runs longer)."""
+    return http(stack, "GET", path, token=http_login(stack, "staff"))
+
+
+def _attachment_name(response) -> str:
+    disposition = response.headers.get("content-disposition", "")
+    assert "filename=" in disposition, disposition
+    return disposition.split("filename=", 1)[1].strip('"')
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_http_run_record(plan, matrix_stack, plan_runs, records):
+    uid = plan_runs[plan]
+    response = _as_staff(matrix_stack, f"/api/sibyls/runs/{uid}")
+    assert response.status_code == 200, response.text
+    details = response.json()
+    assert details["uid"] == uid and details["record_name"] == records[plan].name
+    assert details["experiment_run"]["processing_status"] == _status(records[plan])
+    assert details["exports"] == list(PAGE_EXPORTS)
+    if plan not in FIRST_LOOK:
+        assert details["first_look_note"].startswith("first look not applicable to ")
+
+
+@pytest.mark.parametrize("fmt", PAGE_EXPORTS)
+@pytest.mark.parametrize("plan", PLANS)
+def test_http_export(plan, fmt, matrix_stack, plan_runs, records, tmp_path):
+    """What the page's export button gets is what ``sibyls export`` writes: one file as itself, several
+    (CSV: one per stream) in one zip; a run without I(q) is refused (422) with the CLI's reason."""
+    from sibyls.metadata.runs.sources import FolderRunSource
+    from sibyls.saxs.exports.formats import export
+
+    uid = plan_runs[plan]
+    response = _as_staff(matrix_stack, f"/api/sibyls/runs/{uid}/export/{fmt}")
+    if fmt in ("nxcansas", "png") and plan in NO_IQ:
+        assert response.status_code == 422, response.text
+        detail = response.json()["detail"]
+        assert detail.startswith(f"{fmt} export of run {uid[:8]}: ") and NO_IQ[plan] in detail
+        return
+    assert response.status_code == 200, response.text
+    assert response.content
+    expected = export(FolderRunSource(_runs_dir(matrix_stack)), fmt, tmp_path / "cli", uid=uid)
+    name = _attachment_name(response)
+    if len(expected) == 1:
+        assert name == expected[0].name
+        assert response.content == expected[0].read_bytes() or fmt == "nxcansas"  # h5: own timestamps
+    else:
+        assert name == f"{records[plan].stem}_{fmt}.zip"
+        archive = zipfile.ZipFile(io.BytesIO(response.content))
+        assert archive.testzip() is None
+        assert sorted(archive.namelist()) == sorted(p.name for p in expected)
+        assert all(archive.read(p.name) == p.read_bytes() for p in expected)
+    if fmt == "nxcansas":
+        from sasdata.dataloader.loader import Loader
+
+        assert name.endswith(".h5")
+        (tmp_path / name).write_bytes(response.content)
+        (loaded,) = Loader().load(str(tmp_path / name))
+        assert len(loaded.x) > 10
+
+
+@pytest.mark.parametrize("plan", PLANS)
+def test_http_files_zip(plan, matrix_stack, plan_runs, records):
+    """The run's zip holds its record and its own frames, processed files and plots, nothing else."""
+    from sibyls.metadata.runs.sources import FolderRunSource
+
+    uid = plan_runs[plan]
+    response = _as_staff(matrix_stack, f"/api/sibyls/runs/{uid}/files.zip")
+    assert response.status_code == 200, response.text
+    stem = records[plan].stem
+    assert _attachment_name(response) == f"{stem}.zip"
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    assert archive.testzip() is None
+    names = archive.namelist()
+    assert len(names) == len(set(names)) and all(n.startswith(f"{stem}/") for n in names)
+    assert archive.read(f"{stem}/{records[plan].name}") == records[plan].read_bytes()
+    frames = {Path(n).name for n in names if n.startswith(f"{stem}/frames/")}
+    stored = FolderRunSource(_runs_dir(matrix_stack)).load(uid)
+    assert frames == {Path(p).name for p in stored.frame_files}
+    record_text = records[plan].read_text()
+    others = [n for n in names if not n.startswith(f"{stem}/frames/") and n != f"{stem}/{records[plan].name}"]
+    assert all(Path(n).name in record_text for n in others), others
+    if plan in FIRST_LOOK:
+        assert any(n.startswith(f"{stem}/plots/") for n in names), names
+
+
+# ---- the page's run view -------------------------------------------------------------------------
+
+
+def test_page_run_view_of_every_plan(matrix_stack, plan_runs, records):
+    """One browser session as ``staff`` opens each plan's run in turn: a results table, or a note that
+    says why not (failed with its reason, not applicable, still processing, a buffer) — never an error
+    or an empty view."""
+    with chromium() as browser:
+        session = PageSession(browser, matrix_stack, "staff", "plan_matrix")
+        page = session.page
+        seen: dict[str, dict] = {}
+        try:
+            for plan, uid in plan_runs.items():
+                page.evaluate(f"openRun('{uid}')")
+                page.wait_for_selector(f"#run-view[data-uid='{uid}']", timeout=30000)
+                seen[plan] = page.evaluate(
+                    """() => ({
+                    rows: document.querySelectorAll('#run-results table.metrics tr').length,
+                    notes: Object.fromEntries([...document.querySelectorAll('#run-status .run-note')]
+                      .map((p) => [p.dataset.note, p.textContent])),
+                    status: document.getElementById('run-status').textContent,
+                    message: document.getElementById('run-msg').textContent,
+                    exports: document.querySelectorAll('#run-files .export-link').length,
+                  })"""
+                )
+                session.shot(plan)
+                if plan == "ht_plate":  # queued with positional arguments, as qserver users do
+                    history = page.text_content("#history-table")
+                    seen[plan]["history"] = f"plate {PLATE} (2 wells)" in history and "[object" not in history
+                if plan == "saxs_exposure":  # the export buttons download what the HTTP cells checked
+                    with page.expect_download(timeout=60000) as csv_export:
+                        page.click("#run-files .export-link[data-format='csv']")
+                    seen[plan]["csv"] = csv_export.value.suggested_filename
+                elif plan == "count":  # and a refusal says why in the run view
+                    page.click("#run-files .export-link[data-format='nxcansas']")
+                    page.wait_for_selector("#run-msg:not(:empty)", timeout=60000)
+                    seen[plan]["refusal"] = page.text_content("#run-msg")
+        finally:
+            session.close()
+    assert not session.errors, f"JavaScript errors on the page: {session.errors}"
+    problems = []
+    for plan, view in seen.items():
+        notes = view["notes"]
+        if view["message"] or view["exports"] != len(PAGE_EXPORTS):
+            problems.append(f"{plan}: error box {view['message']!r}, {view['exports']} export buttons")
+        if not view["rows"] and not notes:
+            problems.append(f"{plan}: empty run view ({view['status']!r})")
+        if plan == "plate_buffer":
+            ok = "buffer" in notes
+        elif plan in FIRST_LOOK:
+            ok = view["rows"] > 0 and "failed" not in notes
+        else:
+            ok = "first look not applicable" in notes.get("none", "")
+        if not ok:
+            problems.append(f"{plan}: {view['rows']} result rows, notes {notes}")
+    assert seen["saxs_exposure"]["csv"] == f"{records['saxs_exposure'].stem}_csv.zip"
+    assert NO_IQ["count"] in seen["count"]["refusal"]
+    assert seen["ht_plate"]["history"], "the history names each item by its sample or plate"
+    assert not problems, "\n".join(problems)

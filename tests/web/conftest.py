@@ -1,76 +1,21 @@
 """Fixtures for the page's tests: Chromium driven by Playwright against the session's stack
-(``stack`` and ``api`` in ``tests/conftest.py``).
-
-Chromium is Debian's (``/usr/bin/chromium``; ``playwright install`` cannot download browsers here).
-Without it the browser tests skip with the reason, except under CI (``CI`` set), where they fail:
-``.ci/run`` installs it. Screenshots go to ``tests/web/artifacts/`` (or ``$SIBYLS_WEB_ARTIFACTS``).
+(``stack`` and ``api`` in ``tests/conftest.py``); the browser and the logged-in tab are
+``tests/browser_helpers.py``'s (shared with the plan matrix).
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from browser_helpers import PageSession, chromium
 
 from sibyls.startup.stack import http_login
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(os.environ.get("SIBYLS_WEB_ARTIFACTS") or Path(__file__).parent / "artifacts")
 
 
 @pytest.fixture(scope="package")
 def browser():
     """Debian's Chromium under Playwright (skipped when absent outside CI, a failure under CI)."""
-    if not CHROMIUM.exists():
-        reason = f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(reason + "; CI must run the browser tests")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class PageSession:
-    """A browser tab logged in to the page as one demo account; ``shot(name)`` saves a screenshot."""
-
-    def __init__(self, browser, stack, username: str, test_name: str) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.username, self.test_name = username, test_name
-        self.page.goto(f"{stack.http_url}/sibyls/")
-        self.page.fill("#login-user", username)
-        self.page.fill("#login-password", stack.http_password(username))
-        self.page.click("#login-button")
-        self.page.wait_for_selector("#app:not([hidden])")
-        self.page.wait_for_selector("#st-stream:text('stream: live')", timeout=15000)
-
-    def shot(self, name: str) -> Path:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{self.test_name}-{self.username}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
-        return path
-
-    def close(self) -> None:
-        self.context.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -170,7 +170,8 @@ def test_a_user_fixes_a_bad_sample_code_inline_queues_it_and_watches_it_run_to_i
     assert {Path(n).name for n in names} <= own  # nothing but the run's own files
     with page.expect_download(timeout=60000) as export:
         page.click("#run-files .export-link[data-format='csv']")
-    assert export.value.suggested_filename.endswith(".csv")
+    assert export.value.suggested_filename == f"{stem}_csv.zip"  # one CSV per stream
+    assert f"{stem}_primary.csv" in zipfile.ZipFile(export.value.path()).namelist()
     session.shot("history-record")
 
 

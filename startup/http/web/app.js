@@ -31,11 +31,14 @@ function fmtSeconds(s) {
   return m ? `${m}:${String(sec).padStart(2, "0")}` : `${sec} s`;
 }
 
+// An item by its sample or plate, also when queued with positional arguments (qserver, the API).
 function itemLabel(item) {
-  const kw = item.kwargs || {};
+  const kw = { ...(item.kwargs || {}) };
+  const names = (((state.plans || {})[item.name] || {}).parameters || []).map((p) => p.name);
+  (item.args || []).forEach((value, i) => { if (names[i] && !(names[i] in kw)) kw[names[i]] = value; });
   if (kw.sample_code) return kw.sample_code;
   if (kw.plate && kw.plate.plate_id) return `plate ${kw.plate.plate_id} (${(kw.plate.wells || []).length} wells)`;
-  return (item.args || []).join(", ");
+  return (item.args || []).map((arg) => (arg && typeof arg === "object" ? JSON.stringify(arg) : arg)).join(", ");
 }
 
 // ---- login, tokens, requests ---------------------------------------------------------------------
@@ -881,7 +884,7 @@ function showRunFiles(uid, run) {
     el("button", { type: "button", class: "download-all", onclick: () => download(`/api/sibyls/runs/${encodeURIComponent(uid)}/files.zip`, `${stem}.zip`) },
       "Download all (zip)"),
     el("button", { type: "button", class: "file-link", dataset: { kind: "record" }, onclick: () => download(fileUrl({ path: run.record_path }), run.record_name) }, "Record (YAML)"));
-  const formats = { nxcansas: "Export NXcanSAS (.h5)", csv: "Export CSV" };
+  const formats = { nxcansas: "Export NXcanSAS (.h5)", csv: "Export CSV (zip, one per stream)" };
   for (const fmt of run.exports) {
     actions.append(el("button", { type: "button", class: "export-link", dataset: { format: fmt },
       onclick: () => download(`/api/sibyls/runs/${encodeURIComponent(uid)}/export/${fmt}`, `${stem} ${fmt} export`) }, formats[fmt] || `Export ${fmt}`));
