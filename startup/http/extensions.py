@@ -302,7 +302,8 @@ class RunDetails(BaseModel):
     ``quality_metrics``, ``saxs_results``, sample role, buffer, plate and well; the Bluesky streams
     left out): the page reads whichever numbers it holds. ``first_look_note`` is what the first
     look's workflow entry says (why it failed, why the run has none, or its notes). ``summaries``
-    are the plate's and the project's first-look summary pages, for a plate run.
+    are the plate's and the project's first-look summary pages, for a plate run. ``plan_type`` is the
+    workflow the run's study names (``sec_saxs`` subtracts its own buffer frames, for instance).
     """
 
     uid: str
@@ -315,6 +316,7 @@ class RunDetails(BaseModel):
     experiment_run: dict[str, Any] = {}
     first_look_note: str | None = None
     summaries: list[RunFile] = []
+    plan_type: str | None = None
 
 
 _PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
@@ -334,6 +336,14 @@ def _run_file(entry: dict, kind: str, person: Person | None = None) -> RunFile |
     if path is None:
         return None
     return RunFile(name=path.name, path=str(path), kind=kind, size_bytes=path.stat().st_size)
+
+
+def _plan_type(record: Any) -> str | None:
+    """The workflow the record's (first) study names, e.g. ``sec_saxs``; None if it names none."""
+    studies = record.get("studies") if isinstance(record, dict) else None
+    if not studies or not isinstance(studies[0], dict):
+        return None
+    return studies[0].get("plan_type") or None
 
 
 def _experiment_run(record: Any) -> dict[str, Any]:
@@ -407,6 +417,7 @@ def run_details(uid: str, person: Person | None = None) -> RunDetails | None:
         results=results,
         experiment_run=experiment_run,
         first_look_note=_first_look_note(record),
+        plan_type=_plan_type(record),
         summaries=_summaries(path, experiment_run, person),
     )
 

@@ -831,7 +831,8 @@ function showRunStatus(details) {
   else if (status === "processing") say("First look still processing: the plots are being drawn.", "processing");
   if (run.sample_role === "buffer_blank") {
     say("A buffer: its frames are averaged and subtracted from the samples measured against it, so it has only its own I(q) (no Guinier fit, Kratky plot or MW).", "buffer");
-  } else if (run.sample_role && (flags.includes("no-buffer") || (!run.buffer_run_uid && details.results))) {
+  } else if (run.sample_role && details.plan_type !== "sec_saxs"  // SEC subtracts its own buffer frames
+             && (flags.includes("no-buffer") || (!run.buffer_run_uid && details.results))) {
     say("Measured without a buffer (no buffer_run_uid given): nothing was subtracted, so the curve is the sample's raw I(q) and any numbers below come from it unsubtracted — queue it again with its buffer's run uid for a real first look.", "no-buffer");
   }
   if (status === "completed" && details.first_look_note) say(`Notes of the first look: ${details.first_look_note}`, "notes");
