@@ -53,7 +53,7 @@ def test_each_person_sees_only_their_projects_history_and_runs_staff_sees_all(st
     assert "user2_sample" not in history_text(first)
     assert first.page.is_visible("#project-picker-label")  # several projects: a picker
     first.page.select_option("#project-picker", "MY_PROJECT")
-    first.page.wait_for_selector("#project-runs li[data-project='MY_PROJECT']")
+    first.page.wait_for_selector("#project-runs[data-picked='MY_PROJECT'] li[data-project='MY_PROJECT']")
     assert not first.page.query_selector("#project-runs li:not([data-project='MY_PROJECT']):not(.sub)")
     first.shot("projects")
 

@@ -925,11 +925,14 @@ async function loadProjects() {
 }
 
 async function showProjectRuns() {
-  projects.picked = $("project-picker").value;
-  const query = projects.picked ? `?project=${encodeURIComponent(projects.picked)}` : "";
+  const picked = $("project-picker").value;
+  projects.picked = picked;
+  const query = picked ? `?project=${encodeURIComponent(picked)}` : "";
   const reply = await apiJSON("GET", `/api/sibyls/runs${query}`);
+  if (projects.picked !== picked) return; // the picker moved on while this list was loading
   const list = $("project-runs");
   list.replaceChildren();
+  list.dataset.picked = picked;
   for (const run of (reply.ok ? reply.data : []).slice(0, 50)) {
     list.append(el("li", { dataset: { project: run.project_code } }, `${run.project_code} · ${run.record_name}`));
   }

@@ -34,7 +34,9 @@ def test_counters_of_a_multi_frame_trigger_are_shared_by_its_frames(tmp_path):
     import h5py
     import numpy as np
 
-    from sibyls.saxs.reduction.iq import _per_frame
+    from types import SimpleNamespace
+
+    from sibyls.saxs.reduction.iq import per_frame_monitors
 
     files = []
     for index, frames in enumerate((3, 2)):
@@ -42,7 +44,19 @@ def test_counters_of_a_multi_frame_trigger_are_shared_by_its_frames(tmp_path):
         with h5py.File(path, "w") as fh:
             fh["entry/data/data"] = np.zeros((frames, 2, 2), dtype=np.int32)
         files.append(path)
-    shared = _per_frame(np.array([30.0, 10.0]), files)
-    np.testing.assert_allclose(shared, [10, 10, 10, 5, 5])
-    single = [files[0]]
-    np.testing.assert_allclose(_per_frame(np.array([1.0, 2.0, 3.0]), single), [1, 2, 3])  # one per frame
+
+    def run_of(i0, frame_files):
+        primary = SimpleNamespace(columns={"i0_counts": i0, "bs_diode_counts": [2 * v for v in i0]})
+        return SimpleNamespace(streams={"primary": primary}, frame_files=frame_files)
+
+    shared = per_frame_monitors(run_of([30.0, 10.0], files))
+    np.testing.assert_allclose(shared["i0"], [10, 10, 10, 5, 5])
+    np.testing.assert_allclose(shared["bs_diode"], [20, 20, 20, 10, 10])
+    singles = []
+    for index in range(3):
+        path = tmp_path / f"frame_{index}.h5"
+        with h5py.File(path, "w") as fh:
+            fh["entry/data/data"] = np.zeros((1, 2, 2), dtype=np.int32)
+        singles.append(path)
+    own = per_frame_monitors(run_of([1.0, 2.0, 3.0], singles))  # an event per frame keeps its counts
+    np.testing.assert_allclose(own["i0"], [1, 2, 3])
