@@ -6,6 +6,7 @@ import json
 
 from ophyd import Component as Cpt
 from ophyd import Device, EpicsSignal, EpicsSignalRO, Kind
+from ophyd.status import Status
 
 from sibyls.devices.status import BoundedStatus, BoundedSubscriptionStatus, bound, describe_state
 
@@ -127,13 +128,19 @@ class SECSystem(Device):
         """Wall seconds a wait for the run clock may take when it has ``to_go_s`` still to go."""
         return bound(to_go_s, self.run_clock_margin, self.run_clock_allowance_s)
 
-    def wait_for_run_clock(self, target_s: float, timeout: float | None = None) -> RunClockStatus:
+    def wait_for_run_clock(self, target_s: float, timeout: float | None = None) -> RunClockStatus | Status:
         """A status that finishes when the run clock reaches ``target_s`` seconds.
 
         It fails at once with :class:`SECError` and the HPLC's own message (e.g. ``Run stopped``)
         if the run is not, or stops being, Running before then; and with a timeout after
         ``timeout`` wall seconds (default: :meth:`run_clock_timeout` of the time still to go).
         """
+        if self.run_state.get(use_monitor=False) != "Running":
+            # Also when the clock is already past target_s (frames lagging the clock): a frame
+            # taken after the run ended would show whatever is left in the cell, not the eluate.
+            ended = Status(obj=self.elapsed, timeout=None)
+            ended.set_exception(self._run_ended(target_s))
+            return ended
         if timeout is None:
             timeout = self.run_clock_timeout(target_s - float(self.elapsed.get(use_monitor=False)))
         status = RunClockStatus(self, target_s, timeout)

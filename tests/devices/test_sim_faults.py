@@ -123,9 +123,14 @@ def test_run_clock_wait_fails_at_once_when_the_hplc_stops_and_times_out_when_the
             "sec: the HPLC run is not running (Run stopped); the run clock stopped at "
         )
         assert waited < 1.5
-        # Waiting on a run that is not running fails at once.
+        # Waiting on a run that is not running fails at once, also for a moment the clock has
+        # passed (frames lagging the clock must not be taken once the run has ended).
         error, waited = timed_failure(sec.wait_for_run_clock(5.0))
         assert isinstance(error, SECError) and waited < 0.5
+        stopped_at = float(sec.elapsed.get(use_monitor=False))
+        assert stopped_at > 0.0
+        error, _ = timed_failure(sec.wait_for_run_clock(stopped_at / 2))
+        assert isinstance(error, SECError) and "short of" in str(error)
     finally:
         if sec.run_state.get(use_monitor=False) == "Running":
             sec.stop_run().wait(timeout=10)

@@ -68,7 +68,7 @@ PLANS: dict[str, BPlan] = {
         PROJECT,
     ),  # fmt: skip
     "sec_saxs": BPlan(
-        "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=2.0, exposure_time=0.5, duration=1.0
+        "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=8.0, exposure_time=0.5, duration=3.0
     ),  # fmt: skip
     "align_beamstop": BPlan("align_beamstop", "mx_bs", PROJECT, "x", points=7, nscans=1, count_time=0.05),
     "align_sample_stage": BPlan("align_sample_stage", "mx_align", PROJECT, "x", points=7, count_time=0.05),
@@ -235,7 +235,7 @@ def test_first_look_or_not_applicable(plan, records):
     assert run["saxs_results"]["frames_total"] >= 1
     if plan in ("saxs_exposure", "ht_plate", "temperature_series"):
         assert run["quality_metrics"]["rg"]["numeric_value"] > 0
-    else:  # a one-minute SEC method: the peak may not have eluted; the record says what was found
+    else:  # a three-minute SEC method (3 mL): the sample has not eluted yet; the record says what was found
         assert "rg" in (run.get("quality_metrics") or {}) or workflow.get("description")
 
 
