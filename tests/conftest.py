@@ -181,9 +181,9 @@ def upstream_validator(upstream_schema_dir):
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
     """The stack as ``sibyls up`` starts it (real services on free loopback ports, time scale 50), one
-    for the whole session: shared by every test that does not need a stack of its own (the fault tests,
-    the first look's catch-up and PostgreSQL start their own). A test that stops a service starts it
-    again before it ends (``up`` restarts what is down)."""
+    for the whole session: shared by every test that does not need a stack of its own (the fault tests
+    and PostgreSQL start their own; the plan matrix and the first look's end-to-end tests use this
+    one). A test that stops a service starts it again before it ends (``up`` restarts what is down)."""
     with running_stack(tmp_path_factory.mktemp("stack"), "STK:") as state:
         yield state
 

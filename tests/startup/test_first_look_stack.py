@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
-from stack_helpers import ca_environment, running_stack, wait_until_idle
+from stack_helpers import ca_environment, wait_until_idle
 
 from sibyls.metadata.record_results import results_path
 from sibyls.startup.stack import profile_config, up
@@ -40,11 +40,21 @@ def _wait_for_results(stack, count: int, timeout: float = 60.0) -> dict:
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """This module's own stack at 20x: SEC frames must keep pace with the HPLC clock."""
-    with running_stack(tmp_path_factory.mktemp("stack"), "FLS:", time_scale=20.0) as state:
-        yield state
+@pytest.fixture(scope="module", autouse=True)
+def _sec_pace(stack):
+    """The session stack at 30x for this module (SEC frames must keep pace with the HPLC clock), back
+    to its own scale afterwards."""
+    from caproto.sync.client import read, write
+
+    pv = f"{stack.ioc_prefix}Sim:TimeScale"
+    with ca_environment(stack):
+        before = float(read(pv, timeout=5, repeater=False).data[0])
+        write(pv, 30.0, notify=True, timeout=5, repeater=False)
+    try:
+        yield
+    finally:
+        with ca_environment(stack):
+            write(pv, before, notify=True, timeout=5, repeater=False)
 
 
 def _put(stack, pv: str, text: str) -> None:

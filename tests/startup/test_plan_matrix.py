@@ -25,7 +25,7 @@ import pytest
 import yaml
 from bluesky_queueserver_api import BPlan
 from browser_helpers import PageSession, chromium
-from stack_helpers import ca_environment, http, register_plate, running_stack, wait_until_idle
+from stack_helpers import ca_environment, http, register_plate, wait_until_idle
 
 from sibyls.startup.cli import main as sibyls
 from sibyls.startup.http.extensions import PAGE_EXPORTS
@@ -106,10 +106,9 @@ EXPORT_FORMATS = ("nxcansas", "csv", "json", "spec", "png")
 
 
 @pytest.fixture(scope="module")
-def matrix_stack(tmp_path_factory):
-    """The one stack of this module: time scale 50, frames binned 8x8."""
-    with running_stack(tmp_path_factory.mktemp("matrix"), "MTX:", time_scale=50.0, timeout=240.0) as state:
-        yield state
+def matrix_stack(stack):
+    """The session's stack (time scale 50, frames binned 8x8); this module's runs are project MATRIX."""
+    return stack
 
 
 def _inject_sec_sample(stack) -> None:
@@ -309,12 +308,24 @@ def test_replay_record(plan, records, tmp_path, capsys):
 
 @pytest.mark.parametrize("plan", PLANS)
 def test_tiled_read_back(plan, matrix_stack, plan_runs):
-    from sibyls.metadata.runs.sources import FolderRunSource, TiledRunSource
+    from sibyls.metadata.runs.sources import FolderRunSource, RunNotFoundError, TiledRunSource
 
     uid = plan_runs[plan]
     config = profile_config(matrix_stack)
     stored = FolderRunSource(_runs_dir(matrix_stack)).load(uid)
-    from_tiled = TiledRunSource(matrix_stack.tiled_url, api_key=config.tiled_api_key()).load(uid)
+    tiled = TiledRunSource(matrix_stack.tiled_url, api_key=config.tiled_api_key())
+    # The worker stores runs in Tiled off the RunEngine's thread, in order: on the session's stack an
+    # earlier module's long SEC run (a request per frame) may still be ahead of this one.
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            from_tiled = tiled.load(uid)
+            if from_tiled.stop is not None:
+                break
+        except RunNotFoundError:
+            pass
+        assert time.monotonic() < deadline, f"{plan}: run {uid} not in Tiled within 240 s"
+        time.sleep(1.0)
     assert from_tiled.start["uid"] == uid and from_tiled.stop["exit_status"] == "success"
     assert {n: len(s) for n, s in from_tiled.streams.items()} == {
         n: len(s) for n, s in stored.streams.items()

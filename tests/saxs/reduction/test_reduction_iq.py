@@ -31,10 +31,10 @@ def test_uncorrected_integration_matches_the_plain_azimuthal_average_on_a_full_s
 
 def test_counters_of_a_multi_frame_trigger_are_shared_by_its_frames(tmp_path):
     """ht_plate records one event per well for a file of several frames: each frame gets its share."""
+    from types import SimpleNamespace
+
     import h5py
     import numpy as np
-
-    from types import SimpleNamespace
 
     from sibyls.saxs.reduction.iq import per_frame_monitors
 
