@@ -289,11 +289,16 @@ def assert_results_table(page) -> None:
         )
     )
     assert rows["Rg (Guinier)"].endswith(" Å") and " ± " in rows["Rg (Guinier)"], rows
-    assert " ± " in rows["I(0)"] and "arbitrary units" in rows["I(0)"], rows
-    assert any(label.startswith("MW (") and value.endswith(" kDa") for label, value in rows.items()), rows
-    assert rows["Guinier range (q)"].endswith(" Å⁻¹") and " – " in rows["Guinier range (q·Rg)"], rows
+    assert " ± " in rows["I(0) (Guinier)"] and "arbitrary units" in rows["I(0) (Guinier)"], rows
+    assert any(label.startswith("MW (") and " kDa" in value for label, value in rows.items()), rows
+    assert " Å⁻¹" in rows["Guinier range (q)"] and " – " in rows["Guinier range (q·Rg)"], rows
     assert "Flags" in rows and "-" not in rows["Flags"].split(":")[0], rows  # words, not flag keys
     assert "Angstroms" not in str(rows) and "i_zero" not in str(rows)
+    # P(r) and the consensus MW by name, never a record key turned into words ("Pr rg", "MW (kda)")
+    assert rows["Rg (P(r), BIFT)"].endswith(" Å") and rows["Dmax"].endswith(" Å"), rows
+    assert rows["MW (consensus)"].split(" (")[0].endswith(" kDa"), rows
+    raw = [label for label in rows if label.startswith("Pr ") or label.lower().endswith((" a3", " kda", " sigma", " a"))]
+    assert not raw and "MW (kda)" not in rows and "MW (sigma)" not in rows, raw
 
 
 def check_plots_enlarge(page) -> None:

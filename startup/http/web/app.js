@@ -762,6 +762,9 @@ function take(numbers, ...keys) {
   return null;
 }
 
+// The MW methods of the record (molecular_weight_<method>_kda, molecular_weight_methods) in words.
+const MW_METHOD_WORDS = { vc: "volume of correlation, Vc", i0: "I(0) / concentration", porod: "Porod volume", bayes: "Bayesian" };
+
 function metricRows(run) {
   const numbers = resultNumbers(run);
   const rows = [];
@@ -769,27 +772,46 @@ function metricRows(run) {
   const withSigma = (found, sigma) => `${sigma ? fmtWithSigma(found.value, sigma.value) : fmtNumber(found.value)}${found.unit ? ` ${found.unit}` : ""}`;
   const rg = take(numbers, "rg", "rg_guinier", "rg_guinier_a");
   if (rg) { rg.unit = rg.unit || "Å"; row("Rg (Guinier)", withSigma(rg, take(numbers, "rg_sigma_a", "rg_guinier_sigma_a", "rg_sigma")), "rg"); }
-  const rgPr = take(numbers, "rg_pr", "rg_pr_a", "rg_p_r");
-  if (rgPr) { rgPr.unit = rgPr.unit || "Å"; row("Rg (P(r))", withSigma(rgPr, take(numbers, "rg_pr_sigma_a", "rg_pr_sigma")), "rg_pr"); }
+  const rgPr = take(numbers, "pr_rg_a", "rg_pr", "rg_pr_a", "rg_p_r");
+  if (rgPr) { rgPr.unit = rgPr.unit || "Å"; row("Rg (P(r), BIFT)", withSigma(rgPr, take(numbers, "pr_rg_sigma_a", "rg_pr_sigma_a", "rg_pr_sigma")), "rg_pr"); }
   const autorg = take(numbers, "rg_autorg_a");
   if (autorg) row("Rg (autoRg straight-line fit)", `${fmtNumber(autorg.value)} Å`, "rg_autorg");
   const dmax = take(numbers, "dmax", "dmax_a", "d_max");
   if (dmax) { dmax.unit = dmax.unit || "Å"; row("Dmax", withSigma(dmax, take(numbers, "dmax_sigma_a", "dmax_sigma")), "dmax"); }
   const i0 = take(numbers, "i_zero", "i0", "i_zero_guinier");
-  if (i0) row("I(0)", withSigma(i0, take(numbers, "i_zero_sigma", "i0_sigma")), "i_zero");
+  if (i0) row("I(0) (Guinier)", withSigma(i0, take(numbers, "i_zero_sigma", "i0_sigma")), "i_zero");
+  const i0Pr = take(numbers, "pr_i_zero");
+  if (i0Pr) { i0Pr.unit = i0Pr.unit || (i0 ? i0.unit : ""); row("I(0) (P(r))", withSigma(i0Pr, take(numbers, "pr_i_zero_sigma")), "pr_i_zero"); }
+  const chi2Pr = take(numbers, "pr_chi2_reduced");
+  if (chi2Pr) row("P(r) fit χ² (reduced)", `${fmtNumber(chi2Pr.value)} (1 is ideal)`, "pr_chi2_reduced");
+  const rgCorrected = take(numbers, "rg_curvature_corrected_a");
+  if (rgCorrected) {
+    rgCorrected.unit = "Å";
+    row("Rg (Guinier with q⁴ term)", withSigma(rgCorrected, take(numbers, "rg_curvature_corrected_sigma_a")), "rg_curvature_corrected");
+  }
+  const consensus = take(numbers, "molecular_weight_kda");
+  if (consensus) {
+    const sigma = take(numbers, "molecular_weight_sigma_kda"), spread = take(numbers, "molecular_weight_spread_kda");
+    const methods = (run.saxs_results || {}).molecular_weight_methods;
+    const named = String(methods || "").split(/,\s*/).filter(Boolean).map((m) => MW_METHOD_WORDS[m] || m.replace(/_/g, " "));
+    const how = [named.length ? `from ${named.join(", ")}` : "", spread ? `methods spread ${fmtNumber(spread.value)} kDa` : ""].filter(Boolean).join("; ");
+    row("MW (consensus)", `${sigma ? fmtWithSigma(consensus.value, sigma.value) : fmtNumber(consensus.value)} kDa${how ? ` (${how})` : ""}`, "molecular_weight");
+  }
+  const porodVolume = take(numbers, "porod_volume_a3");
+  if (porodVolume) row("Porod volume", `${Math.round(porodVolume.value).toLocaleString("en-US")} Å³`, "porod_volume");
   for (const key of [...numbers.keys()].filter((k) => /^(mw_|molecular_weight_|mals_molar_mass)/.test(k))) {
     const found = take(numbers, key);
     const method = key.replace(/^(mw_|molecular_weight_)/, "").replace(/_kda$/, "");
-    const label = { vc: "MW (volume of correlation, Vc)", i0: "MW (I(0) / concentration)", mals_molar_mass: "Molar mass (MALS)",
-      porod: "MW (Porod volume)", bayes: "MW (Bayesian)" }[method] || `MW (${method.replace(/_/g, " ")})`;
+    const label = method === "mals_molar_mass" ? "Molar mass (MALS)" : `MW (${MW_METHOD_WORDS[method] || method.replace(/_/g, " ")})`;
     row(label, `${fmtNumber(found.value)} ${found.unit || "kDa"}`, key);
   }
   const qMin = take(numbers, "guinier_q_min"), qMax = take(numbers, "guinier_q_max");
-  const qrgMax = take(numbers, "guinier_qrg_max");
-  if (qMin && qMax) row("Guinier range (q)", `${fmtNumber(qMin.value)} – ${fmtNumber(qMax.value)} Å⁻¹`, "guinier_q");
+  const qrgMin = take(numbers, "guinier_qrg_min"), qrgMax = take(numbers, "guinier_qrg_max");
+  const points = take(numbers, "guinier_points");
+  if (qMin && qMax) row("Guinier range (q)", `${fmtNumber(qMin.value)} – ${fmtNumber(qMax.value)} Å⁻¹${points ? `, ${points.value} points` : ""}`, "guinier_q");
   if (qrgMax) {
-    const low = qMin && rg ? `${fmtNumber(qMin.value * rg.value)} – ` : "up to ";
-    row("Guinier range (q·Rg)", `${low}${fmtNumber(qrgMax.value)}`, "guinier_qrg");
+    const lowValue = qrgMin ? qrgMin.value : qMin && rg ? qMin.value * rg.value : null;
+    row("Guinier range (q·Rg)", `${lowValue !== null ? `${fmtNumber(lowValue)} – ` : "up to "}${fmtNumber(qrgMax.value)}`, "guinier_qrg");
   }
   const quality = take(numbers, "guinier_quality");
   if (quality) row("Guinier fit quality", `${fmtNumber(quality.value)} (1 is best)`, "guinier_quality");
