@@ -297,7 +297,8 @@ def assert_results_table(page) -> None:
     # P(r) and the consensus MW by name, never a record key turned into words ("Pr rg", "MW (kda)")
     assert rows["Rg (P(r), BIFT)"].endswith(" Å") and rows["Dmax"].endswith(" Å"), rows
     assert rows["MW (consensus)"].split(" (")[0].endswith(" kDa"), rows
-    raw = [label for label in rows if label.startswith("Pr ") or label.lower().endswith((" a3", " kda", " sigma", " a"))]
+    raw_endings = (" a3", " kda", " sigma", " a")
+    raw = [label for label in rows if label.startswith("Pr ") or label.lower().endswith(raw_endings)]
     assert not raw and "MW (kda)" not in rows and "MW (sigma)" not in rows, raw
 
 
