@@ -116,7 +116,7 @@ class LazyTiledWriter:
                 # One run Tiled refused must not end storage for every later run: this run's other
                 # documents are skipped and the next start writes afresh (the run stays on disk).
                 log.exception("Tiled at %s refused a %s document; the rest of this run is not stored there",
-                              self.url, entry[0] if entry else "?")  # fmt: skip
+                              self.url, entry[0])  # fmt: skip
                 self._writer = None
             finally:
                 self._documents.task_done()

@@ -785,17 +785,14 @@ function metricRows(run) {
   const chi2Pr = take(numbers, "pr_chi2_reduced");
   if (chi2Pr) row("P(r) fit χ² (reduced)", `${fmtNumber(chi2Pr.value)} (1 is ideal)`, "pr_chi2_reduced");
   const rgCorrected = take(numbers, "rg_curvature_corrected_a");
-  if (rgCorrected) {
-    rgCorrected.unit = "Å";
-    row("Rg (Guinier with q⁴ term)", withSigma(rgCorrected, take(numbers, "rg_curvature_corrected_sigma_a")), "rg_curvature_corrected");
-  }
+  if (rgCorrected) row("Rg (Guinier with q⁴ term)", withSigma(rgCorrected, take(numbers, "rg_curvature_corrected_sigma_a")), "rg_curvature_corrected");
   const consensus = take(numbers, "molecular_weight_kda");
   if (consensus) {
     const sigma = take(numbers, "molecular_weight_sigma_kda"), spread = take(numbers, "molecular_weight_spread_kda");
     const methods = (run.saxs_results || {}).molecular_weight_methods;
     const named = String(methods || "").split(/,\s*/).filter(Boolean).map((m) => MW_METHOD_WORDS[m] || m.replace(/_/g, " "));
     const how = [named.length ? `from ${named.join(", ")}` : "", spread ? `methods spread ${fmtNumber(spread.value)} kDa` : ""].filter(Boolean).join("; ");
-    row("MW (consensus)", `${sigma ? fmtWithSigma(consensus.value, sigma.value) : fmtNumber(consensus.value)} kDa${how ? ` (${how})` : ""}`, "molecular_weight");
+    row("MW (consensus)", `${withSigma(consensus, sigma)}${how ? ` (${how})` : ""}`, "molecular_weight");
   }
   const porodVolume = take(numbers, "porod_volume_a3");
   if (porodVolume) row("Porod volume", `${Math.round(porodVolume.value).toLocaleString("en-US")} Å³`, "porod_volume");
