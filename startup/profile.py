@@ -18,7 +18,7 @@ from sibyls.metadata.housekeeping import acquisition_partial, cleanup_leftovers
 from sibyls.metadata.plate_registry import use_registry
 from sibyls.metadata.runs.doclog import DocumentLog
 from sibyls.metadata.runs.recovery import recover_unfinished_runs
-from sibyls.metadata.runs.tiled import LazyTiledWriter
+from sibyls.metadata.runs.tiled import LazyTiledWriter, project_access_tags
 from sibyls.plans import QUEUE_PLANS, configure_plans, setup_run_engine
 from sibyls.plans.run_engine import plan_progress as _progress_of
 from sibyls.plans.validation import validate_queue_item
@@ -73,7 +73,11 @@ cleanup_leftovers(
 if config.tiled_url:
     RE.subscribe(  # connects at the first run: a Tiled outage never blocks the environment
         LazyTiledWriter(
-            config.tiled_url, config.tiled_api_key(), backup_directory=str(config.var_dir / "tiled-backup")
+            config.tiled_url,
+            config.tiled_api_key(),
+            backup_directory=str(config.var_dir / "tiled-backup"),
+            # each run is tagged with its project: only its people (and staff) see it in Tiled
+            access_tags=project_access_tags(config.projects) if config.projects else None,
         )
     )
 if is_re_worker_active() and config.zmq_control_addr:

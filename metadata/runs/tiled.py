@@ -12,6 +12,8 @@ import logging
 import multiprocessing.util
 import queue
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,25 @@ def make_tiled_writer(
     return writer if raise_errors else SafeCallback(writer, "Tiled writer")
 
 
+def project_access_tags(projects_file: Path | str) -> Callable[[dict], list[str]]:
+    """The Tiled access tags of a run from its start document: ``[project_code]`` when the code is a
+    project of ``projects_file`` (re-read when it changes), so only that project's people (and staff)
+    see the run in Tiled; ``[]`` otherwise (no such project, a malformed file): staff only."""
+    from sibyls.metadata.projects import ProjectsFile, ProjectsFileError
+
+    projects = ProjectsFile(Path(projects_file))
+
+    def tags(start: dict) -> list[str]:
+        code = start.get("project_code")
+        try:
+            known = projects.projects()
+        except ProjectsFileError:
+            return []
+        return [code] if isinstance(code, str) and code in known else []
+
+    return tags
+
+
 class SafeCallback:
     """Wrap a document callback so its failures are logged, never raised into the RunEngine."""
 
@@ -84,11 +105,20 @@ class LazyTiledWriter:
     and the RunEngine goes on at once. The RE environment opens fast and even while Tiled is down;
     a run that starts while Tiled cannot be reached is logged (and kept in ``backup_directory``) and
     the next run tries to connect again. Never raises into the RunEngine. At process exit, up to
-    ``exit_timeout_s`` is spent finishing what was handed over.
+    ``exit_timeout_s`` is spent finishing what was handed over. ``access_tags`` (e.g.
+    :func:`project_access_tags`) gives each run's Tiled access tags from its start document.
     """
 
-    def __init__(self, url: str, api_key: str | None = None, exit_timeout_s: float = 30.0, **kwargs: Any):
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        exit_timeout_s: float = 30.0,
+        access_tags: Callable[[dict], list[str]] | None = None,
+        **kwargs: Any,
+    ):
         self.url, self._api_key, self._kwargs = url, api_key, kwargs
+        self._access_tags = access_tags
         self.exit_timeout_s = exit_timeout_s
         self._writer: Any = None
         self._documents: queue.Queue[tuple[str, dict] | None] = queue.Queue()
@@ -130,6 +160,8 @@ class LazyTiledWriter:
             except Exception:
                 log.exception("Tiled at %s is not reachable; this run is not stored there", self.url)
                 return
+        if name == "start" and self._access_tags is not None:
+            doc["tiled_access_tags"] = self._access_tags(doc)  # bluesky's TiledWriter takes them from here
         self._writer(name, doc)
 
     def flush(self, timeout: float | None = None) -> bool:

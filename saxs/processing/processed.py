@@ -134,6 +134,7 @@ def store_processed(
             f"run {run_uid} is not in Tiled at {client.uri}: nothing to store processed curves beside"
         )
     run = client[run_uid]
+    tags = _access_tags(run)
     if PROCESSED_KEY in run:
         run[PROCESSED_KEY].delete(recursive=True, external_only=False)
     written_at = datetime.now(UTC).isoformat()
@@ -145,7 +146,10 @@ def store_processed(
         "written_at": written_at,
     }
     node = run.create_container(
-        key=PROCESSED_KEY, metadata={**meta, "complete": False}, specs=[Spec(PROCESSED_SPEC, version="1")]
+        key=PROCESSED_KEY,
+        metadata={**meta, "complete": False},
+        specs=[Spec(PROCESSED_SPEC, version="1")],
+        access_tags=tags,
     )
     for name, curve in curves.items():
         node.write_table(
@@ -153,14 +157,25 @@ def store_processed(
             key=name,
             metadata=_curve_metadata(curve),
             specs=[Spec(CURVE_SPEC, version="1")],
+            access_tags=tags,
         )
     if frames:
-        _write_frames(node, frames, Spec)
+        _write_frames(node, frames, Spec, tags)
     node.update_metadata(metadata={**meta, "complete": True}, drop_revision=True)
     return run[PROCESSED_KEY]
 
 
-def _write_frames(node, frames: Sequence[Curve], Spec) -> None:
+def _access_tags(run) -> list[str] | None:
+    """The run's own access tags (its project), for everything written beside it; None when the
+    server has no tag-based access control."""
+    try:
+        blob = run.access_blob
+    except (AttributeError, KeyError):
+        return None
+    return list(blob["tags"]) if "tags" in blob else None
+
+
+def _write_frames(node, frames: Sequence[Curve], Spec, tags: list[str] | None = None) -> None:
     frame_meta = [json_safe(f.meta) for f in frames]
     container = node.create_container(
         key=FRAMES_KEY,
@@ -171,8 +186,9 @@ def _write_frames(node, frames: Sequence[Curve], Spec) -> None:
             **({"frame_meta": frame_meta} if any(frame_meta) else {}),
         },
         specs=[Spec(FRAMES_SPEC, version="1")],
+        access_tags=tags,
     )
-    container.write_array(np.asarray(frames[0].q, dtype=float), key="q", dims=["q"])
+    container.write_array(np.asarray(frames[0].q, dtype=float), key="q", dims=["q"], access_tags=tags)
     stacked = {
         "intensity": np.stack([np.asarray(f.intensity, dtype=float) for f in frames]),
         "sigma": np.stack([np.asarray(f.sigma, dtype=float) for f in frames]),
@@ -180,7 +196,7 @@ def _write_frames(node, frames: Sequence[Curve], Spec) -> None:
     if frames[0].qdev is not None:
         stacked["qdev"] = np.stack([np.asarray(f.qdev, dtype=float) for f in frames])
     for key, array in stacked.items():
-        container.write_array(array, key=key, dims=["frame", "q"])
+        container.write_array(array, key=key, dims=["frame", "q"], access_tags=tags)
 
 
 def load_processed(

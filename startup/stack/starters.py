@@ -24,6 +24,7 @@ from sibyls.startup.stack.security import (
     HTTP_ACCOUNTS,
     http_config,
     http_login,
+    is_staff,
     manager_config_file,
     password_env,
     staff_usernames,
@@ -212,24 +213,38 @@ def describe_tiled_db(var_dir: Path | str) -> str:
 
 
 def _start_tiled(state: StackState, timeout: float) -> None:
-    from sibyls.startup.stack.tiled import API_KEY_FILE, start_tiled
+    """Tiled with its own access control: the HTTP accounts log in and see their projects' runs
+    (:mod:`sibyls.startup.stack.tiled_access`); the stack's writers use the writer's API key file."""
+    from sibyls.startup.stack.tiled import start_tiled
+    from sibyls.startup.stack.tiled_access import (
+        SECRET_KEY_FILE,
+        WRITER_PASSWORD_FILE,
+        TiledAccess,
+        private_secret,
+    )
 
     var_dir = Path(state.var_dir)
     data_dir = profile_config(state).data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    # A restarted Tiled keeps its API key: the RE worker's Tiled writer read it when it opened.
-    key_file = var_dir / "tiled" / API_KEY_FILE
+    access = TiledAccess(
+        passwords={name: state.http_password(name) for name in HTTP_ACCOUNTS},
+        staff=tuple(name for name, roles in HTTP_ACCOUNTS.items() if is_staff(roles)),
+        projects_file=projects_path(var_dir),
+        writer_password=private_secret(var_dir / "tiled" / WRITER_PASSWORD_FILE),
+        secret_key=private_secret(var_dir / "tiled" / SECRET_KEY_FILE),
+    )
+    # A restarted Tiled keeps the writer's API key: the RE worker's Tiled writer read it when it opened.
     service = start_tiled(
         state.ports["tiled"],
         var_dir / "tiled",
         var_dir / "logs" / "tiled.log",
-        api_key=key_file.read_text().strip() if is_private(key_file) else None,
         catalog_uri=tiled_db(var_dir),
         readable=[data_dir],
+        access=access,
         timeout=timeout,
         **log_limits(state),
     )
-    state.tiled_api_key_file = str(service.api_key_file or key_file)
+    state.tiled_api_key_file = str(service.api_key_file)
     record(state, "tiled", service.pid)
 
 

@@ -17,8 +17,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sibyls.startup.stack.private_files import write_key
+from sibyls.startup.stack.private_files import write_key, write_private
 from sibyls.startup.stack.redacted import redacted_command
 from sibyls.startup.stack.services import (
     DEFAULT_LOG_BACKUPS,
@@ -28,11 +29,17 @@ from sibyls.startup.stack.services import (
     spawn_service,
 )
 
+if TYPE_CHECKING:
+    from sibyls.startup.stack.tiled_access import TiledAccess
+
 API_KEY_ENV = "TILED_SINGLE_USER_API_KEY"
 API_KEY_FILE = "tiled_api_key"
 #: The server process reads a database URI (it may hold a password) and its password from these.
 CATALOG_URI_ENV = "TILED_CATALOG_URI"
 CATALOG_PASSWORD_ENV = "TILED_CATALOG_PASSWORD"
+#: The event tables' PostgreSQL URI (libpq form), set by ``serve`` for a server run from a config file.
+TABLES_URI_ENV = "SIBYLS_TILED_TABLES_URI"
+CONFIG_FILE = "config.yml"
 #: Stands for the database URI on the server's command line; ``serve`` puts the URI in its place.
 CATALOG_PLACEHOLDER = "@" + CATALOG_URI_ENV
 CATALOG_SCHEMES = ("sqlite", "postgresql")
@@ -99,6 +106,28 @@ class TiledService(ManagedProcess):
         return from_uri(self.url, api_key=self.api_key)
 
 
+def tiled_config(
+    data_dir: Path, catalog_uri: str | None, readable: Sequence[Path | str], access: TiledAccess
+) -> dict:
+    """The server's config file for a catalog with access control (no secret in it: the PostgreSQL
+    URI and every password are ``${VAR}`` references the server expands from its environment)."""
+    from sibyls.startup.stack.tiled_access import TOP_LEVEL_ACCESS_BLOB, access_config
+
+    data_dir = Path(data_dir).resolve()
+    catalog = catalog_uri or f"sqlite:///{data_dir / 'catalog.db'}"
+    tables = f"sqlite:///{data_dir / 'tables.db'}"
+    if is_postgresql(catalog_uri):
+        catalog, tables = f"${{{CATALOG_URI_ENV}}}", f"${{{TABLES_URI_ENV}}}"
+    tree = {
+        "uri": catalog,
+        "writable_storage": [str(data_dir / "files"), tables],
+        "readable_storage": [str(Path(folder).resolve()) for folder in readable],
+        "init_if_not_exists": True,
+        "top_level_access_blob": TOP_LEVEL_ACCESS_BLOB,
+    }
+    return {"trees": [{"tree": "catalog", "path": "/", "args": tree}], **access_config(data_dir, access)}
+
+
 def tiled_command(
     port: int, data_dir: Path, catalog_uri: str | None, readable: Sequence[Path | str] = ()
 ) -> list[str]:
@@ -142,44 +171,84 @@ def start_tiled(
     catalog_uri: str | None = None,
     *,
     readable: Sequence[Path | str] = (),
+    access: TiledAccess | None = None,
     timeout: float = 60.0,
     log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
     log_backups: int = DEFAULT_LOG_BACKUPS,
 ) -> TiledService:
-    """Start ``tiled serve catalog`` on 127.0.0.1:``port`` and wait until it answers.
+    """Start ``tiled serve`` on 127.0.0.1:``port`` and wait until it answers.
 
     ``data_dir`` holds the SQLite catalog and tables (unless ``catalog_uri`` names a
     ``postgresql://`` database: then both are there) and the writable files. ``readable`` lists the
-    folders of external files (the detector's frame folders) the server may serve. Without
-    ``api_key`` one is generated and written to ``<data_dir>/tiled_api_key`` (mode 0600).
+    folders of external files (the detector's frame folders) the server may serve.
+
+    Without ``access`` the server has one API key for everything: ``api_key``, or one generated and
+    written to ``<data_dir>/tiled_api_key`` (mode 0600). With ``access`` its people log in with their
+    own accounts and see their projects' runs (:mod:`sibyls.startup.stack.tiled_access`); the service's
+    key is then the writer identity's API key, kept in ``<data_dir>/tiled_api_key`` across restarts
+    (``api_key`` is ignored).
     """
     data_dir = Path(data_dir).resolve()
     log_path = Path(log_path)
     (data_dir / "files").mkdir(parents=True, exist_ok=True)
     key_file = None
-    if api_key is None:
-        api_key = secrets.token_hex(32)
-        key_file = data_dir / API_KEY_FILE
-        write_key(key_file, api_key)
-    if not api_key.isalnum():
-        raise ValueError("the Tiled API key must be letters and digits only")
+    if access is None:
+        if api_key is None:
+            api_key = secrets.token_hex(32)
+            key_file = data_dir / API_KEY_FILE
+            write_key(key_file, api_key)
+        if not api_key.isalnum():
+            raise ValueError("the Tiled API key must be letters and digits only")
     # Not the caller's: a database URI reaches the server only when catalog_uri names one, and none of
     # the caller's settings (its own Tiled database among them) reaches it at all.
     env = {k: v for k, v in child_env().items() if k not in (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV)}
-    env[API_KEY_ENV] = api_key
     if catalog_uri:
         check_catalog_uri(catalog_uri)
     if is_postgresql(catalog_uri):
         env[CATALOG_URI_ENV] = catalog_uri
         if _password(catalog_uri):
             env[CATALOG_PASSWORD_ENV] = _password(catalog_uri)
-    command = tiled_command(port, data_dir, catalog_uri, readable)
+    if access is None:
+        env[API_KEY_ENV] = api_key
+        command = tiled_command(port, data_dir, catalog_uri, readable)
+    else:
+        import yaml
+
+        from sibyls.startup.stack.tiled_access import PROJECTS_ENV
+
+        secret_env = access.secret_env()
+        env.update(secret_env)
+        env[PROJECTS_ENV] = str(access.projects_file)
+        config_path = data_dir / CONFIG_FILE
+        write_private(config_path, yaml.safe_dump(tiled_config(data_dir, catalog_uri, readable, access)))
+        command = redacted_command(
+            [CATALOG_URI_ENV, CATALOG_PASSWORD_ENV, TABLES_URI_ENV, *secret_env],
+            "sibyls.startup.stack.tiled:serve",
+            "serve",
+            "config",
+            str(config_path),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        )
     process = spawn_service(command, log_path, env, log_max_bytes=log_max_bytes, log_backups=log_backups)
     service = TiledService(
-        "tiled", process, log_path, url=f"http://127.0.0.1:{port}", api_key=api_key, api_key_file=key_file
+        "tiled",
+        process,
+        log_path,
+        url=f"http://127.0.0.1:{port}",
+        api_key=api_key or "",
+        api_key_file=key_file,
     )
     try:
         _wait_healthy(service, timeout)
+        if access is not None:
+            from sibyls.startup.stack.tiled_access import ensure_writer_key
+
+            service.api_key_file = data_dir / API_KEY_FILE
+            service.api_key = ensure_writer_key(service.url, service.api_key_file, access.writer_password)
+            _wait_healthy(service, timeout)
     except BaseException:
         service.stop()
         raise
@@ -188,12 +257,15 @@ def start_tiled(
 
 def serve() -> int:
     """Tiled's own command line, with the database URI from ``TILED_CATALOG_URI`` where the command
-    line has its placeholder (so a password never shows in the process list)."""
+    line has its placeholder (so a password never shows in the process list); a config file refers
+    to it (and to the event tables' URI) as ``${...}``."""
     import sys
 
     from tiled.commandline.main import main
 
     uri = os.environ.get(CATALOG_URI_ENV, "")
+    if uri:
+        os.environ[TABLES_URI_ENV] = _tables_uri(uri)
     table_prefix = "tables:" + CATALOG_PLACEHOLDER
     argv = []
     for arg in sys.argv:
@@ -209,17 +281,19 @@ def serve() -> int:
 
 
 def _wait_healthy(service: TiledService, timeout: float) -> None:
+    """Until the server answers: its health check, and with the service's key (if any) the catalog root."""
     import httpx
 
     deadline = time.monotonic() + timeout
-    headers = {"Authorization": f"Apikey {service.api_key}"}
+    url = f"{service.url}/api/v1/metadata/" if service.api_key else f"{service.url}/healthz"
+    headers = {"Authorization": f"Apikey {service.api_key}"} if service.api_key else {}
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             raise RuntimeError(
                 f"the Tiled server exited early with code {service.process.returncode}:\n{service.log_tail()}"
             )
         try:
-            response = httpx.get(f"{service.url}/api/v1/metadata/", headers=headers, timeout=2.0)
+            response = httpx.get(url, headers=headers, timeout=2.0)
             if response.status_code == 200:
                 return
         except httpx.HTTPError:
