@@ -21,6 +21,11 @@ EXCEPTIONS = {
     # environment; only the HTTP server gets them. As ProfileConfig fields they would travel with
     # ``as_env`` to every service (the RE worker, the processing service) and into ``repr``.
     "SIBYLS_HTTP_PASSWORD_": ("startup/stack/security.py", "tests/startup/test_security.py"),
+    # Secrets of the stack's Tiled server alone (the writer identity's password, the signing key of
+    # its login tokens), and the event tables' URI its own process derives from the catalog's.
+    "SIBYLS_TILED_WRITER_PASSWORD": ("startup/stack/tiled_access.py",),
+    "SIBYLS_TILED_SECRET_KEY": ("startup/stack/tiled_access.py",),
+    "SIBYLS_TILED_TABLES_URI": ("startup/stack/tiled.py",),
     # Knobs of the test run and CI (which tests must run, where artefacts go), not of a session.
     "SIBYLS_REQUIRE_SHARED": ("tests/conftest.py",),
     "SIBYLS_REQUIRE_POSTGRES": ("tests/startup/test_tiled_postgres.py",),

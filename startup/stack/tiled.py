@@ -214,11 +214,11 @@ def start_tiled(
     else:
         import yaml
 
-        from sibyls.startup.stack.tiled_access import PROJECTS_ENV
+        from sibyls.startup.stack.tiled_access import projects_env
 
         secret_env = access.secret_env()
         env.update(secret_env)
-        env[PROJECTS_ENV] = str(access.projects_file)
+        env[projects_env()] = str(access.projects_file)
         config_path = data_dir / CONFIG_FILE
         write_private(config_path, yaml.safe_dump(tiled_config(data_dir, catalog_uri, readable, access)))
         command = redacted_command(

@@ -32,7 +32,6 @@ TILED_PROVIDER = "sibyls"
 WRITER = "sibyls-writer"
 #: Environment of the Tiled server: the projects file its tag parser follows, the writer's password
 #: and the signing key of login tokens (kept across restarts: a person's login outlives one).
-PROJECTS_ENV = "SIBYLS_PROJECTS"
 WRITER_PASSWORD_ENV = "SIBYLS_TILED_WRITER_PASSWORD"
 SECRET_KEY_ENV = "SIBYLS_TILED_SECRET_KEY"
 WRITER_PASSWORD_FILE = "writer_password"
@@ -42,6 +41,13 @@ TAGS_DB_FILE = "access_tags.db"
 #: files, also when the catalog is in PostgreSQL (both use an ``alembic_version`` table of their own,
 #: so they cannot share one database).
 AUTHN_DB_FILE = "authn.db"
+
+
+def projects_env() -> str:
+    """The environment variable naming the projects file (the ``projects`` setting)."""
+    from sibyls.startup.config import ProfileConfig
+
+    return ProfileConfig.env_name("projects")
 
 
 def password_env(username: str) -> str:
@@ -135,14 +141,14 @@ class ProjectTagsParser:
 
     Before each answer the projects file's stamp (mtime, size) is compared with the one last compiled;
     on a change the tag database is recompiled (Tiled's own ``AccessTagsCompiler``). The projects file
-    is the ``SIBYLS_PROJECTS`` setting of the server's environment."""
+    is the ``projects`` setting in the server's environment."""
 
     @classmethod
     def from_uri(cls, uri: str):
         from tiled.access_control.access_tags import AccessTagsParser
 
         path = Path(uri.split(":", 1)[1] if uri.startswith("file:") else uri)
-        projects = os.environ.get(PROJECTS_ENV, "")
+        projects = os.environ.get(projects_env(), "")
         parser = cls(None, path, Path(projects) if projects else None)
         parser.refresh()  # the database exists before Tiled opens it read-only
         parser._parser = AccessTagsParser.from_uri(uri)
