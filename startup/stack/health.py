@@ -163,5 +163,8 @@ def describe(state: StackState | None) -> str:
         lines.append(
             f"  HTTP logins ({accounts}) in {state.http_users_file} (mode 0600): POST {state.http_token_url}"
         )
+        lines.append(
+            f"  Tiled logins: the same accounts, from_uri('{state.tiled_url}') (each sees their projects)"
+        )
     lines.append(f"  logs in {Path(state.var_dir) / 'logs'}")
     return "\n".join(lines)

@@ -6,7 +6,9 @@ database), and local writable storage under ``data_dir``; frame files in the ``r
 are served from where the detector wrote them. Secrets never reach a command line or a log: the
 single-user API key goes to the server through its environment (``TILED_SINGLE_USER_API_KEY``), a
 PostgreSQL URI too (``TILED_CATALOG_URI``; it may hold a password), and the server's output is
-filtered so neither the key nor the URI nor its password is printed.
+filtered so neither the key nor the URI nor its password is printed. The stack's server runs with
+Tiled's own access control instead of one key (``access``: people log in, each run carries its
+project's tag; :mod:`sibyls.startup.stack.tiled_access`), from a config file that holds no secret.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The projects file becomes Tiled's tag definitions (``sibyls.startup.stack.tiled.access_tags_config``);
 a Tiled client of a project's person lists only that project's runs, another project's run is a
 ``KeyError`` (HTTP 404) like one that does not exist, and nobody but the writer may create nodes with
-a project's tag. Staff are Tiled admins (everything). NOT yet wired into the stack's Tiled server
-(which still runs with one API key): see README.
+a project's tag. Staff are Tiled admins (everything). The stack's own server is configured the same
+way (``tests/startup/test_tiled_projects_stack.py``).
 """
 
 from __future__ import annotations

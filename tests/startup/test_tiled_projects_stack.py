@@ -110,11 +110,12 @@ def clients(stack, runs):
     os.environ["TILED_FORCE_PROMPT"] = "1"  # the login below answers the prompt
     try:
         with enter_username_password("user", stack.http_password("user")):
-            user = from_uri(stack.tiled_url, remember_me=False)
-            user.login()
+            user = from_uri(stack.tiled_url, remember_me=False)  # asks for name and password
     finally:
         os.environ.pop("TILED_FORCE_PROMPT", None)
-    clients = {"user": user}
+    # the README's key for scripts, made from the logged-in client
+    key = user.context.create_api_key(note="test: user's scripts", expires_in=3600)["secret"]
+    clients = {"user": user, "user by key": from_uri(stack.tiled_url, api_key=key)}
     for name in ("user2", "staff", "observer"):
         clients[name] = from_uri(stack.tiled_url, api_key=personal_key(stack, name))
     return clients
@@ -131,6 +132,7 @@ def test_each_person_sees_only_their_projects_runs(stack, runs, clients):
     user = clients["user"]
     assert runs[A] in user and runs[B] not in user and runs[WRONG_CASE] not in user
     assert user[runs[A]].metadata["start"]["project_code"] == A
+    assert sorted(clients["user by key"]) == sorted(user)
     # every run the person lists is of one of their projects
     mine = projects.projects_of("user")
     assert {run.metadata["start"]["project_code"] for run in user.values()} <= mine
