@@ -191,6 +191,20 @@ def test_removing_a_member_removes_their_access(stack, runs, clients):
     _poll(lambda: runs[A] in user, "user sees the A run again after rejoining", timeout=30)
 
 
+def test_a_malformed_projects_file_shows_a_person_nothing_until_fixed(stack, runs, clients):
+    path = projects_path(stack.var_dir)
+    good = path.read_text()
+    user = clients["user"]
+    path.write_text(good + "\nBROKEN: [not, a, mapping]\n")
+    try:
+        _poll(lambda: len(user) == 0, "user still lists runs with a malformed projects file", timeout=30)
+        _missing(user, runs[A])
+        assert runs[A] in clients["staff"]  # staff see every run
+    finally:
+        path.write_text(good)
+    _poll(lambda: runs[A] in user, "user sees the A run again once the file is fixed", timeout=30)
+
+
 def test_writer_still_writes_after_a_tiled_restart_with_the_same_key(stack, runs, clients):
     from tiled.client import from_uri
 
