@@ -36,9 +36,8 @@ def measured(stack, tokens):
     api = manager_api(stack, timeout=10)
     api.queue_clear()
     for who, project in (("user", MINE), ("user2", THEIRS)):
-        reply = http(
-            stack, "POST", "/api/queue/item/add", token=tokens[who], json={"item": saxs(f"zip_{who}", project)}
-        )
+        item = saxs(f"zip_{who}", project)
+        reply = http(stack, "POST", "/api/queue/item/add", token=tokens[who], json={"item": item})
         assert reply.json()["success"], reply.json()
     api.queue_start()
     wait_until_idle(api)

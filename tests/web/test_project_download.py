@@ -59,7 +59,8 @@ def test_download_results_fills_the_progress_bar_and_saves_the_projects_zip(open
     )
     with page.expect_download(timeout=120000) as download_info:
         row.locator("button.project-download").click()
-    page.wait_for_selector(f"#project-downloads li[data-project='{PROJECT}'][data-state='done']", timeout=60000)
+    done = f"#project-downloads li[data-project='{PROJECT}'][data-state='done']"
+    page.wait_for_selector(done, timeout=60000)
     assert row.locator(".download-note").inner_text().startswith("done:")
     value, maximum = row.locator("progress").evaluate("bar => [bar.value, bar.max]")
     assert maximum > big_results.stat().st_size and value == maximum
