@@ -135,11 +135,18 @@ class FirstLookService:
         tiled: Any = None,
         tiled_api_key: str | None = None,
         on_first_look: Callable[[dict, Path], Any] | None = None,
+        on_first_look_failed: Callable[[dict, Path, str], Any] | None = None,
+        on_run_stop: Callable[[dict, dict], Any] | None = None,
     ) -> None:
         self.records_dir = Path(records_dir)
         #: Called with a run's start document and record once its results and summaries are stored
         #: (the mail-in notices: :class:`sibyls.saxs.processing.notices.PlateNotifier`); must not block.
         self.on_first_look = on_first_look
+        #: Called with a run's start document, record and the reason when its first look failed.
+        self.on_first_look_failed = on_first_look_failed
+        #: Called with a run's start and stop documents at its stop, before its first look (a plate
+        #: notice learns there that the plan failed or was aborted during a well).
+        self.on_run_stop = on_run_stop
         self.processed_dir = Path(processed_dir)
         self.buffers = BufferStore(self.processed_dir / ".buffers")
         self._reducer_for = reducer_for
@@ -230,12 +237,31 @@ class FirstLookService:
     def _route(self, name: str, doc: dict) -> None:
         self._router(name, doc)
         if name == "stop":
+            self._tell_stop(doc)
             processor = self._processors.pop(doc["run_start"], None)
             if processor is not None:
                 self._finish(processor.result)
             start = self._without_first_look.pop(doc["run_start"], None)
             if start is not None:
                 self.mark_not_applicable(start)
+
+    def _tell_stop(self, stop: dict) -> None:
+        processor = self._processors.get(stop["run_start"])
+        start = processor.result.start if processor else self._without_first_look.get(stop["run_start"])
+        if self.on_run_stop is None or start is None:
+            return
+        try:
+            self.on_run_stop(start, stop)
+        except Exception:
+            log.exception("run %s: the stop's listener failed", stop["run_start"])
+
+    def _tell_failure(self, start: dict, record_path: Path, reason: str) -> None:
+        if self.on_first_look_failed is None:
+            return
+        try:
+            self.on_first_look_failed(start, record_path, reason)
+        except Exception:
+            log.exception("run %s: the failure's listener failed", start.get("uid"))
 
     def _reducers_now(self) -> Callable[[Path], Any]:
         """The reducers for a run starting now: the given scale, else the stack's current calibration
@@ -282,6 +308,7 @@ class FirstLookService:
             apply_results(self.records_dir / record_relpath(start), results)
         except Exception:
             log.exception("the failure of run %s could not be put in its record", start["uid"])
+        self._tell_failure(start, self.records_dir / record_relpath(start), reason)
         return reason
 
     def mark_not_applicable(self, start: dict) -> str:
@@ -394,6 +421,7 @@ class FirstLookService:
                 )
             except Exception:
                 log.exception("the failure of run %s could not be put in its record", run_results.run_uid)
+            self._tell_failure(start, record_path, reason)
 
     def _plot_loop(self) -> None:
         while True:

@@ -106,6 +106,8 @@ def main() -> int:
         tiled=config.tiled_url or None,
         tiled_api_key=config.tiled_api_key(),
         on_first_look=notifier,
+        on_first_look_failed=notifier.failed,
+        on_run_stop=notifier.stopped,
     )
     log.info("warmed up in %.1f s", service.warm_up())
     dispatcher = RemoteDispatcher(config.document_feed)
