@@ -89,12 +89,8 @@ def _files_under(folder: Path) -> list[Path]:
 def project_entries(code: str, exports_dir: Path) -> list[SizedEntry]:
     """The archive's files for project ``code`` (membership already checked); exports are written
     into ``exports_dir`` (the caller removes it after sending)."""
-    from sibyls.metadata.runs.sources import FolderRunSource
-    from sibyls.saxs.exports.formats import export_each
-
     config = _config()
     entries: list[SizedEntry] = []
-    notes: list[str] = []
     records = config.records_dir / code
     for path in _files_under(records):
         if path.suffix == ".yaml" and path.parent == records:
@@ -106,16 +102,8 @@ def project_entries(code: str, exports_dir: Path) -> list[SizedEntry]:
             entries.append(SizedEntry.of_bytes(name, path.read_bytes()))
         else:
             entries.append(SizedEntry.of_file(name, path))
-    try:
-        report = export_each(
-            FolderRunSource(config.var_dir / "runs"), ARCHIVE_EXPORTS, exports_dir, project=code
-        )
-    except Exception as exc:  # no stored run of the project (RunNotFoundError) or an unreadable log
-        notes.append(f"exports: none ({type(exc).__name__}: {exc})".replace(str(config.var_dir), "<var>"))
-    else:
-        for path in sorted(report.written):
-            entries.append(SizedEntry.of_file(f"{code}/exports/csv/{path.name}", path))
-        notes += [str(failure) for failure in report.failures]
+    exported, notes = _csv_exports(config.var_dir / "runs" / code, exports_dir)
+    entries += [SizedEntry.of_file(f"{code}/exports/csv/{path.name}", path) for path in exported]
     record_count = sum(1 for e in entries if "/records/" in e.name)
     manifest = [
         f"SIBYLS project {code}: results",
@@ -128,6 +116,27 @@ def project_entries(code: str, exports_dir: Path) -> list[SizedEntry]:
     ]
     entries.insert(0, SizedEntry.of_bytes(f"{code}/MANIFEST.txt", ("\n".join(manifest) + "\n").encode()))
     return entries
+
+
+def _csv_exports(runs: Path, out: Path) -> tuple[list[Path], list[str]]:
+    """Each stored run of the project folder ``runs`` exported as CSV into ``out`` (each log read
+    once); the files, and per run that could not be exported, why."""
+    from sibyls.metadata.runs.doclog import read_document_log
+    from sibyls.metadata.runs.sources import run_from_documents
+    from sibyls.saxs.exports.formats import export_run
+
+    written: list[Path] = []
+    notes: list[str] = []
+    for log in _files_under(runs):
+        if log.suffix != ".jsonl" or log.parent != runs:
+            continue
+        try:
+            run = run_from_documents(read_document_log(log))
+            for fmt in ARCHIVE_EXPORTS:
+                written += export_run(run, fmt, out)
+        except Exception as exc:  # one unreadable run must not lose the others' exports
+            notes.append(f"{log.stem}: {type(exc).__name__}: {exc}".replace(str(runs), "<runs>"))
+    return sorted(written), notes
 
 
 def new_exports_dir() -> Path:
