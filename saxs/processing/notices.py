@@ -200,10 +200,9 @@ class PlateNotifier:
         measured, and the summary of the wells that succeeded (attached, when there is one), saved."""
         lines = [f"{well}: {why}" for _, (well, why) in sorted(plate.failures.items())]
         if plate.last is not None and plate.last < plate.total:
-            lines.append(
-                f"wells {plate.last + 1} to {plate.total} of the plate's {plate.total}: not measured "
-                "(the plate ended at the well above)"
-            )
+            after = plate.last + 1
+            wells_after = f"well {after}" if after == plate.total else f"wells {after} to {plate.total}"
+            lines.append(f"{wells_after} of the plate's {plate.total}: not measured (the plate ended above)")
         wells = ", ".join(well for _, (well, _) in sorted(plate.failures.items()))
         link = f"{self.page_url}#project={project}" if self.page_url else ""
         message, recipients = self._message(
