@@ -124,6 +124,13 @@ class BufferStore:
 class FirstLookService:
     """First looks of every run whose documents it is given (see the module docstring)."""
 
+    #: Called with a run's start document, record and the reason when its first look failed (the
+    #: mail-in notices' failed wells: :meth:`.notices.PlateNotifier.failed`); must not block.
+    on_first_look_failed: Callable[[dict, Path, str], Any] | None = None
+    #: Called with a run's start and stop documents at its stop, before its first look (a plate's
+    #: notice learns there that the plan failed or was aborted during a well); must not block.
+    on_run_stop: Callable[[dict, dict], Any] | None = None
+
     def __init__(
         self,
         records_dir: Path | str,
@@ -135,18 +142,11 @@ class FirstLookService:
         tiled: Any = None,
         tiled_api_key: str | None = None,
         on_first_look: Callable[[dict, Path], Any] | None = None,
-        on_first_look_failed: Callable[[dict, Path, str], Any] | None = None,
-        on_run_stop: Callable[[dict, dict], Any] | None = None,
     ) -> None:
         self.records_dir = Path(records_dir)
         #: Called with a run's start document and record once its results and summaries are stored
         #: (the mail-in notices: :class:`sibyls.saxs.processing.notices.PlateNotifier`); must not block.
         self.on_first_look = on_first_look
-        #: Called with a run's start document, record and the reason when its first look failed.
-        self.on_first_look_failed = on_first_look_failed
-        #: Called with a run's start and stop documents at its stop, before its first look (a plate
-        #: notice learns there that the plan failed or was aborted during a well).
-        self.on_run_stop = on_run_stop
         self.processed_dir = Path(processed_dir)
         self.buffers = BufferStore(self.processed_dir / ".buffers")
         self._reducer_for = reducer_for
@@ -245,24 +245,6 @@ class FirstLookService:
             if start is not None:
                 self.mark_not_applicable(start)
 
-    def _tell_stop(self, stop: dict) -> None:
-        processor = self._processors.get(stop["run_start"])
-        start = processor.result.start if processor else self._without_first_look.get(stop["run_start"])
-        if self.on_run_stop is None or start is None:
-            return
-        try:
-            self.on_run_stop(start, stop)
-        except Exception:
-            log.exception("run %s: the stop's listener failed", stop["run_start"])
-
-    def _tell_failure(self, start: dict, record_path: Path, reason: str) -> None:
-        if self.on_first_look_failed is None:
-            return
-        try:
-            self.on_first_look_failed(start, record_path, reason)
-        except Exception:
-            log.exception("run %s: the failure's listener failed", start.get("uid"))
-
     def _reducers_now(self) -> Callable[[Path], Any]:
         """The reducers for a run starting now: the given scale, else the stack's current calibration
         (``sibyls calibrate``), read at each run's start so a new calibration applies from the next run."""
@@ -324,6 +306,24 @@ class FirstLookService:
         except Exception:
             log.exception("run %s: 'no first look' could not be put in its record", start["uid"])
         return reason
+
+    def _tell_stop(self, stop: dict) -> None:
+        processor = self._processors.get(stop["run_start"])
+        start = processor.result.start if processor else self._without_first_look.get(stop["run_start"])
+        if self.on_run_stop is None or start is None:
+            return
+        try:
+            self.on_run_stop(start, stop)
+        except Exception:
+            log.exception("run %s: the stop's listener failed", stop["run_start"])
+
+    def _tell_failure(self, start: dict, record_path: Path, reason: str) -> None:
+        if self.on_first_look_failed is None:
+            return
+        try:
+            self.on_first_look_failed(start, record_path, reason)
+        except Exception:
+            log.exception("run %s: the failure's listener failed", start.get("uid"))
 
     # ---- one run's first look --------------------------------------------------------------------
 

@@ -106,12 +106,11 @@ def main() -> int:
         tiled=config.tiled_url or None,
         tiled_api_key=config.tiled_api_key(),
         on_first_look=notifier,
-        on_first_look_failed=notifier.failed,
-        on_run_stop=notifier.stopped,
     )
     log.info("warmed up in %.1f s", service.warm_up())
     dispatcher = RemoteDispatcher(config.document_feed)
     dispatcher.subscribe(service)
+    service.on_first_look_failed, service.on_run_stop = notifier.failed, notifier.stopped  # failed plates
     stop = threading.Event()
     threading.Thread(target=_report, args=(service, config.state_dir, stop), daemon=True).start()
 

@@ -233,9 +233,8 @@ def test_the_first_look_service_tells_the_notifier_of_an_aborted_well(plate, smt
         tmp_path / "processed",
         reducer_for=lambda path: None,
         on_first_look=notifier,
-        on_first_look_failed=notifier.failed,
-        on_run_stop=notifier.stopped,
     )
+    service.on_first_look_failed, service.on_run_stop = notifier.failed, notifier.stopped
     try:
         (only,) = well_starts(1)
         start = {**only, "plan_type": "ht_plate", "time": 0.0}
