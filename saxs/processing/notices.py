@@ -19,9 +19,9 @@ wells have ended and some well failed, the email names each failed well and why.
 its first look fails (:meth:`PlateNotifier.failed`, the reason its record carries) or when the plan
 failed or was aborted during it (:meth:`PlateNotifier.stopped`: the run's stop document's exit status
 and reason); the plan ending at a well also ends the plate, so the wells after it are named as not
-measured. The summary of the wells that did succeed is attached when there is one. A plate that
-ends before its first well's run opens (the robot refusing the plate) has no run to hear of and no
-notice: the queue's history shows that refusal.
+measured. The summary of the wells that did succeed is attached when there is one. Not covered: a
+plate that ends while no well's run is open (the robot refusing a well, an abort between wells)
+leaves no run to hear of, so it gets no notice at all; the queue's history says why it ended.
 """
 
 from __future__ import annotations
