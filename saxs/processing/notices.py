@@ -13,10 +13,20 @@ queues; a background thread sends, retrying an undeliverable message every ``ret
 ``<notices_dir>/<project>_<plate>_<item8>.eml``. With no SMTP host configured nothing is sent: the
 notice is logged with its recipients and saved, and :attr:`PlateNotifier.sent` says where it went.
 A service restarted in the middle of a plate counts only the wells it processed itself.
+
+**A failed plate** gets its own notice, to the same people through the same path: when the plate's
+wells have ended and some well failed, the email names each failed well and why. A well fails when
+its first look fails (:meth:`PlateNotifier.failed`, the reason its record carries) or when the plan
+failed or was aborted during it (:meth:`PlateNotifier.stopped`: the run's stop document's exit status
+and reason); the plan ending at a well also ends the plate, so the wells after it are named as not
+measured. The summary of the wells that did succeed is attached when there is one. Not covered: a
+plate that ends while no well's run is open (the robot refusing a well, an abort between wells)
+leaves no run to hear of, so it gets no notice at all; the queue's history says why it ended.
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import queue
 import re
@@ -28,7 +38,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sibyls.metadata.mapping import safe_part
+from sibyls.metadata.mapping import record_relpath, safe_part
 from sibyls.metadata.projects import ProjectsFile
 
 log = logging.getLogger(__name__)
@@ -86,7 +96,9 @@ class PlateNotifier:
         self.notices_dir = Path(notices_dir)
         self.projects, self.smtp, self.page_url = projects, smtp, page_url
         self.retry_s, self.attempts = retry_s, attempts
-        self._wells: dict[tuple[str, str, str], set[int]] = {}
+        self._plates: dict[tuple[str, str, str], _PlateWells] = {}
+        self._finished: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
         self._outbox: queue.Queue[Notice | None] = queue.Queue()
         self.sent: list[Notice] = []  # every notice, whatever became of it (newest last)
         self._thread = threading.Thread(target=self._send_loop, name="sibyls-notices", daemon=True)
@@ -94,24 +106,58 @@ class PlateNotifier:
 
     def __call__(self, start: dict[str, Any], record_path: Path) -> Notice | None:
         """A run's first look is stored: count its well; at the plate's last, queue the notice."""
+        return self._safely(start, Path(record_path).parent.name, None)
+
+    def failed(self, start: dict[str, Any], record_path: Path | None, reason: str) -> Notice | None:
+        """A run's first look failed (``reason`` as its record says): its well counts as failed."""
+        project = Path(record_path).parent.name if record_path else None
+        return self._safely(start, project, reason)
+
+    def stopped(self, start: dict[str, Any], stop: dict[str, Any]) -> Notice | None:
+        """A run stopped: if its plan failed or was aborted, its well failed and the plate ended there."""
+        status = stop.get("exit_status") or "success"
+        if status == "success":
+            return None
+        reason = f"the plan {'was aborted' if status == 'abort' else 'failed'} during this well"
+        if stop.get("reason"):
+            reason += f": {stop['reason']}"
+        return self._safely(start, None, reason, ends=True)
+
+    def _safely(
+        self, start: dict[str, Any], project: str | None, reason: str | None, ends: bool = False
+    ) -> Notice | None:
         try:
-            return self._count(start, record_path)
+            with self._lock:
+                return self._count(start, project, reason, ends)
         except Exception:  # a notice must never stop processing
             log.exception("mail-in notice after run %s failed", start.get("uid"))
             return None
 
-    def _count(self, start: dict[str, Any], record_path: Path) -> Notice | None:
+    def _count(
+        self, start: dict[str, Any], project: str | None, reason: str | None, ends: bool
+    ) -> Notice | None:
         position, plate_id = start.get("plate_position"), start.get("plate_id")
         if not isinstance(position, dict) or not plate_id:
             return None
-        project = Path(record_path).parent.name
+        project = project or record_relpath(start).parent.name
         key = (project, str(plate_id), str(start.get("queue_item_uid") or ""))
-        done = self._wells.setdefault(key, set())
-        done.add(int(position.get("index", 0)))
-        if len(done) < int(position.get("total", 0)):
+        if key in self._finished:  # a late word on a plate already reported (the well its plan ended at)
             return None
-        del self._wells[key]
-        notice = self.plate_notice(*key)
+        index = int(position.get("index", 0))
+        plate = self._plates.setdefault(key, _PlateWells(total=int(position.get("total", 0))))
+        if reason is not None and (ends or index not in plate.done):  # the plan's end is the well's truth
+            plate.failures[index] = (str(start.get("well") or f"well {index}"), reason)
+        plate.done.add(index)
+        if ends:
+            plate.last = index
+        if not plate.complete():
+            return None
+        del self._plates[key]
+        self._finished.add(key)
+        if plate.failures:
+            notice = self.failed_plate_notice(*key, plate)
+        else:
+            notice = self.plate_notice(*key)
         if notice is not None:
             self.sent.append(notice)
             self._outbox.put(notice)
@@ -138,14 +184,67 @@ class PlateNotifier:
             + (f"\nResults, files and exports: {link}\n" if link else "\n")
         )
         message.set_content(text)
-        html = html_path.read_text(encoding="utf-8") if html_path.is_file() else "<p>(no HTML summary)</p>"
+        page = html_path.read_text(encoding="utf-8") if html_path.is_file() else "<p>(no HTML summary)</p>"
         intro = (
             f'<p>Plate {plate_id} of {project} is done. <a href="{link}">Open it on the SIBYLS page</a>.</p>'
         )
-        message.add_alternative(_with_intro(html, intro if link else ""), subtype="html")
+        message.add_alternative(_with_intro(page, intro if link else ""), subtype="html")
         message.add_attachment(csv_path.read_bytes(), maintype="text", subtype="csv", filename=csv_path.name)
         self.notices_dir.mkdir(parents=True, exist_ok=True)
         saved = self.notices_dir / f"{project}_{safe_part(plate_id, 'plate')}_{item_uid[:8] or 'plate'}.eml"
+        saved.write_bytes(bytes(message))
+        return Notice(recipients, message, saved)
+
+    def failed_plate_notice(self, project: str, plate_id: str, item_uid: str, plate: _PlateWells) -> Notice:
+        """The notice of a plate some well of which failed: each failed well and why, the wells never
+        measured, and the summary of the wells that succeeded (attached, when there is one), saved."""
+        lines = [f"{well}: {why}" for _, (well, why) in sorted(plate.failures.items())]
+        if plate.last is not None and plate.last < plate.total:
+            after = plate.last + 1
+            wells_after = f"well {after}" if after == plate.total else f"wells {after} to {plate.total}"
+            lines.append(f"{wells_after} of the plate's {plate.total}: not measured (the plate ended above)")
+        wells = ", ".join(well for _, (well, _) in sorted(plate.failures.items()))
+        link = f"{self.page_url}#project={project}" if self.page_url else ""
+        message, recipients = self._message(
+            project,
+            f"SIBYLS: plate {plate_id} of {project}: failed well(s) {wells}",
+            f"Plate {plate_id} (project {project}) has ended, and not every well succeeded:\n\n"
+            + "\n".join(f"  {line}" for line in lines)
+            + "\n\nThe other wells' first looks are in the attached summary, if any."
+            + (f"\nResults, files and exports: {link}\n" if link else "\n"),
+        )
+        cells = [[html.escape(part) for part in line.split(": ", 1)] for line in lines]
+        rows = "".join(f"<tr><td>{well}</td><td>{why}</td></tr>" for well, why in cells)
+        opened = f' <a href="{html.escape(link)}">Open it on the SIBYLS page</a>.' if link else ""
+        message.add_alternative(
+            f"<html><body><p>Plate {html.escape(plate_id)} of {html.escape(project)} has ended with failed "
+            f"wells.{opened}</p><table><tr><th>well</th><th>why</th></tr>{rows}</table></body></html>",
+            subtype="html",
+        )
+        csv_path = self.processed_dir / project / f"plate_{safe_part(plate_id, 'plate')}_summary.csv"
+        if csv_path.is_file():
+            message.add_attachment(
+                csv_path.read_bytes(), maintype="text", subtype="csv", filename=csv_path.name
+            )
+        return self._save(message, recipients, project, plate_id, item_uid, "_failed")
+
+    def _message(self, project: str, subject: str, text: str) -> tuple[EmailMessage, tuple[str, ...]]:
+        entry = self.projects.projects().get(project) if self.projects else None
+        recipients = tuple(entry.emails) if entry else ()
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = self.smtp.sender if self.smtp else "sibyls@localhost"
+        message["To"] = ", ".join(recipients) or "undisclosed-recipients:;"
+        message.set_content(text)
+        return message, recipients
+
+    def _save(
+        self, message: EmailMessage, recipients: tuple[str, ...], project: str, plate_id: str, item_uid: str,
+        suffix: str = "",
+    ) -> Notice:  # fmt: skip
+        self.notices_dir.mkdir(parents=True, exist_ok=True)
+        stem = f"{project}_{safe_part(plate_id, 'plate')}_{item_uid[:8] or 'plate'}{suffix}"
+        saved = self.notices_dir / f"{stem}.eml"
         saved.write_bytes(bytes(message))
         return Notice(recipients, message, saved)
 
@@ -196,8 +295,22 @@ class PlateNotifier:
         self._outbox.put(None)
 
 
-def _with_intro(html: str, intro: str) -> str:
+@dataclass
+class _PlateWells:
+    """One plate's wells heard of so far: done (either way), failed ones with why, where it ended."""
+
+    total: int
+    done: set[int] = field(default_factory=set)
+    failures: dict[int, tuple[str, str]] = field(default_factory=dict)
+    last: int | None = None  # the well the plan ended at (failed or aborted), if it did
+
+    def complete(self) -> bool:
+        end = self.last if self.last is not None else self.total
+        return set(range(1, end + 1)) <= self.done
+
+
+def _with_intro(page: str, intro: str) -> str:
     if not intro:
-        return html
-    match = re.search(r"<body[^>]*>", html, re.IGNORECASE)
-    return html[: match.end()] + intro + html[match.end() :] if match else intro + html
+        return page
+    match = re.search(r"<body[^>]*>", page, re.IGNORECASE)
+    return page[: match.end()] + intro + page[match.end() :] if match else intro + page

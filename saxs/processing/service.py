@@ -124,6 +124,13 @@ class BufferStore:
 class FirstLookService:
     """First looks of every run whose documents it is given (see the module docstring)."""
 
+    #: Called with a run's start document, record and the reason when its first look failed (the
+    #: mail-in notices' failed wells: :meth:`.notices.PlateNotifier.failed`); must not block.
+    on_first_look_failed: Callable[[dict, Path, str], Any] | None = None
+    #: Called with a run's start and stop documents at its stop, before its first look (a plate's
+    #: notice learns there that the plan failed or was aborted during a well); must not block.
+    on_run_stop: Callable[[dict, dict], Any] | None = None
+
     def __init__(
         self,
         records_dir: Path | str,
@@ -230,6 +237,7 @@ class FirstLookService:
     def _route(self, name: str, doc: dict) -> None:
         self._router(name, doc)
         if name == "stop":
+            self._tell_stop(doc)
             processor = self._processors.pop(doc["run_start"], None)
             if processor is not None:
                 self._finish(processor.result)
@@ -282,6 +290,7 @@ class FirstLookService:
             apply_results(self.records_dir / record_relpath(start), results)
         except Exception:
             log.exception("the failure of run %s could not be put in its record", start["uid"])
+        self._tell_failure(start, self.records_dir / record_relpath(start), reason)
         return reason
 
     def mark_not_applicable(self, start: dict) -> str:
@@ -297,6 +306,24 @@ class FirstLookService:
         except Exception:
             log.exception("run %s: 'no first look' could not be put in its record", start["uid"])
         return reason
+
+    def _tell_stop(self, stop: dict) -> None:
+        processor = self._processors.get(stop["run_start"])
+        start = processor.result.start if processor else self._without_first_look.get(stop["run_start"])
+        if self.on_run_stop is None or start is None:
+            return
+        try:
+            self.on_run_stop(start, stop)
+        except Exception:
+            log.exception("run %s: the stop's listener failed", stop["run_start"])
+
+    def _tell_failure(self, start: dict, record_path: Path, reason: str) -> None:
+        if self.on_first_look_failed is None:
+            return
+        try:
+            self.on_first_look_failed(start, record_path, reason)
+        except Exception:
+            log.exception("run %s: the failure's listener failed", start.get("uid"))
 
     # ---- one run's first look --------------------------------------------------------------------
 
@@ -394,6 +421,7 @@ class FirstLookService:
                 )
             except Exception:
                 log.exception("the failure of run %s could not be put in its record", run_results.run_uid)
+            self._tell_failure(start, record_path, reason)
 
     def _plot_loop(self) -> None:
         while True:

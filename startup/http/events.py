@@ -51,8 +51,6 @@ STATUS_FIELDS = (
     "plan_history_uid",
     "queue_autostart_enabled",
 )
-#: History items sent to the page (the latest ones).
-HISTORY_ITEMS = 50
 #: Console lines a new page gets at once.
 CONSOLE_TAIL_LINES = 200
 
@@ -189,7 +187,9 @@ class EventHub:
         if shown["plan_history_uid"] != previous.get("plan_history_uid"):
             reply = await SR.RM.history_get(reload=True)
             if reply.get("success", True):
-                self._send("history", {"items": reply.get("items", [])[-HISTORY_ITEMS:]})
+                # the whole history: each page is sent the latest of its person's projects' items
+                # (membership.event_for), not theirs among everyone's latest
+                self._send("history", {"items": reply.get("items", [])})
 
     async def _console_task(self, SR) -> None:
         queue = SR.console_output_stream.add_queue(self)

@@ -20,6 +20,9 @@ and ``QSERVER_CUSTOM_MODULES=sibyls.startup.http.extensions`` (``spreadsheet_to_
 ``GET /api/sibyls/runs/{uid}/files.zip``     everything of the run in one zip: record, frames,
                                             processed files, plots (read:history)
 ``GET /api/sibyls/files?path=``             a frame, processed or record file (read:history)
+``GET /api/sibyls/projects/{code}/``        a project's records, processed curves, summaries and
+``results.zip``                             CSV exports in one zip, its length known up front
+                                            (read:history; :mod:`.project_archive`)
 ==========================================  ==================================================
 
 Dry runs and sheets run the plans' own checks before anything reaches the queue. Every endpoint that
@@ -568,6 +571,36 @@ def run_archive(
     entries = [(f"{stem}/{name}", path) for name, path in _archive_entries(details)]
     headers = {"Content-Disposition": f'attachment; filename="{stem}.zip"', "Cache-Control": "no-store"}
     return StreamingResponse(zip_chunks(entries), media_type="application/zip", headers=headers)
+
+
+@api.get("/projects/{code:path}/results.zip")  # a code with "/" in it: the same 404
+def project_results(
+    code: str, principal=Security(get_current_principal, scopes=["read:history"])
+) -> StreamingResponse:
+    """A project's results in one zip (records, processed curves, summaries, CSV exports), with its
+    Content-Length so the browser shows progress; another project's answers like a missing one."""
+    from sibyls.startup.http import project_archive
+    from sibyls.startup.http.zipstream import sized_zip
+
+    if not project_archive.known_project(code, person_of(principal)):
+        raise HTTPException(status_code=404, detail=project_archive.NOT_FOUND)
+    exports = project_archive.new_exports_dir()
+    try:
+        length, chunks = sized_zip(project_archive.project_entries(code, exports))
+    except BaseException:
+        project_archive.remove(exports)
+        raise
+    headers = {
+        "Content-Disposition": f'attachment; filename="{code}_results.zip"',
+        "Content-Length": str(length),
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(
+        chunks,
+        media_type="application/zip",
+        headers=headers,
+        background=BackgroundTask(project_archive.remove, exports),
+    )
 
 
 @api.get("/files")

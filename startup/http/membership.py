@@ -9,7 +9,8 @@ staff (httpserver roles ``admin``/``expert``) see everything. The rules, applied
   and absolute paths land where they really point). A run or file that is not theirs answers exactly
   like one that does not exist: 404 with the same words.
 * **history** (``/api/history/get``, the events stream's ``history``): others' items do not appear
-  at all (an item counts as the person's when its ``project_code`` is one of their projects now).
+  at all (an item counts as the person's when its ``project_code`` is one of their projects now);
+  the stream sends the latest :data:`HISTORY_SHOWN` of the person's own items.
 * **queue** (``/api/queue/get``, ``/api/queue/item/get``, the stream's ``queue``): others' items keep
   their place, plan name and item uid (the queue's order and time left stay true) and lose their
   arguments, submitter and metadata.
@@ -48,6 +49,8 @@ PUBLIC_PROGRESS = frozenset(
         "published_at",
     }
 )
+#: History items the page's stream sends a person: the latest of their projects' (staff: of all).
+HISTORY_SHOWN = 50
 #: Queue item fields anyone may see of an item that is not theirs.
 PUBLIC_ITEM = ("item_uid", "item_type", "name")
 
@@ -153,7 +156,10 @@ def progress_for(progress: Any, person: Person) -> Any:
 def event_for(kind: str, data: Any, person: Person) -> Any:
     """An event of the page's stream as this person may see it; None: not for them."""
     if kind == "history":
-        return history_for(data, person)
+        shown = history_for(data, person)
+        if isinstance(shown, dict) and isinstance(shown.get("items"), list):
+            shown = {**shown, "items": shown["items"][-HISTORY_SHOWN:]}
+        return shown
     if kind == "queue":
         return queue_for(data, person)
     if kind == "progress":

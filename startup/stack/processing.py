@@ -110,6 +110,7 @@ def main() -> int:
     log.info("warmed up in %.1f s", service.warm_up())
     dispatcher = RemoteDispatcher(config.document_feed)
     dispatcher.subscribe(service)
+    service.on_first_look_failed, service.on_run_stop = notifier.failed, notifier.stopped  # failed plates
     stop = threading.Event()
     threading.Thread(target=_report, args=(service, config.state_dir, stop), daemon=True).start()
 

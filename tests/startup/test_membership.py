@@ -83,3 +83,11 @@ def test_the_gate_refuses_a_project_its_submitter_is_not_in_with_the_same_words_
     assert refusals[0].replace("LAB_B", "X") == refusals[1].replace("NOPE", "X")
     assert membership_problem(item("LAB_B"), "GUI Client", projects, frozenset({"GUI Client"})) is None
     assert membership_problem(item("LAB_B"), "ann", None) is None  # no projects file configured
+
+
+def test_the_stream_sends_a_person_their_latest_items_not_theirs_among_everyones_latest(projects):
+    history = {"items": [item("LAB_A" if n % 5 == 0 else "LAB_B", sample=f"s{n}") for n in range(500)]}
+    shown = event_for("history", history, Person("ann"))["items"]
+    assert len(shown) == 50 and {i["kwargs"]["project_code"] for i in shown} == {"LAB_A"}
+    assert shown[-1]["kwargs"]["sample_code"] == "s495"
+    assert len(event_for("history", history, Person("staff", staff=True))["items"]) == 50

@@ -939,6 +939,7 @@ async function loadProjects() {
   picker.replaceChildren(el("option", { value: "" }, "all my projects"),
     ...Object.entries(projects.mine).map(([code, title]) => el("option", { value: code }, title ? `${code} — ${title}` : code)));
   $("project-picker-label").hidden = Object.keys(projects.mine).length < 2;
+  $("project-downloads").replaceChildren(...Object.keys(projects.mine).map(projectDownloadRow));
   await showProjectRuns();
   await loadApiKeys();
 }
@@ -966,6 +967,63 @@ function filterHistoryByProject() {
     const code = (item.kwargs || {}).project_code ?? (item.args || [])[1];
     row.hidden = Boolean(projects.picked) && code !== projects.picked;
   });
+}
+
+// One row per project: "Download results" fetches the project's zip and reads it piece by piece
+// against its Content-Length, so the bar shows how much has arrived.
+function projectDownloadRow(code) {
+  const bar = el("progress", { max: "1", value: "0", hidden: "" });
+  const note = el("span", { class: "download-note sub" });
+  const row = el("li", { dataset: { project: code, state: "idle" } }, el("span", {}, code));
+  const button = el("button", { type: "button", class: "project-download", onclick: () => downloadProject(code, row, bar, note, button) }, "Download results");
+  row.append(button, bar, note);
+  return row;
+}
+
+const fmtBytes = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`);
+
+async function downloadProject(code, row, bar, note, button) {
+  button.disabled = true;
+  row.dataset.state = "loading";
+  bar.hidden = false;
+  bar.removeAttribute("value"); // indeterminate while the server lists and exports
+  note.textContent = "preparing the archive…";
+  try {
+    const response = await api("GET", `/api/sibyls/projects/${encodeURIComponent(code)}/results.zip`);
+    if (!response.ok) {
+      let reason = `${response.status}`;
+      try { reason = (await response.json()).detail || reason; } catch { /* not JSON */ }
+      throw new Error(reason);
+    }
+    const total = Number(response.headers.get("Content-Length")) || 0;
+    bar.max = total || 1;
+    const reader = response.body.getReader();
+    const parts = [];
+    let received = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      received += value.length;
+      bar.value = received;
+      note.textContent = total ? `${fmtBytes(received)} of ${fmtBytes(total)}` : fmtBytes(received);
+    }
+    if (total && received !== total) throw new Error(`the download stopped at ${fmtBytes(received)} of ${fmtBytes(total)}`);
+    bar.value = bar.max;
+    const url = URL.createObjectURL(new Blob(parts, { type: "application/zip" }));
+    const link = el("a", { href: url, download: fileNameOf(response, `${code}_results.zip`) });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    row.dataset.state = "done";
+    note.textContent = `done: ${fmtBytes(received)}`;
+  } catch (error) {
+    row.dataset.state = "failed";
+    note.textContent = `not downloaded: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function loadApiKeys() {
