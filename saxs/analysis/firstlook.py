@@ -111,13 +111,15 @@ def first_look_batch(
     q_max: float | None = None,
     vc_q_max: float = VC_Q_MAX,
     with_pr: bool = True,
+    expected_mw_kda: float | None = None,
 ) -> FirstLookResult:
     """First look at a batch run: screen, average, subtract the buffer, Guinier, MW, Kratky, flags.
 
     ``buffer`` is the buffer run's frames (screened and averaged the same way), an averaged buffer
     curve, or None (no subtraction; flagged). ``q_min``/``q_max`` limit the analysed q-range.
     ``i0_per_mg_ml_kda`` is a standard's calibration for MW from I(0)/c when the data are not in cm⁻¹.
-    ``with_pr=False`` leaves out P(r) (BIFT, the slowest step).
+    ``with_pr=False`` leaves out P(r) (BIFT, the slowest step). ``expected_mw_kda`` (the sheet's MW)
+    flags a consensus MW that is not it (``mw-not-expected``).
     """
     started = now_iso()
     check_name(sample_name)
@@ -157,7 +159,9 @@ def first_look_batch(
     notes += more_notes
     shape = None
     if subtracted is not None and guinier is not None:
-        shape, more_flags, more_notes = analyse_shape(subtracted, guinier, [mw_vc, mw_i0], with_pr)
+        shape, more_flags, more_notes = analyse_shape(
+            subtracted, guinier, [mw_vc, mw_i0], with_pr, expected_mw_kda
+        )
         flags += more_flags
         notes += more_notes
     snr = guinier_signal_to_noise(analysed, guinier) if guinier is not None else None
@@ -171,6 +175,7 @@ def first_look_batch(
         "cormap_alpha": alpha,
         "cormap_correction": "bonferroni",
         "frame_averaging": "mean of kept frames",
+        "concentration_mg_ml": concentration_mg_ml if concentration_mg_ml is not None else "none",
         "buffer_subtraction": "automatic" if buffer_curve is not None else "none",
         "buffer": buffer_name or ("given" if buffer_curve is not None else "none"),
         "guinier_method": guinier.method if guinier else "failed",

@@ -380,6 +380,8 @@ class FirstLookService:
             update = {"products": run_results.products + images, "complete": True}
             apply_results(record_path, run_results.model_copy(update=update))
             write_project_summaries(self.records_dir, self.processed_dir, record_path.parent.name)
+            if analysis_kind(start) != "sec":
+                self._series(record_path.parent.name)
             if self.on_first_look is not None:
                 self.on_first_look(start, record_path)
         except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
@@ -394,6 +396,15 @@ class FirstLookService:
                 )
             except Exception:
                 log.exception("the failure of run %s could not be put in its record", run_results.run_uid)
+
+    def _series(self, project_folder: str) -> None:
+        """The project's concentration series, again (a failure is logged: the run's results stand)."""
+        from sibyls.saxs.processing.series import write_project_series
+
+        try:
+            write_project_series(self.processed_dir, project_folder)
+        except Exception:
+            log.exception("concentration series of %s not analysed", project_folder)
 
     def _plot_loop(self) -> None:
         while True:
@@ -424,6 +435,7 @@ class FirstLookService:
             start.get("concentration_mg_ml"),
             sample_name=name,
             buffer_name=None if buffer is None else f"{buffer[0]} (run {buffer_uid})",
+            expected_mw_kda=start.get("molecular_weight_kda"),
         )
         saxs: dict[str, Any] = {
             "frames_total": result.frames_total,
