@@ -248,6 +248,7 @@ def write_products(
     ``<sample>_pr.dat``, ``<sample>_Iq_plot.png``, ``<sample>_Guinier_plot.png``,
     ``<sample>_Kratky_plot.png``, ``<sample>_Pr_plot.png``. SEC:
     ``A_buff_<sample>.dat`` (buffer region), ``A_S_<sample>_<k>.dat`` per species k,
+    ``A_S_<sample>_efa<k>.dat`` per EFA-separated co-eluting species,
     ``<sample>_SEC_chromatogram.png``, ``<sample>_<k>_Guinier_plot.png``, ``<sample>_<k>_Kratky_plot.png``.
     Every file appears complete or not at all. (:func:`write_data_products` then
     :func:`write_plots` do the same in two steps: the processing service records the numbers first.)
@@ -353,6 +354,22 @@ def _write_sec(result: SecResult, out: Path, name: str, frames: bool = True) -> 
             name, "averaged peak frames, buffer-subtracted", species.guinier, result.software, info
         )
         written.append(write_dat(out / f"A_S_{name}_{k}.dat", curve, header))
+    efa_curves = iter(curves.efa)
+    number = 0
+    for separation in result.separations:
+        for species, guinier in zip(separation.efa.species, separation.guinier, strict=True):
+            number += 1
+            frames_text = f"{species.start_frame + 1}-{species.end_frame + 1}"
+            info = {
+                "efa_species": species.number,
+                "frames": frames_text,
+                "apex_frame": species.apex_frame + 1,
+            }
+            if species.mals_molar_mass_kda is not None:
+                info["MW_MALS_kDa"] = f"{species.mals_molar_mass_kda:.2f}"
+            header = _dat_header_from(name, "EFA-separated species, buffer-subtracted", guinier,
+                                      result.software, info)  # fmt: skip
+            written.append(write_dat(out / f"A_S_{name}_efa{number}.dat", next(efa_curves), header))
     return written
 
 

@@ -495,6 +495,13 @@ class FirstLookService:
             for key, estimate in estimates.items():
                 if estimate is not None:
                     saxs[key] = estimate.mw_kda
+        separated = [
+            (s, g) for sep in result.separations for s, g in zip(sep.efa.species, sep.guinier, strict=True)
+        ]
+        if separated:
+            saxs["efa_components"] = len(separated)
+            saxs["efa_rg_a"] = [None if g is None else g.rg for _, g in separated]
+            saxs["efa_mals_molar_mass_kda"] = [s.mals_molar_mass_kda for s, _ in separated]
         return result, {
             "quality_metrics": result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
