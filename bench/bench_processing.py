@@ -25,6 +25,10 @@ Its baseline, in the same runs, is the record writer's own latency: stop → the
   the service consuming on this machine), same plate as ``bench_plans`` (binned-8 frames, time
   scale 4); target ≤ 1.02× for both.
 
+First, in process, what the first look's science costs (:mod:`bench.firstlook_cost`): the time P(r),
+the Porod volume and the consensus add to a batch sample (≤ 1 s) and a 600-frame SEC first look with
+two co-eluting species (≤ 10 s); ``BENCH_PROCESSING_COST_ONLY=1`` stops there.
+
 The machine is 2 cores shared with other work: figures may be noisy; the note says so.
 """
 
@@ -64,7 +68,12 @@ PROTEIN = {"kind": "sample", "rg_a": 28.0, "concentration_mg_ml": 5.0, "mw_kda":
 
 def run() -> list[Figure]:
     from bench.common import ca_port
+    from bench.firstlook_cost import run as analysis_cost
     from sibyls.devices.sim.launcher import start_ioc
+
+    cost = analysis_cost()  # the science alone (bench/firstlook_cost.py): P(r) etc. ≤ 1 s, SEC ≤ 10 s
+    if os.environ.get("BENCH_PROCESSING_COST_ONLY"):
+        return cost
 
     workdir = Path(tempfile.mkdtemp(prefix="sibyls-bench-processing-"))
     prefix = f"BQ{uuid.uuid4().hex[:4]}:"
@@ -72,7 +81,7 @@ def run() -> list[Figure]:
     pipeline = None
     try:
         pipeline = _Pipeline(workdir)
-        figures = _measure(prefix, pipeline)
+        figures = cost + _measure(prefix, pipeline)
     finally:
         if pipeline is not None:
             pipeline.stop()

@@ -264,6 +264,9 @@ class SaxsResults(_Model):
     molecular_weight_spread_kda: float | None = None
     molecular_weight_methods: str | None = None
     svd_components: int | None = None
+    efa_components: int | None = None
+    efa_rg_a: list[float | None] | None = None
+    efa_mals_molar_mass_kda: list[float | None] | None = None
     frames_total: int | None = None
     frames_kept: int | None = None
     buffer_run_uid: str | None = None

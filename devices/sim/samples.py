@@ -461,6 +461,20 @@ class Particle(BaseModel):
             return None
         return longest * (1.0 + 3.0 * self.polydispersity)
 
+    def true_pr(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """P(r): r (Å) and P(r) with ∫P dr = 1, hydration shell in (bead models exactly; see
+        :mod:`sibyls.devices.sim.truth`); None for a measured curve."""
+        from sibyls.devices.sim.truth import pair_distribution
+
+        return pair_distribution(self)
+
+    def resolvable_dmax_a(self, q_min: float | None = None) -> float | None:
+        """The Dmax (Å) data can resolve: the distance holding 99.9 % of P(r); None for a measured
+        curve or when beyond π/``q_min`` (Å⁻¹) of the measured range."""
+        from sibyls.devices.sim.truth import resolvable_dmax_a
+
+        return resolvable_dmax_a(self, q_min)
+
     def _contrast_integrals(self) -> tuple[float, float] | None:
         """∫Δρ dV and ∫Δρ² dV of one particle of unit size (the body's contrast 1, the shell's δ)."""
         if self.shape == "beads":

@@ -111,13 +111,15 @@ def first_look_batch(
     q_max: float | None = None,
     vc_q_max: float = VC_Q_MAX,
     with_pr: bool = True,
+    expected_mw_kda: float | None = None,
 ) -> FirstLookResult:
     """First look at a batch run: screen, average, subtract the buffer, Guinier, MW, Kratky, flags.
 
     ``buffer`` is the buffer run's frames (screened and averaged the same way), an averaged buffer
     curve, or None (no subtraction; flagged). ``q_min``/``q_max`` limit the analysed q-range.
     ``i0_per_mg_ml_kda`` is a standard's calibration for MW from I(0)/c when the data are not in cm⁻¹.
-    ``with_pr=False`` leaves out P(r) (BIFT, the slowest step).
+    ``with_pr=False`` leaves out P(r) (BIFT, the slowest step). ``expected_mw_kda`` (the sheet's MW)
+    flags a consensus MW that is not it (``mw-not-expected``).
     """
     started = now_iso()
     check_name(sample_name)
@@ -157,7 +159,9 @@ def first_look_batch(
     notes += more_notes
     shape = None
     if subtracted is not None and guinier is not None:
-        shape, more_flags, more_notes = analyse_shape(subtracted, guinier, [mw_vc, mw_i0], with_pr)
+        shape, more_flags, more_notes = analyse_shape(
+            subtracted, guinier, [mw_vc, mw_i0], with_pr, expected_mw_kda
+        )
         flags += more_flags
         notes += more_notes
     snr = guinier_signal_to_noise(analysed, guinier) if guinier is not None else None
@@ -171,6 +175,7 @@ def first_look_batch(
         "cormap_alpha": alpha,
         "cormap_correction": "bonferroni",
         "frame_averaging": "mean of kept frames",
+        "concentration_mg_ml": concentration_mg_ml if concentration_mg_ml is not None else "none",
         "buffer_subtraction": "automatic" if buffer_curve is not None else "none",
         "buffer": buffer_name or ("given" if buffer_curve is not None else "none"),
         "guinier_method": guinier.method if guinier else "failed",
@@ -243,6 +248,7 @@ def write_products(
     ``<sample>_pr.dat``, ``<sample>_Iq_plot.png``, ``<sample>_Guinier_plot.png``,
     ``<sample>_Kratky_plot.png``, ``<sample>_Pr_plot.png``. SEC:
     ``A_buff_<sample>.dat`` (buffer region), ``A_S_<sample>_<k>.dat`` per species k,
+    ``A_S_<sample>_efa<k>.dat`` per EFA-separated co-eluting species,
     ``<sample>_SEC_chromatogram.png``, ``<sample>_<k>_Guinier_plot.png``, ``<sample>_<k>_Kratky_plot.png``.
     Every file appears complete or not at all. (:func:`write_data_products` then
     :func:`write_plots` do the same in two steps: the processing service records the numbers first.)
@@ -348,6 +354,22 @@ def _write_sec(result: SecResult, out: Path, name: str, frames: bool = True) -> 
             name, "averaged peak frames, buffer-subtracted", species.guinier, result.software, info
         )
         written.append(write_dat(out / f"A_S_{name}_{k}.dat", curve, header))
+    efa_curves = iter(curves.efa)
+    number = 0
+    for separation in result.separations:
+        for species, guinier in zip(separation.efa.species, separation.guinier, strict=True):
+            number += 1
+            frames_text = f"{species.start_frame + 1}-{species.end_frame + 1}"
+            info = {
+                "efa_species": species.number,
+                "frames": frames_text,
+                "apex_frame": species.apex_frame + 1,
+            }
+            if species.mals_molar_mass_kda is not None:
+                info["MW_MALS_kDa"] = f"{species.mals_molar_mass_kda:.2f}"
+            header = _dat_header_from(name, "EFA-separated species, buffer-subtracted", guinier,
+                                      result.software, info)  # fmt: skip
+            written.append(write_dat(out / f"A_S_{name}_efa{number}.dat", next(efa_curves), header))
     return written
 
 

@@ -1,8 +1,12 @@
 """Dimensionless Kratky plot, (q·Rg)²·I/I(0) against q·Rg, and what its peak says about the particle.
 
 A compact globular particle peaks at q·Rg = √3 with height 3/e ≈ 1.104 (the Guinier law's
-maximum); a peak shifted right and higher, or a curve that does not come down (a plateau or rise),
-marks flexibility or unfolding (Durand et al. 2010, Receveur-Bréchot & Durand 2012).
+maximum). A peak shifted right and higher alone marks a non-globular shape — an elongated or
+multi-domain particle peaks there too (a 150 Å rod at q·Rg ≈ 4.8, a dumbbell at ≈ 3.5) — so it is
+reported but is not the flexibility flag. What tells a flexible or unfolded chain from any rigid body
+is the tail: a rigid particle's scattering falls as q⁻⁴ (Porod) and its Kratky plot comes down to a
+few % of the peak by q = :data:`TAIL_Q_MAX`, a chain's falls as q⁻² and plateaus (Debye: at ~95 % of
+its peak) (Durand et al. 2010, Receveur-Bréchot & Durand 2012, Rambo & Tainer 2011).
 """
 
 from __future__ import annotations
@@ -19,19 +23,27 @@ GLOBULAR_PEAK_HEIGHT = float(3.0 / np.e)  # 1.104
 # How far the peak may sit from the globular one before the particle is called flexible.
 PEAK_QRG_TOLERANCE = 0.3
 PEAK_HEIGHT_TOLERANCE = 0.15
-# Beyond the peak a folded particle falls to below this fraction of the peak height by q·Rg = 5.
-DESCENT_FRACTION = 0.75
+#: The tail is judged over q from TAIL_Q_FRACTION × its end to its end, the end being the data's last
+#: q or TAIL_Q_MAX (Å⁻¹), whichever is lower, and only when the end is past q·Rg = TAIL_MIN_QRG.
+TAIL_Q_MAX = 0.3
+TAIL_Q_FRACTION = 0.8
+TAIL_MIN_QRG = 4.0
+#: A tail above this fraction of the peak height has not come down: flexible or unfolded (rigid
+#: bodies of the simulator's catalogue: 0-13 %; a Gaussian chain: ~95 %).
+DESCENT_FRACTION = 0.5
 
 
 class KratkyResult(BaseModel):
-    """The Kratky peak position and height, and the verdict: globular or flexible/unfolded."""
+    """The Kratky peak position and height, the tail, and the verdicts: flexible (the flag) and
+    non-globular (the peak's shift: elongated or multi-domain when the tail comes down)."""
 
     model_config = ConfigDict(frozen=True)
 
     peak_qrg: float
     peak_height: float
-    tail_ratio: float | None  # mean height at q·Rg 4-5 / peak height (None if the data stop earlier)
+    tail_ratio: float | None  # mean height over the tail / peak height (None: data stop before qRg 4)
     flexible: bool
+    non_globular: bool = False
     verdict: str
 
 
@@ -43,7 +55,8 @@ def dimensionless_kratky(curve: Curve, guinier: GuinierResult) -> tuple[np.ndarr
 
 
 def kratky_analysis(curve: Curve, guinier: GuinierResult) -> KratkyResult:
-    """Peak of the dimensionless Kratky plot against the globular one, and a flexibility flag."""
+    """Peak of the dimensionless Kratky plot against the globular one, and whether the tail comes down
+    (rigid) or plateaus (flexible or unfolded: the flag)."""
     x, y = dimensionless_kratky(curve, guinier)
     usable = x <= 6.0
     if usable.sum() < 10 or x[usable][-1] < 2.5:
@@ -51,19 +64,36 @@ def kratky_analysis(curve: Curve, guinier: GuinierResult) -> KratkyResult:
     xs, ys = x[usable], _smooth(y[usable])
     peak = int(np.argmax(ys))
     peak_qrg, peak_height = float(xs[peak]), float(ys[peak])
-    tail = (xs >= 4.0) & (xs <= 5.0)
-    tail_ratio = float(ys[tail].mean() / peak_height) if tail.sum() >= 3 else None
-    reasons = []
+    q_end = min(float(curve.q[-1]), TAIL_Q_MAX)
+    tail = (curve.q >= TAIL_Q_FRACTION * q_end) & (curve.q <= q_end)
+    tail_ratio = None
+    if q_end * guinier.rg >= TAIL_MIN_QRG and tail.sum() >= 3:
+        tail_ratio = float(np.mean(y[tail]) / peak_height)
+    shifted = []
     if abs(peak_qrg - GLOBULAR_PEAK_QRG) > PEAK_QRG_TOLERANCE * GLOBULAR_PEAK_QRG:
-        reasons.append(f"peak at qRg {peak_qrg:.2f} (globular √3 = 1.73)")
+        shifted.append(f"peak at qRg {peak_qrg:.2f} (globular √3 = 1.73)")
     if abs(peak_height - GLOBULAR_PEAK_HEIGHT) > PEAK_HEIGHT_TOLERANCE * GLOBULAR_PEAK_HEIGHT:
-        reasons.append(f"peak height {peak_height:.2f} (globular 1.104)")
-    if tail_ratio is not None and tail_ratio > DESCENT_FRACTION:
-        reasons.append(f"no descent after the peak (qRg 4-5 at {tail_ratio:.0%} of the peak)")
-    flexible = bool(reasons)
-    verdict = "flexible or unfolded: " + "; ".join(reasons) if flexible else "compact, globular"
+        shifted.append(f"peak height {peak_height:.2f} (globular 1.104)")
+    flexible = tail_ratio is not None and tail_ratio > DESCENT_FRACTION
+    if flexible:
+        window = f"q {TAIL_Q_FRACTION * q_end:.2f}-{q_end:.2f} Å⁻¹"
+        verdict = "; ".join(
+            [f"flexible or unfolded: no descent after the peak (tail at {window} at {tail_ratio:.0%} of it)"]
+            + shifted
+        )
+    elif shifted:
+        verdict = "rigid, non-globular (elongated or multi-domain): " + "; ".join(shifted)
+    else:
+        verdict = "compact, globular"
+    if tail_ratio is None:
+        verdict += "; the data stop before q·Rg = 4: flexibility not judged"
     return KratkyResult(
-        peak_qrg=peak_qrg, peak_height=peak_height, tail_ratio=tail_ratio, flexible=flexible, verdict=verdict
+        peak_qrg=peak_qrg,
+        peak_height=peak_height,
+        tail_ratio=tail_ratio,
+        flexible=flexible,
+        non_globular=bool(shifted),
+        verdict=verdict,
     )
 
 

@@ -48,6 +48,10 @@ POROD_A3_PER_DA = 1.6
 METHOD_ACCURACY = {"i0_over_c": 0.05, "mals": 0.05, "porod": 0.15, "vc": 0.20}
 #: A method further than this many of its stated accuracies from the consensus flags disagreement.
 MW_DISAGREEMENT_SIGMAS = 2.0
+#: The consensus MW may differ from the MW the sample sheet expects by this fraction (or by
+#: MW_DISAGREEMENT_SIGMAS of the consensus' own σ, when larger) before the run is flagged: a monomer
+#: sheet with a dimer (or a 70/30 monomer/dimer mix, +30 %), aggregates, a wrong concentration.
+MW_EXPECTED_TOLERANCE = 0.10
 
 
 class MwEstimate(BaseModel):
@@ -188,4 +192,20 @@ def consensus_mw(estimates: list[MwEstimate]) -> MwConsensus | None:
         spread_kda=float(values.max() - values.min()),
         methods={e.method: e.mw_kda for e in usable},
         disagreeing=disagreeing,
+    )
+
+
+def mw_unexpected(consensus: MwConsensus | None, expected_kda: float | None) -> str | None:
+    """Why the consensus MW is not the expected one (a note for the flag), or None when it is within
+    :data:`MW_EXPECTED_TOLERANCE` (or its own error), or either is unknown."""
+    if consensus is None or expected_kda is None or not np.isfinite(expected_kda) or expected_kda <= 0:
+        return None
+    allowed = max(MW_EXPECTED_TOLERANCE * expected_kda, MW_DISAGREEMENT_SIGMAS * consensus.mw_sigma_kda)
+    difference = consensus.mw_kda - expected_kda
+    if abs(difference) <= allowed:
+        return None
+    return (
+        f"MW: the consensus {consensus.mw_kda:.1f} ± {consensus.mw_sigma_kda:.1f} kDa is "
+        f"{difference / expected_kda:+.0%} from the expected {expected_kda:g} kDa (allowed ± {allowed:.1f}): "
+        "an oligomer or a mixture, aggregates, or a wrong concentration"
     )

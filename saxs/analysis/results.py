@@ -24,6 +24,7 @@ from sibyls.saxs.analysis.mw import (
     mw_from_i0,
     mw_from_porod,
     mw_from_vc,
+    mw_unexpected,
 )
 from sibyls.saxs.analysis.pr import PrResult, pair_distribution
 from sibyls.saxs.analysis.standards import VC_Q_MAX
@@ -45,6 +46,7 @@ FLAG_DAMAGED_BUFFER = "buffer-frames-differ"
 FLAG_RG_NOT_FLAT = "rg-not-flat"
 FLAG_RG_GUINIER_PR = "rg-guinier-pr-differ"
 FLAG_MW_DISAGREE = "mw-methods-disagree"
+FLAG_MW_NOT_EXPECTED = "mw-not-expected"
 FLAG_NOT_ONE_SPECIES = "not-one-species"
 #: Guinier and P(r) Rg differ "beyond their errors" past this many combined σ.
 RG_DIFFER_SIGMAS = 3.0
@@ -203,9 +205,11 @@ def analyse_shape(
     guinier: GuinierResult | None,
     estimates: list[MwEstimate | None],
     with_pr: bool = True,
+    expected_mw_kda: float | None = None,
 ) -> tuple[ShapeResult, list[str], list[str]]:
     """P(r) by BIFT, the Porod volume and the consensus MW of a subtracted curve, with the flags
-    (Guinier and P(r) Rg differ beyond their errors; MW methods disagree) and notes they raise."""
+    (Guinier and P(r) Rg differ beyond their errors; MW methods disagree; the consensus is not the
+    ``expected_mw_kda`` of the sample sheet) and notes they raise."""
     flags: list[str] = []
     notes: list[str] = []
     pr = mw_porod = None
@@ -237,6 +241,10 @@ def analyse_shape(
             f"MW: {', '.join(mw.disagreeing)} further than {MW_DISAGREEMENT_SIGMAS:g}× the method's stated "
             f"accuracy from the consensus {mw.mw_kda:.1f} kDa ({methods} kDa)"
         )
+    unexpected = mw_unexpected(mw, expected_mw_kda)
+    if unexpected is not None:
+        flags.append(FLAG_MW_NOT_EXPECTED)
+        notes.append(unexpected)
     return ShapeResult(pr=pr, mw_porod=mw_porod, mw=mw), flags, notes
 
 

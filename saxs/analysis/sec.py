@@ -28,6 +28,7 @@ from scipy.signal import find_peaks, peak_widths
 
 from sibyls.saxs.analysis.averaging import average_curves
 from sibyls.saxs.analysis.components import ComponentsResult, peak_components
+from sibyls.saxs.analysis.efa import EfaResult, evolving_factor_analysis, species_molar_masses
 from sibyls.saxs.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError, check_frames
 from sibyls.saxs.analysis.kratky import KratkyResult
@@ -91,6 +92,18 @@ class SecCurves(BaseModel):
     frames: list[Curve]
     buffer: Curve
     species: list[Curve | None]  # averaged, subtracted curve of each species (None: no frame usable)
+    efa: list[Curve] = []  # each EFA-separated species' curve, in the order of SecResult.efa
+
+
+class SecSeparation(BaseModel):
+    """Co-eluting species EFA separated over a region of overlapping peaks: the EFA (windows,
+    profiles, MALS molar masses) and each species' Guinier and Vc MW from its own curve."""
+
+    model_config = ConfigDict(frozen=True)
+
+    efa: EfaResult
+    guinier: list[GuinierResult | None]
+    mw_vc: list[MwEstimate | None]
 
 
 class SecResult(FirstLookBase):
@@ -107,6 +120,7 @@ class SecResult(FirstLookBase):
     trace_lags_frames: dict[str, int]
     traces: dict[str, list[float]]
     species: list[SecSpecies]
+    separations: list[SecSeparation] = []
     curves: SecCurves = Field(exclude=True, repr=False)
 
     @property
@@ -396,6 +410,17 @@ def first_look_sec(
         species.append(sp)
         species_curves.append(curve)
         flags += [f for f in sp.flags if f not in flags]
+    separations, efa_curves = _separate(
+        species, frames, buffer, buffer_idx, signal, arrays, mals_trace, ri_trace, mals_constant, vc_q_max
+    )
+    for separation in separations:
+        described = ", ".join(
+            f"{s.number}: frames {s.start_frame + 1}-{s.end_frame + 1}, Rg "
+            + (f"{g.rg:.1f} Å" if g is not None else "none")
+            + (f", MALS {s.mals_molar_mass_kda:.1f} kDa" if s.mals_molar_mass_kda else "")
+            for s, g in zip(separation.efa.species, separation.guinier, strict=True)
+        )
+        notes.append(f"EFA separates {len(separation.efa.species)} species ({described})")
     parameters: dict[str, Any] = {
         "collection_mode": "sec_saxs",
         "frames_total": n,
@@ -425,6 +450,7 @@ def first_look_sec(
         trace_lags_frames=lags,
         traces={k: [float(x) for x in v] for k, v in arrays.items()},
         species=species,
+        separations=separations,
         intensity_unit=frames[0].unit,
         flags=flags,
         notes=notes,
@@ -432,8 +458,61 @@ def first_look_sec(
         parameters=parameters,
         started_at=started,
         completed_at=now_iso(),
-        curves=SecCurves(frames=frames, buffer=buffer, species=species_curves),
+        curves=SecCurves(frames=frames, buffer=buffer, species=species_curves, efa=efa_curves),
     )
+
+
+def _separate(
+    species: list[SecSpecies],
+    frames: list[Curve],
+    buffer: Curve,
+    buffer_idx: list[int],
+    signal: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    mals_trace: str,
+    ri_trace: str,
+    mals_constant: float,
+    vc_q_max: float,
+) -> tuple[list[SecSeparation], list[Curve]]:
+    """EFA over each region of overlapping peaks (feet overlapping) where SVD found more than one
+    component: as many species as the SVD's count or the region's peaks, whichever is more."""
+    regions: list[list[SecSpecies]] = []
+    for sp in species:
+        if regions and sp.start_frame <= regions[-1][-1].end_frame:
+            regions[-1].append(sp)
+        else:
+            regions.append([sp])
+    separations, curves = [], []
+    n = len(frames)
+    for region in regions:
+        count = max(len(region), *((s.components.components if s.components else 1) for s in region))
+        if count < 2:
+            continue
+        indices = list(range(max(0, region[0].start_frame), min(n, region[-1].end_frame + 1)))
+        try:
+            efa, efa_curves = evolving_factor_analysis(frames, buffer, indices, min(count, 3))
+        except AnalysisError:
+            continue  # the SVD's flag and the peaks' averaged results stand
+        if mals_trace in arrays and ri_trace in arrays:
+            traces, lags = [], []
+            for name in (mals_trace, ri_trace):
+                values = arrays[name]
+                lag = fine_trace_lag(signal, values)
+                base = float(np.median(values[np.clip(np.asarray(buffer_idx) + round(lag), 0, n - 1)]))
+                traces.append(values - base)
+                lags.append(lag)
+            try:
+                efa = species_molar_masses(efa, traces[0], traces[1], mals_constant, (lags[0], lags[1]))
+            except AnalysisError:
+                pass
+        guiniers, vcs = [], []
+        for curve in efa_curves:
+            guinier, mw_vc, *_ = analyse_curve(curve, None, None, vc_q_max)
+            guiniers.append(guinier)
+            vcs.append(mw_vc)
+        separations.append(SecSeparation(efa=efa, guinier=guiniers, mw_vc=vcs))
+        curves += efa_curves
+    return separations, curves
 
 
 def _frame_list(indices: Sequence[int]) -> str:

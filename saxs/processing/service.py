@@ -407,6 +407,8 @@ class FirstLookService:
             update = {"products": run_results.products + images, "complete": True}
             apply_results(record_path, run_results.model_copy(update=update))
             write_project_summaries(self.records_dir, self.processed_dir, record_path.parent.name)
+            if analysis_kind(start) != "sec":
+                self._series(record_path.parent.name)
             if self.on_first_look is not None:
                 self.on_first_look(start, record_path)
         except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
@@ -422,6 +424,15 @@ class FirstLookService:
             except Exception:
                 log.exception("the failure of run %s could not be put in its record", run_results.run_uid)
             self._tell_failure(start, record_path, reason)
+
+    def _series(self, project_folder: str) -> None:
+        """The project's concentration series, again (a failure is logged: the run's results stand)."""
+        from sibyls.saxs.processing.series import write_project_series
+
+        try:
+            write_project_series(self.processed_dir, project_folder)
+        except Exception:
+            log.exception("concentration series of %s not analysed", project_folder)
 
     def _plot_loop(self) -> None:
         while True:
@@ -452,6 +463,7 @@ class FirstLookService:
             start.get("concentration_mg_ml"),
             sample_name=name,
             buffer_name=None if buffer is None else f"{buffer[0]} (run {buffer_uid})",
+            expected_mw_kda=start.get("molecular_weight_kda"),
         )
         saxs: dict[str, Any] = {
             "frames_total": result.frames_total,
@@ -511,6 +523,13 @@ class FirstLookService:
             for key, estimate in estimates.items():
                 if estimate is not None:
                     saxs[key] = estimate.mw_kda
+        separated = [
+            (s, g) for sep in result.separations for s, g in zip(sep.efa.species, sep.guinier, strict=True)
+        ]
+        if separated:
+            saxs["efa_components"] = len(separated)
+            saxs["efa_rg_a"] = [None if g is None else g.rg for _, g in separated]
+            saxs["efa_mals_molar_mass_kda"] = [s.mals_molar_mass_kda for s, _ in separated]
         return result, {
             "quality_metrics": result.quality_metrics(),
             "saxs_results": {k: v for k, v in saxs.items() if v is not None},
