@@ -179,8 +179,8 @@ def _api(address: str, public_key: str | None):
 def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -> tuple:
     """A plain ``start-re-manager`` (queueserver as shipped) on the stack's Redis under ``prefix``."""
     from sibyls.devices.epics_env import free_tcp_port
-    from sibyls.startup.stack import _manager_config_file, _spawn
-    from sibyls.startup.stack.services import ManagedProcess, console_script
+    from sibyls.startup.stack import _manager_config_file
+    from sibyls.startup.stack.services import ManagedProcess, console_script, spawn_service
 
     control = f"tcp://127.0.0.1:{free_tcp_port()}"
     command = [
@@ -201,7 +201,7 @@ def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -
         str(_manager_config_file(var_dir)),
         *options,
     ]
-    process = _spawn(prefix, command, var_dir, dict(env))
+    process = spawn_service(command, var_dir / "logs" / f"{prefix}.log", dict(env), cwd=var_dir)
     service = ManagedProcess(prefix, process, var_dir / "logs" / f"{prefix}.log")
     api = _api(control, state.zmq_public_key())
     deadline = time.monotonic() + 30
