@@ -7,6 +7,7 @@ range, and every well's run metadata valid under the RunStart contract.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,8 +143,12 @@ _OPTIONAL_PER_WELL = (
 _PER_WELL = ("sample_code", "well", "sample_role", *_OPTIONAL_PER_WELL)
 
 
+_optional_values = operator.attrgetter(*_OPTIONAL_PER_WELL)
+_NONES = (None,) * len(_OPTIONAL_PER_WELL)
+
+
 def _kind(well: PlateWell) -> tuple:
-    return (well.sample_role, *[getattr(well, name) is None for name in _OPTIONAL_PER_WELL])
+    return (well.sample_role, *map(operator.is_, _optional_values(well), _NONES))
 
 
 def _own_fields(well: PlateWell) -> dict[str, Any]:

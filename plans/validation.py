@@ -81,9 +81,9 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
             continue
         if isinstance(container, dict):
             entries = container.items()
-            key_lengths = [len(k) if isinstance(k, str) else 24 for k in container]
-            size += sum(key_lengths)
-            if (longest := max(key_lengths, default=0)) > NAME_MAX_LENGTH:
+            keys_size, longest = _keys_measure(tuple(container))
+            size += keys_size
+            if longest > NAME_MAX_LENGTH:
                 problems.append(
                     f"{_path(where) or 'item'}: a key of {longest} characters; at most {NAME_MAX_LENGTH}"
                 )
@@ -93,11 +93,9 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
         for key, value in entries:
             kind = type(value)
             if kind is str or (kind not in _LEAF_OR_CONTAINER and isinstance(value, str)):
-                size += len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
-                if (
-                    len(value) > TEXT_MAX_LENGTH
-                    and len(recorded := value.strip(WHITESPACE)) > TEXT_MAX_LENGTH
-                ):
+                length = len(value)
+                size += length if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+                if length > TEXT_MAX_LENGTH and len(recorded := value.strip(WHITESPACE)) > TEXT_MAX_LENGTH:
                     problems.append(
                         f"{_path((where, key))}: at most {TEXT_MAX_LENGTH} characters (got {len(recorded)})"
                     )
@@ -116,6 +114,21 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
 
 #: The exact types :func:`structure_problems` tells apart by ``type`` alone.
 _LEAF_OR_CONTAINER = frozenset({str, float, int, dict, list})
+#: Size and longest key of the key sets seen lately: the wells of a plate share theirs.
+_KEY_MEASURES: dict[tuple, tuple[int, int]] = {}
+_KEY_MEASURES_KEPT = 256
+
+
+def _keys_measure(keys: tuple) -> tuple[int, int]:
+    """The keys' share of an item's size (text by characters, anything else as 24) and the longest."""
+    measure = _KEY_MEASURES.get(keys)
+    if measure is None:
+        lengths = [len(k) if isinstance(k, str) else 24 for k in keys]
+        measure = (sum(lengths), max(lengths, default=0))
+        if len(_KEY_MEASURES) >= _KEY_MEASURES_KEPT:
+            _KEY_MEASURES.clear()
+        _KEY_MEASURES[keys] = measure
+    return measure
 
 
 def _path(where: tuple | None) -> str:
