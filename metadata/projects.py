@@ -33,6 +33,10 @@ from sibyls.metadata.rules import PROJECT_RULES, argument_problems
 EVERY_PROJECT = None
 
 
+#: How many people's project lists a ProjectsFile keeps between changes of the file.
+MEMBERSHIPS_KEPT = 1024
+
+
 class ProjectsFileError(ValueError):
     """The projects file cannot be read or breaks a rule; the message names the file and each field."""
 
@@ -58,6 +62,8 @@ class ProjectsFile:
     _stamp: tuple[int, int] | None = field(default=None, repr=False)
     _projects: dict[str, Project] = field(default_factory=dict, repr=False)
     _error: ProjectsFileError | None = field(default=None, repr=False)
+    #: login → the codes of their projects, for the projects as last read (the queue gate asks per item).
+    _memberships: dict[str | None, frozenset[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -67,11 +73,12 @@ class ProjectsFile:
         try:
             info = self.path.stat()
         except FileNotFoundError:
-            self._stamp, self._projects, self._error = None, {}, None
+            self._stamp, self._projects, self._error, self._memberships = None, {}, None, {}
             return {}
         stamp = (info.st_mtime_ns, info.st_size)
         if stamp != self._stamp:
             self._stamp = stamp
+            self._memberships = {}
             try:
                 self._projects, self._error = parse_projects(self.path.read_text(), str(self.path)), None
             except ProjectsFileError as exc:
@@ -101,7 +108,13 @@ class ProjectsFile:
             projects = self.projects()
         except ProjectsFileError:
             return frozenset()
-        return frozenset(code for code, p in projects.items() if username in p.members)
+        known = self._memberships.get(username)
+        if known is None:
+            known = frozenset(code for code, p in projects.items() if username in p.members)
+            if len(self._memberships) >= MEMBERSHIPS_KEPT:  # names a client claims are not bounded
+                self._memberships.clear()
+            self._memberships[username] = known
+        return known
 
     def is_member(self, username: str | None, project_code: Any, staff: bool = False) -> bool:
         """True if ``username`` may queue for and see ``project_code`` (exact code, staff always)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
@@ -66,7 +66,9 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     size = 0
     # Only containers go on the stack; leaves are checked where they sit. Paths are kept as
-    # (parent, key) links and spelled out only for a problem: most items have none.
+    # (parent, key) links and spelled out only for a problem: most items have none. The exact types
+    # JSON gives (str, float, int, dict, list) are told apart by ``type`` first (the gate runs for every
+    # item); anything else (a subclass, a tuple) takes the general ``isinstance`` path.
     stack: list[tuple[Any, tuple | None, int]] = []
     for key in ("args", "kwargs", "meta"):
         value = item.get(key)
@@ -79,37 +81,54 @@ def structure_problems(item: dict[str, Any]) -> list[str]:
             continue
         if isinstance(container, dict):
             entries = container.items()
-            key_lengths = [len(k) if isinstance(k, str) else 24 for k in container]
-            size += sum(key_lengths)
-            if (longest := max(key_lengths, default=0)) > NAME_MAX_LENGTH:
+            keys_size, longest = _keys_measure(tuple(container))
+            size += keys_size
+            if longest > NAME_MAX_LENGTH:
                 problems.append(
                     f"{_path(where) or 'item'}: a key of {longest} characters; at most {NAME_MAX_LENGTH}"
                 )
         else:
             entries = enumerate(container)
-        size += 8
+        size += 8 + 8 * len(container)
         for key, value in entries:
-            size += 8
-            if isinstance(value, str):
-                size += len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
-                if (
-                    len(value) > TEXT_MAX_LENGTH
-                    and len(recorded := value.strip(WHITESPACE)) > TEXT_MAX_LENGTH
-                ):
+            kind = type(value)
+            if kind is str or (kind not in _LEAF_OR_CONTAINER and isinstance(value, str)):
+                length = len(value)
+                size += length if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+                if length > TEXT_MAX_LENGTH and len(recorded := value.strip(WHITESPACE)) > TEXT_MAX_LENGTH:
                     problems.append(
                         f"{_path((where, key))}: at most {TEXT_MAX_LENGTH} characters (got {len(recorded)})"
                     )
-            elif isinstance(value, float):
+            elif kind is float or (kind not in _LEAF_OR_CONTAINER and isinstance(value, float)):
                 size += 16
                 if value - value != 0.0:  # NaN or infinity
                     problems.append(f"{_path((where, key))}: must be a finite number, got {value!r}")
-            elif isinstance(value, int):
+            elif kind is int or (kind not in _LEAF_OR_CONTAINER and isinstance(value, int)):
                 size += 16 if -(2**53) < value < 2**53 else value.bit_length() // 3
-            elif isinstance(value, dict | list | tuple):
+            elif kind is dict or kind is list or isinstance(value, dict | list | tuple):
                 stack.append((value, (where, key), depth + 1))
         if size > ITEM_MAX_BYTES:
             return [f"item: larger than {ITEM_MAX_BYTES // 1024} KiB; split it or shorten its text"]
     return problems
+
+
+#: The exact types :func:`structure_problems` tells apart by ``type`` alone.
+_LEAF_OR_CONTAINER = frozenset({str, float, int, dict, list})
+#: Size and longest key of the key sets seen lately: the wells of a plate share theirs.
+_KEY_MEASURES: dict[tuple, tuple[int, int]] = {}
+_KEY_MEASURES_KEPT = 256
+
+
+def _keys_measure(keys: tuple) -> tuple[int, int]:
+    """The keys' share of an item's size (text by characters, anything else as 24) and the longest."""
+    measure = _KEY_MEASURES.get(keys)
+    if measure is None:
+        lengths = [len(k) if isinstance(k, str) else 24 for k in keys]
+        measure = (sum(lengths), max(lengths, default=0))
+        if len(_KEY_MEASURES) >= _KEY_MEASURES_KEPT:
+            _KEY_MEASURES.clear()
+        _KEY_MEASURES[keys] = measure
+    return measure
 
 
 def _path(where: tuple | None) -> str:
@@ -146,6 +165,18 @@ class PlanSignature:
     name: str
     signature: inspect.Signature
     devices: dict[str, tuple[frozenset[str], bool]]  # parameter → (allowed names, takes a list)
+    #: Worked out once per plan (the gate runs for every item): see :func:`_fast_binding`.
+    binding: _Binding | None = field(default=None, compare=False, repr=False)
+
+    #: Where a positional ``project_code`` sits (None: the plan has no such parameter).
+    project_index: int | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "binding", _fast_binding(self.signature))
+        names = list(self.signature.parameters)
+        object.__setattr__(
+            self, "project_index", names.index("project_code") if "project_code" in names else None
+        )
 
     @classmethod
     def from_description(cls, description: dict[str, Any]) -> PlanSignature:
@@ -186,28 +217,41 @@ class PlanSignature:
             return [f"kwargs: must be a dict, got {type(kwargs).__name__}"]
         if odd := [k for k in kwargs if not isinstance(k, str)]:
             return [f"kwargs: argument names must be text, got {odd[0]!r}"]
-        try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            return self._missing_problems(args, kwargs) or [self._binding_problem(str(exc))]
-        problems = self._argument_problems(bound.arguments)
+        given = self.binding.bind(args, kwargs) if self.binding is not None else None
+        if given is None:  # not a plain call (or a refused one): inspect binds it and words the refusal
+            try:
+                given = self.signature.bind(*args, **kwargs).arguments
+            except TypeError as exc:
+                return self._missing_problems(args, kwargs) or [self._binding_problem(str(exc))]
+        problems = self._argument_problems(given)
         if problems:
             return problems
-        bound.apply_defaults()
         try:
-            PLAN_CHECKS[self.name](dict(bound.arguments))
+            PLAN_CHECKS[self.name](self._with_defaults(given))
         except ContractError as exc:
             return list(exc.problems)
         except (ValueError, TypeError) as exc:
             return [str(exc)]
         return []
 
+    def _with_defaults(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Every parameter's value, in the signature's order: given, else its default."""
+        if self.binding is not None:
+            return {name: given.get(name, default) for name, default in self.binding.defaults}
+        bound = self.signature.bind_partial()
+        bound.arguments.update(given)
+        bound.apply_defaults()
+        return {name: bound.arguments[name] for name in self.signature.parameters if name in bound.arguments}
+
     def _argument_problems(self, arguments: dict[str, Any]) -> list[str]:
         """Device names and strict types of each given argument, in the rule's words where it has one."""
         problems = []
+        plain = self.binding.plain if self.binding is not None else {}
         for pname, value in arguments.items():
             if pname in self.devices:
                 problem = _device_problem(pname, *self.devices[pname], value)
+            elif _plainly_valid(plain.get(pname), value):
+                continue
             else:
                 problem = _type_problem(pname, self.signature.parameters[pname].annotation, value)
                 if problem:  # in the rule's words where it has one (10**400 is out of range, not "no number")
@@ -252,6 +296,108 @@ class PlanSignature:
         if "too many positional arguments" in message:
             return f"args: too many positional arguments for {self.name} (parameters: {names})"
         return f"args: {message}"
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """A plan signature of plain parameters (positional-or-keyword, then keyword-only; no ``*args``,
+    ``**kwargs`` or positional-only), bound without :meth:`inspect.Signature.bind`'s general machinery.
+
+    ``positional``: the names a positional argument may fill, in order; ``required``: those without a
+    default; ``defaults``: every parameter with its default (``inspect.Parameter.empty`` if none), in
+    order; ``plain``: per parameter whose type a value's own type decides (see :func:`_plain_types`).
+    """
+
+    positional: tuple[str, ...]
+    names: frozenset[str]
+    required: frozenset[str]
+    defaults: tuple[tuple[str, Any], ...]
+    plain: dict[str, tuple[frozenset[type], frozenset[str]]]
+
+    def bind(self, args: list | tuple, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        """The given arguments by name in the signature's order, as ``Signature.bind(...).arguments``
+        has them; None for anything else (too many, unknown, repeated or missing arguments)."""
+        if len(args) > len(self.positional):
+            return None
+        given = dict(zip(self.positional, args, strict=False))
+        for name in kwargs:
+            if name in given or name not in self.names:
+                return None
+        if len(given) + len(kwargs) < len(self.required) or not self.required <= given.keys() | kwargs.keys():
+            return None
+        if not kwargs:
+            return given
+        given.update(kwargs)
+        return {name: given[name] for name, _ in self.defaults if name in given}
+
+
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def _fast_binding(signature: inspect.Signature) -> _Binding | None:
+    """The plain binding of ``signature`` (None if it has ``*args``, ``**kwargs`` or positional-only)."""
+    kinds = [parameter.kind for parameter in signature.parameters.values()]
+    if any(
+        kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        for kind in kinds
+    ):
+        return None
+    parameters = signature.parameters.values()
+    return _Binding(
+        positional=tuple(p.name for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        names=frozenset(signature.parameters),
+        required=frozenset(p.name for p in parameters if p.default is inspect.Parameter.empty),
+        defaults=tuple((p.name, p.default) for p in parameters),
+        plain={p.name: plain for p in parameters if (plain := _plain_types(p.annotation)) is not None},
+    )
+
+
+def _plain_types(annotation: Any) -> tuple[frozenset[type], frozenset[str]] | None:
+    """For an annotation whose strict check a value's exact type decides (``str``, ``float | None``,
+    ``Literal['a', 'b']``...): the exact types it accepts and the texts a ``Literal`` of text allows.
+
+    Each accepted type is confirmed with the strict adapter itself, so the shortcut accepts only what
+    :func:`_type_problem` accepts; None (always ask the adapter) for anything else.
+    """
+    import types
+    import typing
+
+    members = (
+        typing.get_args(annotation)
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType)
+        else (annotation,)
+    )
+    accepted: set[type] = set()
+    texts: set[str] = set()
+    for member in members:
+        if typing.get_origin(member) is typing.Literal:
+            values = typing.get_args(member)
+            if not all(type(v) is str for v in values):
+                return None
+            texts.update(values)
+        elif member in _PLAIN_TYPES:
+            accepted.add(member)
+        else:
+            return None
+    samples = {str: "x", int: 1, float: 1.5, bool: True, type(None): None}
+    confirmed = {kind for kind in accepted if _type_problem("x", annotation, samples[kind]) is None}
+    if confirmed != accepted or any(_type_problem("x", annotation, text) is not None for text in texts):
+        return None
+    return frozenset(confirmed), frozenset(texts)
+
+
+def _plainly_valid(plain: tuple[frozenset[type], frozenset[str]] | None, value: Any) -> bool:
+    """True when ``value`` passes the strict check by its type alone (a finite float, a whole number
+    of at most 64 bits, an allowed ``Literal`` text); False means: ask :func:`_type_problem`."""
+    if plain is None:
+        return False
+    kinds, texts = plain
+    kind = type(value)
+    if kind in kinds:
+        if kind is float:
+            return value - value == 0.0  # not NaN or infinity
+        return kind is not int or -(2**63) <= value < 2**63
+    return kind is str and value in texts
 
 
 def _device_problem(name: str, allowed: frozenset[str], wants_list: bool, value: Any) -> str | None:
@@ -336,9 +482,11 @@ def item_problems(item: dict[str, Any], description: dict[str, Any] | None = Non
         signature = _from_plans.get(name) or _from_plans.setdefault(name, PlanSignature.from_plan(name))
     # Positional arguments are named by their parameter; where the structure walk and the plan's
     # check both speak of one field, the plan's words (its rule) are kept.
-    names = list(signature.signature.parameters)
     args, kwargs = item.get("args"), item.get("kwargs")
     own = signature.problems([] if args is None else args, {} if kwargs is None else kwargs)
+    if not problems:
+        return own
+    names = list(signature.signature.parameters)
     spoken_of = {_field_of(p) for p in own}
     named = (_named_positional(p, names) for p in problems)
     return [p for p in named if _field_of(p) not in spoken_of] + own
@@ -356,9 +504,8 @@ def item_project_code(item: dict[str, Any], description: dict[str, Any] | None =
         signature = _from_descriptions.get(description)
     else:
         signature = _from_plans.get(name) or _from_plans.setdefault(name, PlanSignature.from_plan(name))
-    names = list(signature.signature.parameters)
-    index = names.index("project_code") if "project_code" in names else len(args)
-    return args[index] if index < len(args) else None
+    index = signature.project_index
+    return args[index] if index is not None and index < len(args) else None
 
 
 def membership_problem(

@@ -20,7 +20,7 @@ from sibyls.startup.stack.services import console_script
 #: the stack's queue gate refuses a project its submitter does not belong to.
 TEST_PROJECTS = (
     "GATE", "WEB_TEST", "WEB_REFUSALS", "WEB_WATCH", "STACK_TEST", "SECURITY_TEST", "FIRSTLOOK_E2E",
-    "PG_TEST", "FAULTS", "PR", "2026", "WEB_RUNVIEW", "CLIENTS_TEST", "MATRIX",
+    "PG_TEST", "FAULTS", "PR", "2026", "WEB_RUNVIEW", "CLIENTS_TEST", "MATRIX", "SOAK",
 )  # fmt: skip
 
 
