@@ -253,6 +253,7 @@ class FolderRunSource:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ExchangeError(f"run folder {self.folder} does not exist")
+        self._found: dict[str, tuple[dict, Path]] = {}  # the index of the last find (loads reuse it)
 
     def _index(self) -> dict[str, tuple[dict, Path]]:
         index = {}
@@ -272,9 +273,10 @@ class FolderRunSource:
     def find(self, *, scan_id=None, uid=None, project=None, every=False) -> list[str]:
         """Uids of the stored runs matching all the given criteria, or ``every`` one (oldest first)."""
         _check_query(scan_id, uid, project, every)
+        self._found = self._index()
         hits = [
             (start.get("time", 0), run_uid)
-            for run_uid, (start, _) in self._index().items()
+            for run_uid, (start, _) in self._found.items()
             if (scan_id is None or start.get("scan_id") == scan_id)
             and (uid is None or run_uid.startswith(uid))
             and (project is None or start.get("project_code") == project)
@@ -285,7 +287,9 @@ class FolderRunSource:
 
     def load(self, uid: str) -> StoredRun:
         """The run with this uid."""
-        entry = self._index().get(uid)
+        entry = self._found.get(uid)
+        if entry is None or not entry[1].is_file():
+            entry = self._index().get(uid)
         if entry is None:
             raise _not_found(None, uid, None, str(self.folder))
         return run_from_documents(read_document_log(entry[1]))
