@@ -88,7 +88,8 @@ class FirstLookCluster:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address=None,  # no dashboard; its HTTP health routes on a free loopback port:
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.WARNING,
         )
         log.info("first looks on %s (%s)", self.where, self._local.scheduler_address)
