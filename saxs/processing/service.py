@@ -5,7 +5,8 @@ A :class:`FirstLookService` is a document callback that only queues what it is g
 documents (event_model ``RunRouter``, one :class:`RunProcessor` per run) and reduces frames as they
 arrive; at each stop the run's first look (:func:`.tasks.first_look`) is submitted to an executor —
 the Dask cluster of :mod:`.cluster` in the stack, a thread of its own by default — and a results
-thread puts what comes back into the record, in the order the runs stopped:
+thread puts what comes back into the record, in the order the runs stopped (the numbers first,
+then, from a second task, the plots):
 
 * batch runs (saxs_exposure, ht_plate, temperature_series): buffers are remembered at their stop
   (memory and ``<processed>/.buffers/<uid>.npz``); a sample is subtracted with the buffer its
@@ -30,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from sibyls.saxs.processing.tasks import (
     FirstLookOutput,
     FirstLookSettings,
     cached_reducers,
+    draw_plots,
     failure_reason,
     first_look,
     frame_writer,
@@ -257,12 +259,12 @@ class FirstLookService:
         """Submit a stopped run's first look to the executor (the cluster); its results (or its
         failure) reach the record through the results thread."""
         try:
-            future = self._executor.submit(first_look, *self._task_inputs(reduced))
+            future = self._executor.submit(first_look, *self._task_inputs(reduced), plots=False)
         except Exception as exc:  # the cluster refused the task (gone, shut down)
             log.exception("first look of run %s could not be submitted", reduced.uid)
             self.record_failure(reduced.start, exc)
             return
-        self._results.put((reduced.start, future))
+        self._results.put((reduced.start, future, None))
 
     def record_failure(self, start: dict, exc: BaseException) -> str:
         """Count the failure and put it in the run's record (``processing_status: failed``, the reason
@@ -363,16 +365,25 @@ class FirstLookService:
         return processed
 
     def _results_loop(self) -> None:
-        """Each submitted first look, in the order the runs stopped: its results into the record, or
-        its failure (any error of the task or the cluster) into the record and the log."""
+        """Each submitted first look, in the order the runs stopped: its numbers into the record
+        (``processing_status: processing``) and its plots submitted, then with the plots its complete
+        results; or its failure (any error of a task or the cluster) into the record and the log."""
         while True:
             job = self._results.get()
             try:
                 if job is None:
                     return
-                start, future = job
+                start, future, numbers = job
                 try:
-                    self.apply_output(future.result())
+                    if numbers is None:  # the numbers are back: into the record now, then the plots
+                        numbers = future.result()
+                        apply_results(self.records_dir / record_relpath(start), numbers.results)
+                        slim = replace(numbers, frames=[], buffer=None, tiled_curves={}, tiled_meta={})
+                        self._results.put((start, self._executor.submit(draw_plots, slim), numbers))
+                    else:
+                        plotted = future.result()
+                        done = {"results": plotted.results, "plots_failed": plotted.plots_failed}
+                        self.apply_output(replace(numbers, analysis=None, **done))
                 except Exception as exc:
                     log.exception("first look of run %s failed", start["uid"])
                     self.record_failure(start, exc)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class FirstLookOutput:
     frames: list[Curve] = field(default_factory=list)
     buffer: BufferFrames | None = None
     error: str | None = None
+    #: The analysis itself (a FirstLookResult or SecResult) until its plots are drawn.
+    analysis: Any = None
 
     @property
     def uid(self) -> str:
@@ -85,10 +87,14 @@ def first_look(
     buffer: BufferFrames | None,
     frame_products: list[ProductFile],
     settings: FirstLookSettings,
+    *,
+    plots: bool = True,
 ) -> FirstLookOutput:
     """The first look of a run whose frames are reduced: batch (CorMap, subtraction of ``buffer``,
-    Guinier, P(r), MW) or SEC; its curves, JSON and plots written; its results returned. Raises on
-    a run that cannot be looked at (no frames); plots that fail leave the numbers (``plots_failed``)."""
+    Guinier, P(r), MW) or SEC; its curves, JSON and (with ``plots``) plots written; its results
+    returned. Raises on a run that cannot be looked at (no frames); plots that fail leave the numbers
+    (``plots_failed``). Without ``plots`` the results are not ``complete``: :func:`draw_plots` of the
+    output finishes them (the live service puts the numbers in the record first)."""
     from sibyls.saxs.analysis import firstlook
 
     start = reduced.start
@@ -102,26 +108,43 @@ def first_look(
         result, results = _batch(reduced, buffer, name)
     written = firstlook.write_data_products(result, out_dir, name, frames=False)
     products = list(frame_products) + [describe_product(p, describe(p)) for p in written]
-    plots_failed = None
-    try:
-        products += [describe_product(p, describe(p)) for p in firstlook.write_plots(result, out_dir, name)]
-    except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
-        log.exception("plots of run %s failed", reduced.uid)
-        plots_failed = f"first look failed: plots not drawn ({failure_reason(exc)})"
-        notes = [plots_failed, results["workflow"].get("description") or ""]
-        results["workflow"] = {**results["workflow"], "description": "; ".join(n for n in notes if n)}
-    run_results = RunResults(run_uid=reduced.uid, products=products,
-                             outcome="failed" if plots_failed else "results", **results)  # fmt: skip
     is_buffer = start.get("sample_role") == "buffer_blank" and analysis_kind(start) == "batch"
-    return FirstLookOutput(
+    output = FirstLookOutput(
         start=start,
-        results=run_results,
+        results=RunResults(run_uid=reduced.uid, products=products, complete=False, **results),
         out_dir=out_dir,
-        plots_failed=plots_failed,
         tiled_curves=_tiled_curves(result),
         tiled_meta=result.to_dict(),
         frames=reduced.curves,
         buffer=BufferFrames(reduced.uid, name, reduced.curves) if is_buffer else None,
+        analysis=result,
+    )
+    return draw_plots(output) if plots else output
+
+
+def draw_plots(output: FirstLookOutput) -> FirstLookOutput:
+    """The plots of a first look whose numbers are done (``first_look(..., plots=False)``): its
+    results now ``complete`` with the PNGs; plots that fail leave the numbers, the results then say
+    ``failed`` and why (``plots_failed``)."""
+    from sibyls.saxs.analysis import firstlook
+
+    results = output.results
+    name = output.start.get("sample_code") or "sample"
+    try:
+        images = [
+            describe_product(p, describe(p))
+            for p in firstlook.write_plots(output.analysis, output.out_dir, name)
+        ]
+        update = {"products": results.products + images, "complete": True}
+        plots_failed = None
+    except Exception as exc:  # the numbers stay in the record; its status and notes say the plots failed
+        log.exception("plots of run %s failed", output.uid)
+        plots_failed = f"first look failed: plots not drawn ({failure_reason(exc)})"
+        notes = [plots_failed, results.workflow.get("description") or ""]
+        workflow = {**results.workflow, "description": "; ".join(n for n in notes if n)}
+        update = {"outcome": "failed", "workflow": workflow, "complete": True}
+    return replace(
+        output, results=results.model_copy(update=update), plots_failed=plots_failed, analysis=None
     )
 
 
