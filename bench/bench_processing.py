@@ -21,6 +21,8 @@ Its baseline, in the same runs, is the record writer's own latency: stop → the
   the record writer (sha256 of 10 MB per frame) and the service (read + reduce) fall behind on this
   loaded 2-core machine, and the figure would measure their backlog, not the work left at the stop.
   Figure: median over the replays, the live run in the note; target ≤ 2 s.
+* **sibyls process of 200 stored runs on Dask** (1 vs 2 workers, and through ``tcp://``):
+  :mod:`bench.processing_dask`.
 * **ht_plate wall time / physical minimum**, processing off and on (the Publisher subscribed and
   the service consuming on this machine), same plate as ``bench_plans`` (binned-8 frames, time
   scale 4); target ≤ 1.02× for both.
@@ -64,9 +66,19 @@ LATENCY_TARGET_S = 2.0
 RECORD_TIMEOUT_S = 120.0
 POLL_S = 0.005
 PROTEIN = {"kind": "sample", "rg_a": 28.0, "concentration_mg_ml": 5.0, "mw_kda": 60.0}
+PARTS = os.environ.get("BENCH_PROCESSING_PARTS", "live,reprocess").split(",")
 
 
 def run() -> list[Figure]:
+    """The live first look's figures, then ``sibyls process`` of an archive on Dask
+    (:mod:`bench.processing_dask`); ``BENCH_PROCESSING_PARTS`` picks some (``live``, ``reprocess``)."""
+    from bench import processing_dask
+
+    figures = _live() if "live" in PARTS else []
+    return figures + (processing_dask.run() if "reprocess" in PARTS else [])
+
+
+def _live() -> list[Figure]:
     from bench.common import ca_port
     from bench.firstlook_cost import run as analysis_cost
     from sibyls.devices.sim.launcher import start_ioc

@@ -220,7 +220,7 @@ def _demo(args: argparse.Namespace) -> int:
 # ---- sibyls export | export-lambda-ber | records-from-runs | replay-record -----------------------
 
 
-def _add_source(parser: argparse.ArgumentParser, selection: bool = True) -> None:
+def _add_source(parser: argparse.ArgumentParser, selection: bool = True, every: bool = False) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--runs-dir", help="folder of document logs (*.jsonl) written by DocumentLog")
     where.add_argument("--tiled", metavar="URL", help=f"Tiled server URL (API key from ${TILED_API_KEY_ENV})")
@@ -229,10 +229,15 @@ def _add_source(parser: argparse.ArgumentParser, selection: bool = True) -> None
         which.add_argument("--scan-id", type=int, help="the run with this scan id")
         which.add_argument("--uid", help="the run with this uid (or its first characters)")
         which.add_argument("--project", help="every run of this project")
+        if every:
+            which.add_argument("--all", dest="every", action="store_true", help="every stored run")
 
 
 def _add_exchange(subparsers) -> None:
     from sibyls.saxs.exports.formats import FORMATS
+    from sibyls.startup.config import ProfileConfig
+
+    env_name = ProfileConfig.env_name
 
     p = subparsers.add_parser(
         "export",
@@ -270,9 +275,12 @@ def _add_exchange(subparsers) -> None:
         "process",
         help="run the first look again for stored runs (e.g. with another buffer) and update their records",
         description="The first-look SAXS processing (reduction, CorMap, subtraction, Guinier, MW, plots) of "
-        "stored runs, as the processing service does it live; products, records and summaries updated.",
+        "stored runs, as the processing service does it live; products, records and summaries updated. "
+        f"Runs are processed in parallel on the Dask cluster of {env_name('dask_scheduler')} (else a local "
+        f"one, {env_name('dask_workers')} processes); a run that fails is reported and the others go on "
+        "(exit 1).",
     )
-    _add_source(p)
+    _add_source(p, every=True)
     p.add_argument(
         "--var-dir",
         type=Path,
@@ -342,21 +350,35 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _process(args: argparse.Namespace) -> int:
+    from sibyls.saxs.processing.cluster import FirstLookCluster
     from sibyls.saxs.processing.reprocess import reprocess
     from sibyls.startup.config import ProfileConfig
 
     config = ProfileConfig.given(var_dir=args.var_dir)
-    outcome = reprocess(
-        _source(args),
-        config.records_dir,
-        config.processed_dir,
-        scan_id=args.scan_id,
-        uid=args.uid,
-        project=args.project,
-        buffer_uid=args.buffer_uid,
-        poni=args.poni,
-        absolute_scale=args.absolute_scale,
-    )
+    cluster = FirstLookCluster.from_config(ProfileConfig.from_env())
+    progress = _ProgressLine(sys.stderr)
+    print(f"first looks on {cluster.where}", file=sys.stderr)
+    try:
+        outcome = reprocess(
+            _source(args),
+            config.records_dir,
+            config.processed_dir,
+            scan_id=args.scan_id,
+            uid=args.uid,
+            project=args.project,
+            every=args.every,
+            buffer_uid=args.buffer_uid,
+            poni=args.poni,
+            absolute_scale=args.absolute_scale,
+            cluster=cluster,
+            on_progress=progress,
+        )
+    except OSError as exc:  # the cluster cannot be reached or started
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        progress.end()
+        cluster.close()
     for processed in outcome.done:
         metrics = processed.results.quality_metrics
         rg = metrics.get("rg", {}).get("numeric_value")
@@ -368,7 +390,35 @@ def _process(args: argparse.Namespace) -> int:
         print(f"failed: {failure}", file=sys.stderr)
     if not outcome.done and not outcome.failures and not outcome.skipped:
         print("no run with a first look was selected")
+    else:
+        done, failed, skipped = len(outcome.done), len(outcome.failures), len(outcome.skipped)
+        print(f"{done} ok, {failed} failed, {skipped} without a first look")
     return 1 if outcome.failures else 0
+
+
+class _ProgressLine:
+    """``sibyls process``'s progress: one line redrawn on a terminal, a plain line per run otherwise."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._drawn = False
+
+    def __call__(self, finished: int, total: int, what: str) -> None:
+        if not self.tty:
+            print(f"[{finished}/{total}] {what}", file=self.stream, flush=True)
+            return
+        width = 30
+        filled = width * finished // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {finished}/{total} {what}"[:118]
+        self.stream.write(f"\r\x1b[K{line}")
+        self.stream.flush()
+        self._drawn = True
+
+    def end(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def _export_lambda_ber(args: argparse.Namespace) -> int:

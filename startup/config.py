@@ -97,6 +97,12 @@ class ProfileConfig(BaseSettings):
     #: Whether RE Manager opens the RE environment again after its worker died
     #: (``SIBYLS_REOPEN_ENVIRONMENT``; false: staff decide).
     reopen_environment: bool = True
+    #: The Dask scheduler the first looks run on (``SIBYLS_DASK_SCHEDULER``, ``tcp://host:8786``: a
+    #: facility cluster whose workers see the same data, records and processed folders); empty: a
+    #: local cluster started on first use (:mod:`sibyls.saxs.processing.cluster`).
+    dask_scheduler: str = Field(default="", pattern=r"^$|^(tcp|tls)://[^\s/:]+:\d+$")
+    #: Worker processes of that local cluster (``SIBYLS_DASK_WORKERS``; 0: one per core).
+    dask_workers: int = Field(default=0, ge=0)
     #: Each service's log under ``<var>/logs/`` rotates at this size (``SIBYLS_LOG_MAX_BYTES``) ...
     log_max_bytes: int = Field(default=DEFAULT_LOG_MAX_BYTES, gt=0)
     #: ... keeping this many older files (``SIBYLS_LOG_BACKUPS``, ``<name>.log.1`` newest).

@@ -223,15 +223,20 @@ class RunSource(Protocol):
     """Anything runs can be read from."""
 
     def find(
-        self, *, scan_id: int | None = None, uid: str | None = None, project: str | None = None
+        self,
+        *,
+        scan_id: int | None = None,
+        uid: str | None = None,
+        project: str | None = None,
+        every: bool = False,
     ) -> list[str]: ...
 
     def load(self, uid: str) -> StoredRun: ...
 
 
-def _check_query(scan_id, uid, project) -> None:
-    if scan_id is None and uid is None and project is None:
-        raise ValueError("give a scan id, a uid or a project")
+def _check_query(scan_id, uid, project, every=False) -> None:
+    if scan_id is None and uid is None and project is None and not every:
+        raise ValueError("give a scan id, a uid or a project (or every run)")
 
 
 def _not_found(scan_id, uid, project, where: str) -> RunNotFoundError:
@@ -248,6 +253,7 @@ class FolderRunSource:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise ExchangeError(f"run folder {self.folder} does not exist")
+        self._found: dict[str, tuple[dict, Path]] = {}  # the index of the last find (loads reuse it)
 
     def _index(self) -> dict[str, tuple[dict, Path]]:
         index = {}
@@ -264,12 +270,13 @@ class FolderRunSource:
                 index[doc["uid"]] = (doc, path)
         return index
 
-    def find(self, *, scan_id=None, uid=None, project=None) -> list[str]:
-        """Uids of the stored runs matching all the given criteria (oldest first)."""
-        _check_query(scan_id, uid, project)
+    def find(self, *, scan_id=None, uid=None, project=None, every=False) -> list[str]:
+        """Uids of the stored runs matching all the given criteria, or ``every`` one (oldest first)."""
+        _check_query(scan_id, uid, project, every)
+        self._found = self._index()
         hits = [
             (start.get("time", 0), run_uid)
-            for run_uid, (start, _) in self._index().items()
+            for run_uid, (start, _) in self._found.items()
             if (scan_id is None or start.get("scan_id") == scan_id)
             and (uid is None or run_uid.startswith(uid))
             and (project is None or start.get("project_code") == project)
@@ -280,7 +287,9 @@ class FolderRunSource:
 
     def load(self, uid: str) -> StoredRun:
         """The run with this uid."""
-        entry = self._index().get(uid)
+        entry = self._found.get(uid)
+        if entry is None or not entry[1].is_file():
+            entry = self._index().get(uid)
         if entry is None:
             raise _not_found(None, uid, None, str(self.folder))
         return run_from_documents(read_document_log(entry[1]))
@@ -296,11 +305,11 @@ class TiledRunSource:
             client_or_url = from_uri(client_or_url, api_key=api_key)
         self.client = client_or_url
 
-    def find(self, *, scan_id=None, uid=None, project=None) -> list[str]:
-        """Uids of the runs in Tiled matching all the given criteria (oldest first)."""
+    def find(self, *, scan_id=None, uid=None, project=None, every=False) -> list[str]:
+        """Uids of the runs in Tiled matching all the given criteria, or ``every`` one (oldest first)."""
         from tiled.queries import Key
 
-        _check_query(scan_id, uid, project)
+        _check_query(scan_id, uid, project, every)
         results = self.client
         if scan_id is not None:
             results = results.search(Key("start.scan_id") == scan_id)
@@ -353,6 +362,7 @@ class TiledRunSource:
         return StoredRun(meta["start"], meta.get("stop"), streams, frame_files, _frame_reader=frames)
 
 
-def select_runs(source: RunSource, *, scan_id=None, uid=None, project=None) -> list[StoredRun]:
-    """Load the runs matching the criteria; :class:`RunNotFoundError` when there is none."""
-    return [source.load(u) for u in source.find(scan_id=scan_id, uid=uid, project=project)]
+def select_runs(source: RunSource, *, scan_id=None, uid=None, project=None, every=False) -> list[StoredRun]:
+    """Load the runs matching the criteria (or ``every`` run); :class:`RunNotFoundError` when there is
+    none."""
+    return [source.load(u) for u in source.find(scan_id=scan_id, uid=uid, project=project, every=every)]

@@ -4,10 +4,11 @@
 :class:`sibyls.startup.config.ProfileConfig`) subscribes to the 0MQ document proxy the RE worker
 publishes into (bluesky's ``Publisher`` → ``bluesky-0MQ-proxy`` → ``RemoteDispatcher``), so it can run
 on another host, and hands every document to a
-:class:`sibyls.saxs.processing.service.FirstLookService`. At start it catches up: stored runs
-(the document log) whose record has no first look yet are processed first — a run measured while the
-service was down is not left without results. Its status (runs processed, failed) is in
-``<state>/processing.json``; ``sibyls status`` shows it.
+:class:`sibyls.saxs.processing.service.FirstLookService`, whose stop-time first looks run on the Dask
+cluster of :mod:`sibyls.saxs.processing.cluster` (a facility scheduler or a local cluster). At start
+it catches up: stored runs (the document log) whose record has no first look yet are processed
+first — a run measured while the service was down is not left without results. Its status (runs
+processed, failed) is in ``<state>/processing.json``; ``sibyls status`` shows it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sibyls.metadata.mapping import record_relpath
 from sibyls.metadata.projects import configured_projects
 from sibyls.metadata.record_results import results_path
 from sibyls.metadata.runs.doclog import read_document_log
+from sibyls.saxs.processing.cluster import FirstLookCluster
 from sibyls.saxs.processing.notices import PlateNotifier
 from sibyls.saxs.processing.run_processor import analysis_kind
 from sibyls.saxs.processing.service import FirstLookService
@@ -98,6 +100,7 @@ def main() -> int:
         config.smtp(),
         config.page_url,
     )
+    cluster = FirstLookCluster.from_config(config)
     service = FirstLookService(
         config.records_dir,
         config.processed_dir,
@@ -106,8 +109,13 @@ def main() -> int:
         tiled=config.tiled_url or None,
         tiled_api_key=config.tiled_api_key(),
         on_first_look=notifier,
+        executor=cluster.executor(),
     )
     log.info("warmed up in %.1f s", service.warm_up())
+    try:
+        log.info("first looks on %s; workers warmed up: %s", cluster.where, cluster.warm_up())
+    except Exception:  # the service still runs: each run's submission reports the cluster's error
+        log.exception("the Dask cluster (%s) could not be reached or started", cluster.where)
     dispatcher = RemoteDispatcher(config.document_feed)
     dispatcher.subscribe(service)
     service.on_first_look_failed, service.on_run_stop = notifier.failed, notifier.stopped  # failed plates
@@ -132,6 +140,7 @@ def main() -> int:
     finally:
         stop.set()
         service.close(30.0)
+        cluster.close()
         (config.state_dir / READY_FILE).unlink(missing_ok=True)
     return 0
 

@@ -53,7 +53,7 @@ def _look(service, frames, buffer_frames_=None, **start_extra):
     if buffer_frames_ is not None:
         buffer_start = _start("buf", "buffer_blank")
         _write_record(service.records_dir, buffer_start)
-        service.finish(ReducedRun(start=buffer_start, curves=buffer_frames_), plots_now=True)
+        service.finish(ReducedRun(start=buffer_start, curves=buffer_frames_))
         start_extra.setdefault("buffer_run_uid", buffer_start["uid"])
     start = _start("S1", **start_extra)
     record_path = _write_record(service.records_dir, start)
@@ -187,12 +187,13 @@ def test_no_frames_at_all_is_a_failure_in_the_record_and_a_later_success_replace
     start = _start("S1", concentration_mg_ml=2.0)
     record_path = _write_record(service.records_dir, start)
     service._finish(ReducedRun(start=start, curves=[], problems=["event 1: frames not reduced (gone)"]))
+    service.flush(60)  # the first look runs on the service's executor
     record = yaml.safe_load(record_path.read_text())
     _check(record, extended_validator)
     assert record["experiment_runs"][0]["processing_status"] == "failed"
     assert "frames not reduced (gone)" in _workflow_note(record)
     rng = np.random.default_rng(9)
-    service.finish(ReducedRun(start=start, curves=sample_frames(PROTEIN, 2.0, 3, rng)), plots_now=True)
+    service.finish(ReducedRun(start=start, curves=sample_frames(PROTEIN, 2.0, 3, rng)))
     record = yaml.safe_load(record_path.read_text())
     _check(record, extended_validator)
     assert record["experiment_runs"][0]["processing_status"] == "completed"
