@@ -225,3 +225,25 @@ def test_writer_still_writes_after_a_tiled_restart_with_the_same_key(stack, runs
         node.delete(recursive=True)
     # a person's login outlives the restart (the token signing key is kept)
     assert runs[A] in clients["user"]
+
+
+def test_a_run_replayed_into_tiled_is_tagged_with_its_project(stack, runs, clients, monkeypatch):
+    """``sibyls replay-record --tiled`` (re-ingesting a run) tags it as the stack's writer does."""
+    from tiled.client import from_uri
+
+    from sibyls.startup.cli import TILED_API_KEY_ENV, main
+    from sibyls.startup.config import ProfileConfig
+    from sibyls.startup.stack.starters import profile_config
+
+    key = open(stack.tiled_api_key_file).read().strip()
+    records = (profile_config(stack).records_dir / B).glob("*.yaml")
+    record = next(path for path in records if runs[B] in path.read_text())
+    from_uri(stack.tiled_url, api_key=key)[runs[B]].delete(recursive=True, external_only=False)
+    _missing(clients["user2"], runs[B])
+    monkeypatch.setenv(TILED_API_KEY_ENV, key)
+    monkeypatch.setenv(ProfileConfig.env_name("projects"), str(projects_path(stack.var_dir)))
+    assert main(["replay-record", str(record), "--tiled", stack.tiled_url]) == 0
+    replayed = clients["user2"][runs[B]]
+    assert replayed.access_blob["tags"] == [B]
+    assert replayed.metadata["start"]["project_code"] == B
+    _missing(clients["user"], runs[B])
