@@ -63,7 +63,7 @@ def personal_key(stack, username: str) -> str:
 @pytest.fixture(scope="module")
 def runs(stack):
     """{project_code: run uid} for A, B and the wrong-case code, each run in Tiled with its processed
-    curves (written by the stack's writer identity)."""
+    curves (written by the stack's writer identity); A and B leave the projects file afterwards."""
     from tiled.client import from_uri
 
     from sibyls.startup.stack import manager_api
@@ -98,7 +98,9 @@ def runs(stack):
     for uid in uids.values():
         _poll(lambda uid=uid: uid in writer and "stop" in writer[uid].metadata, f"run {uid} in Tiled")
     _poll(lambda: "processed" in writer[uids[A]], "processed curves of the A run")
-    return uids
+    yield uids
+    # the session's stack is shared: the other tests' people belong to their own projects only
+    projects.write({code: p for code, p in projects.projects().items() if code not in (A, B)})
 
 
 @pytest.fixture(scope="module")
