@@ -301,7 +301,10 @@ def _add_exchange(subparsers) -> None:
     p.add_argument("record", help="the record's YAML file")
     p.add_argument("--out", help="write the documents to this .jsonl document log")
     p.add_argument(
-        "--tiled", metavar="URL", help=f"also write the run into Tiled (API key from ${TILED_API_KEY_ENV})"
+        "--tiled",
+        metavar="URL",
+        help=f"also write the run into Tiled (API key from ${TILED_API_KEY_ENV}; tagged with its project "
+        "when the projects setting names the projects file)",
     )
     p.add_argument("--no-checksums", action="store_true", help="skip the data files' sha256 check")
     p.set_defaults(func=_reporting_errors(_replay_record))
@@ -453,11 +456,15 @@ def _records_from_runs(args: argparse.Namespace) -> int:
 def _replay_record(args: argparse.Namespace) -> int:
     from sibyls.metadata.replay.records import replay_record
     from sibyls.metadata.runs.doclog import write_document_log
-    from sibyls.metadata.runs.tiled import make_tiled_writer
+    from sibyls.metadata.runs.tiled import make_tiled_writer, project_access_tags
+    from sibyls.startup.config import ProfileConfig
 
     callbacks = []
     if args.tiled:
-        callbacks.append(make_tiled_writer(args.tiled, os.environ.get(TILED_API_KEY_ENV), raise_errors=True))
+        projects = ProfileConfig().projects  # the run is tagged with its project, as the stack writes it
+        tags = project_access_tags(projects) if projects else None
+        key = os.environ.get(TILED_API_KEY_ENV)
+        callbacks.append(make_tiled_writer(args.tiled, key, raise_errors=True, access_tags=tags))
     documents = replay_record(args.record, callbacks, verify_checksums=not args.no_checksums)
     if args.out:
         write_document_log(args.out, documents)

@@ -38,6 +38,7 @@ def make_tiled_writer(
     *,
     backup_directory: str | None = None,
     raise_errors: bool = False,
+    access_tags: Callable[[dict], list[str]] | None = None,
     **kwargs: Any,
 ):
     """A ready ``RE.subscribe`` callback writing each run into the Tiled server at ``url``.
@@ -46,7 +47,8 @@ def make_tiled_writer(
     wrote them; the server must be allowed to read that folder). Events are written at each run's
     stop (``batch_size`` events at a time); ``backup_directory`` keeps a JSONL copy of any run Tiled
     could not take. Failures are logged and never stop the RunEngine (``raise_errors=True`` for
-    tools that must know, like a replay).
+    tools that must know, like a replay). ``access_tags`` (e.g. :func:`project_access_tags`) gives
+    each run's Tiled access tags from its start document.
     """
     from bluesky.callbacks.tiled_writer import TiledWriter
     from tiled.client import from_uri
@@ -59,7 +61,22 @@ def make_tiled_writer(
         backup_directory=backup_directory,
         **kwargs,
     )
+    if access_tags is not None:
+        writer = _Tagged(writer, access_tags)
     return writer if raise_errors else SafeCallback(writer, "Tiled writer")
+
+
+class _Tagged:
+    """A TiledWriter whose runs carry access tags (bluesky's TiledWriter reads ``tiled_access_tags``
+    from the start document it is handed; the caller's document is not changed)."""
+
+    def __init__(self, writer: Any, access_tags: Callable[[dict], list[str]]) -> None:
+        self.writer, self.access_tags = writer, access_tags
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "start":
+            doc = {**doc, "tiled_access_tags": self.access_tags(doc)}
+        self.writer(name, doc)
 
 
 def project_access_tags(projects_file: Path | str) -> Callable[[dict], list[str]]:
@@ -156,12 +173,12 @@ class LazyTiledWriter:
             if name != "start":
                 return  # a run Tiled was not reachable for: skipped as a whole
             try:
-                self._writer = make_tiled_writer(self.url, self._api_key, **self._kwargs)
+                self._writer = make_tiled_writer(
+                    self.url, self._api_key, access_tags=self._access_tags, **self._kwargs
+                )
             except Exception:
                 log.exception("Tiled at %s is not reachable; this run is not stored there", self.url)
                 return
-        if name == "start" and self._access_tags is not None:
-            doc["tiled_access_tags"] = self._access_tags(doc)  # bluesky's TiledWriter takes them from here
         self._writer(name, doc)
 
     def flush(self, timeout: float | None = None) -> bool:

@@ -39,7 +39,7 @@ API_KEY_FILE = "tiled_api_key"
 #: The server process reads a database URI (it may hold a password) and its password from these.
 CATALOG_URI_ENV = "TILED_CATALOG_URI"
 CATALOG_PASSWORD_ENV = "TILED_CATALOG_PASSWORD"
-#: The event tables' PostgreSQL URI (libpq form), set by ``serve`` for a server run from a config file.
+#: The event tables' PostgreSQL URI (libpq form) for a server run from a config file.
 TABLES_URI_ENV = "SIBYLS_TILED_TABLES_URI"
 CONFIG_FILE = "config.yml"
 #: Stands for the database URI on the server's command line; ``serve`` puts the URI in its place.
@@ -203,11 +203,13 @@ def start_tiled(
             raise ValueError("the Tiled API key must be letters and digits only")
     # Not the caller's: a database URI reaches the server only when catalog_uri names one, and none of
     # the caller's settings (its own Tiled database among them) reaches it at all.
-    env = {k: v for k, v in child_env().items() if k not in (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV)}
+    own = (CATALOG_URI_ENV, CATALOG_PASSWORD_ENV, TABLES_URI_ENV)
+    env = {k: v for k, v in child_env().items() if k not in own}
     if catalog_uri:
         check_catalog_uri(catalog_uri)
     if is_postgresql(catalog_uri):
         env[CATALOG_URI_ENV] = catalog_uri
+        env[TABLES_URI_ENV] = _tables_uri(catalog_uri)  # a config file's event tables
         if _password(catalog_uri):
             env[CATALOG_PASSWORD_ENV] = _password(catalog_uri)
     if access is None:
@@ -260,14 +262,12 @@ def start_tiled(
 def serve() -> int:
     """Tiled's own command line, with the database URI from ``TILED_CATALOG_URI`` where the command
     line has its placeholder (so a password never shows in the process list); a config file refers
-    to it (and to the event tables' URI) as ``${...}``."""
+    to it (and to the event tables' URI) as ``${...}`` itself."""
     import sys
 
     from tiled.commandline.main import main
 
     uri = os.environ.get(CATALOG_URI_ENV, "")
-    if uri:
-        os.environ[TABLES_URI_ENV] = _tables_uri(uri)
     table_prefix = "tables:" + CATALOG_PLACEHOLDER
     argv = []
     for arg in sys.argv:

@@ -160,8 +160,14 @@ class ProjectTagsParser:
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
-        """Recompile the tags if the projects file changed since the last compile."""
+        """Recompile the tags if the projects file changed since the last compile (no file set: no
+        project, compiled once)."""
         if self._projects_file is None:
+            if self._stamp is None:
+                from sibyls.startup.stack.tiled import compile_access_tags
+
+                compile_access_tags({}, self._tags_db, writer=WRITER)
+                self._stamp = (0, -2)
             return
         try:
             info = self._projects_file.stat()

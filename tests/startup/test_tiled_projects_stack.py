@@ -63,7 +63,7 @@ def personal_key(stack, username: str) -> str:
 @pytest.fixture(scope="module")
 def runs(stack):
     """{project_code: run uid} for A, B and the wrong-case code, each run in Tiled with its processed
-    curves (written by the stack's writer identity)."""
+    curves (written by the stack's writer identity); A and B leave the projects file afterwards."""
     from tiled.client import from_uri
 
     from sibyls.startup.stack import manager_api
@@ -98,7 +98,9 @@ def runs(stack):
     for uid in uids.values():
         _poll(lambda uid=uid: uid in writer and "stop" in writer[uid].metadata, f"run {uid} in Tiled")
     _poll(lambda: "processed" in writer[uids[A]], "processed curves of the A run")
-    return uids
+    yield uids
+    # the session's stack is shared: the other tests' people belong to their own projects only
+    projects.write({code: p for code, p in projects.projects().items() if code not in (A, B)})
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +227,25 @@ def test_writer_still_writes_after_a_tiled_restart_with_the_same_key(stack, runs
         node.delete(recursive=True)
     # a person's login outlives the restart (the token signing key is kept)
     assert runs[A] in clients["user"]
+
+
+def test_a_run_replayed_into_tiled_is_tagged_with_its_project(stack, runs, clients, monkeypatch):
+    """``sibyls replay-record --tiled`` (re-ingesting a run) tags it as the stack's writer does."""
+    from tiled.client import from_uri
+
+    from sibyls.startup.cli import TILED_API_KEY_ENV, main
+    from sibyls.startup.config import ProfileConfig
+    from sibyls.startup.stack.starters import profile_config
+
+    key = open(stack.tiled_api_key_file).read().strip()
+    records = (profile_config(stack).records_dir / B).glob("*.yaml")
+    record = next(path for path in records if runs[B] in path.read_text())
+    from_uri(stack.tiled_url, api_key=key)[runs[B]].delete(recursive=True, external_only=False)
+    _missing(clients["user2"], runs[B])
+    monkeypatch.setenv(TILED_API_KEY_ENV, key)
+    monkeypatch.setenv(ProfileConfig.env_name("projects"), str(projects_path(stack.var_dir)))
+    assert main(["replay-record", str(record), "--tiled", stack.tiled_url]) == 0
+    replayed = clients["user2"][runs[B]]
+    assert replayed.access_blob["tags"] == [B]
+    assert replayed.metadata["start"]["project_code"] == B
+    _missing(clients["user"], runs[B])
