@@ -13,6 +13,21 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from sibyls.metadata.rules import CODE_PATTERN
+from sibyls.saxs.analysis.flags import (  # noqa: F401  (re-exported: the analysis' flags by name)
+    FLAG_AGGREGATION,
+    FLAG_DAMAGE,
+    FLAG_DAMAGED_BUFFER,
+    FLAG_FAILED_FIT,
+    FLAG_FALLBACK_FIT,
+    FLAG_FLEXIBLE,
+    FLAG_LOW_SIGNAL,
+    FLAG_MW_DISAGREE,
+    FLAG_MW_NOT_EXPECTED,
+    FLAG_NO_BUFFER,
+    FLAG_NOT_ONE_SPECIES,
+    FLAG_RG_GUINIER_PR,
+    FLAG_RG_NOT_FLAT,
+)
 from sibyls.saxs.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError
 from sibyls.saxs.analysis.kratky import KratkyResult, kratky_analysis
@@ -34,20 +49,6 @@ WORKFLOW_TYPE = "saxs_analysis"
 SOFTWARE_NAME = "sibyls-bluesky first look"
 # Below this mean I/σ over the Guinier region the curve is flagged low-signal.
 LOW_SIGNAL_I_OVER_SIGMA = 5.0
-# Flags a result may carry (the summary table lists them).
-FLAG_DAMAGE = "damage"
-FLAG_AGGREGATION = "aggregation"
-FLAG_LOW_SIGNAL = "low-signal"
-FLAG_FAILED_FIT = "failed-fit"
-FLAG_FLEXIBLE = "flexible"
-FLAG_NO_BUFFER = "no-buffer"
-FLAG_FALLBACK_FIT = "fallback-fit"
-FLAG_DAMAGED_BUFFER = "buffer-frames-differ"
-FLAG_RG_NOT_FLAT = "rg-not-flat"
-FLAG_RG_GUINIER_PR = "rg-guinier-pr-differ"
-FLAG_MW_DISAGREE = "mw-methods-disagree"
-FLAG_MW_NOT_EXPECTED = "mw-not-expected"
-FLAG_NOT_ONE_SPECIES = "not-one-species"
 #: Guinier and P(r) Rg differ "beyond their errors" past this many combined σ.
 RG_DIFFER_SIGMAS = 3.0
 NAME_RE = re.compile(CODE_PATTERN)

@@ -18,6 +18,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from sibyls.saxs.analysis.flags import FLAG_SERIES_ATTRACTION as FLAG_AGGREGATION
+from sibyls.saxs.analysis.flags import FLAG_SERIES_REPULSION as FLAG_REPULSION
 from sibyls.saxs.analysis.guinier import auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError, check_curve
 from sibyls.saxs.reduction.curves import Curve
@@ -26,8 +28,6 @@ from sibyls.saxs.reduction.curves import Curve
 #: DEPENDENCE_SIGMAS standard errors, before the series is flagged as concentration dependent.
 DEPENDENCE_TOLERANCE = 0.05
 DEPENDENCE_SIGMAS = 3.0
-FLAG_REPULSION = "repulsion"
-FLAG_AGGREGATION = "attraction-or-aggregation"
 #: The curves are scaled onto each other over q·Rg₀ in this range (past the structure-factor dip,
 #: before the high-q noise of the dilute curve).
 MERGE_OVERLAP_QRG = (2.0, 4.0)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.saxs.analysis.firstlook import FirstLookResult
+from sibyls.saxs.analysis.flags import flags_legend
 from sibyls.saxs.analysis.results import guinier_metrics, guinier_numbers, shape_numbers
 from sibyls.saxs.analysis.sec import SecResult
 
@@ -232,9 +233,8 @@ def summary_html(rows: Sequence[SummaryRow], title: str) -> str:
         "autoRg finds (qRg ≤ 1.3); Rg and Dmax from P(r) by FreeSAS BIFT (± its Monte-Carlo spread). MW: "
         "the consensus of I(0)/c (absolute scale), the Porod volume (1.6 Å³/Da) and the Rambo–Tainer "
         "invariant Vc (calibrated on compact proteins), weighted by their stated accuracies (5, 15, 20 %), "
-        "with the methods' spread; MALS for SEC runs. Flags: damage (frames left out by CorMap), "
-        "aggregation, low-signal, failed-fit, flexible (Kratky), no-buffer, rg-guinier-pr-differ, "
-        "mw-methods-disagree.</p>\n"
+        "with the methods' spread; MALS for SEC runs.</p>\n"
+        f"<p>Flags: {esc(flags_legend())}.</p>\n"
         f"<table><thead><tr>{head}</tr></thead><tbody>\n"
         + "\n".join(body)
         + "\n</tbody></table></body></html>\n"

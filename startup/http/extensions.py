@@ -64,6 +64,7 @@ from sibyls.plans.plate_sheet import (
     sheet_to_plate_item,
 )
 from sibyls.plans.validation import validate_queue_item
+from sibyls.saxs.analysis.flags import flag_words
 from sibyls.startup.http.membership import Person, person_of, progress_for, project_of_path
 from sibyls.startup.http.zipstream import zip_chunks
 
@@ -307,6 +308,7 @@ class RunDetails(BaseModel):
     look's workflow entry says (why it failed, why the run has none, or its notes). ``summaries``
     are the plate's and the project's first-look summary pages, for a plate run. ``plan_type`` is the
     workflow the run's study names (``sec_saxs`` subtracts its own buffer frames, for instance).
+    ``flag_words`` says in words what each of the run's first-look flags means.
     """
 
     uid: str
@@ -320,6 +322,7 @@ class RunDetails(BaseModel):
     first_look_note: str | None = None
     summaries: list[RunFile] = []
     plan_type: str | None = None
+    flag_words: dict[str, str] = {}
 
 
 _PATH_IN_TEXT = re.compile(r"(/[^\s;()]+)")
@@ -422,7 +425,13 @@ def run_details(uid: str, person: Person | None = None) -> RunDetails | None:
         first_look_note=_first_look_note(record),
         plan_type=_plan_type(record),
         summaries=_summaries(path, experiment_run, person),
+        flag_words=flag_words(_run_flags(experiment_run)),
     )
+
+
+def _run_flags(experiment_run: dict[str, Any]) -> list[str]:
+    flags = (experiment_run.get("saxs_results") or {}).get("flags")
+    return [str(flag) for flag in flags] if isinstance(flags, list) else []
 
 
 class RunEntry(BaseModel):

@@ -18,6 +18,7 @@ from bluesky_queueserver_api import BPlan
 from stack_helpers import http, wait_until_idle
 
 from sibyls.metadata.projects import ProjectsFile
+from sibyls.startup.http.membership import item_project
 from sibyls.startup.stack import describe, http_login
 
 pytestmark = pytest.mark.slow
@@ -163,7 +164,7 @@ def test_another_projects_files_cannot_be_reached_by_any_path(stack, tokens, run
 def test_history_shows_only_the_persons_projects_and_staff_all(stack, tokens, runs):
     def projects(who):
         items = get(stack, tokens, who, "/api/history/get").json()["items"]
-        return {item.get("kwargs", {}).get("project_code") for item in items}
+        return {item_project(item) for item in items}  # keyword or positional (other tests queue both)
 
     assert THEIRS not in projects("user") and MINE in projects("user")
     assert projects("user2") == {THEIRS}

@@ -709,17 +709,6 @@ async function openRun(uid) {
 
 // ---- one run's results: status, numbers, plots -----------------------------------------------------
 
-const FLAG_WORDS = {
-  damage: "radiation damage: later frames differ from the first and were left out",
-  aggregation: "aggregation: the curve rises at the lowest q",
-  "low-signal": "weak signal: I/σ over the Guinier range is low",
-  "failed-fit": "no Guinier fit could be made",
-  flexible: "flexible or unfolded: the Kratky plot does not come back down",
-  "no-buffer": "no buffer subtracted",
-  "fallback-fit": "autoRg found no range; the project's own Guinier fit was used",
-  "buffer-frames-differ": "the buffer's frames differ from each other (check the buffer)",
-  "rg-not-flat": "Rg drifts across the Guinier range",
-};
 const UNIT_WORDS = { angstroms: "Å", angstrom: "Å", arbitrary: "arbitrary units", "cm^-1": "cm⁻¹", "1/cm": "cm⁻¹",
   "cm-1": "cm⁻¹", kilodaltons: "kDa", kda: "kDa", "signal to noise ratio": "" };
 const unitWords = (unit) => (unit ? (UNIT_WORDS[String(unit).toLowerCase()] ?? String(unit)) : "");
@@ -765,7 +754,7 @@ function take(numbers, ...keys) {
 // The MW methods of the record (molecular_weight_<method>_kda, molecular_weight_methods) in words.
 const MW_METHOD_WORDS = { vc: "volume of correlation, Vc", i0: "I(0) / concentration", porod: "Porod volume", bayes: "Bayesian" };
 
-function metricRows(run) {
+function metricRows(run, flagWords = {}) {
   const numbers = resultNumbers(run);
   const rows = [];
   const row = (label, text, key) => rows.push([label, text, key]);
@@ -817,7 +806,7 @@ function metricRows(run) {
   const kept = take(numbers, "frames_kept"), total = take(numbers, "frames_total");
   if (kept || total) row("Frames averaged", kept && total ? `${kept.value} of ${total.value}` : fmtNumber((kept || total).value), "frames");
   const flags = (run.saxs_results || {}).flags;
-  if (Array.isArray(flags)) row("Flags", flags.length ? flags.map((f) => FLAG_WORDS[f] || f.replace(/-/g, " ")).join("; ") : "none", "flags");
+  if (Array.isArray(flags)) row("Flags", flags.length ? flags.map((f) => flagWords[f] || f.replace(/-/g, " ")).join("; ") : "none", "flags");
   for (const [key, found] of numbers) {  // any other number the record holds, named in words
     row(key.replace(/_a$/, "").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()), `${fmtNumber(found.value)}${found.unit ? ` ${found.unit}` : ""}`, key);
   }
@@ -865,7 +854,7 @@ function plotTitle(name) {
 
 async function showRunResults(details, uid) {
   const results = $("run-results");
-  const rows = metricRows(details.experiment_run || {});
+  const rows = metricRows(details.experiment_run || {}, details.flag_words || {});
   if (!rows.length && details.results) {  // an older record: its quality_metrics as they are
     for (const metrics of details.results.quality_metrics) rows.push(...metricRows({ quality_metrics: metrics }));
   }

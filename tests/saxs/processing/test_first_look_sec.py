@@ -22,10 +22,11 @@ PROJECT = "SEC_TRUTH"
 def sec_runs(beamline, sim_ioc, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("sec")
     simulation = build_simulation_control(sim_ioc.prefix)
-    # Frames must keep pace with the HPLC clock (each frame samples the eluate of its moment): 30x
-    # leaves 100 ms a frame besides the exposure for the trigger, the file and the documents (about
-    # 75 ms measured on a loaded 2-core machine).
-    simulation.time_scale.put(30.0, wait=True)
+    # Frames must keep pace with the HPLC clock (each frame samples the eluate of its moment): 20x
+    # leaves 150 ms a frame besides the exposure for the trigger, the file and the documents (about
+    # 75 ms measured on a quiet 2-core machine; 30x fell behind under a load of 10).
+    before = simulation.time_scale.get()
+    simulation.time_scale.put(20.0, wait=True)
     RE, writer = sibyls_run_engine(beamline, tmp_path)
     service = FirstLookService(tmp_path / "records", tmp_path / "processed")
     RE.subscribe(service)
@@ -45,7 +46,7 @@ def sec_runs(beamline, sim_ioc, tmp_path_factory):
     finally:
         service.close()
         simulation.put_in_cell(None)
-        simulation.time_scale.put(20.0, wait=True)
+        simulation.time_scale.put(before, wait=True)
 
 
 def _result(processed):
