@@ -47,7 +47,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import Figure
+from bench.common import Figure, run_documents
 
 SAMPLES = int(os.environ.get("BENCH_PROCESSING_SAMPLES", "5"))
 BATCH_FRAMES = 10
@@ -366,7 +366,7 @@ def _sec_latencies(RE, beamline, simulation, watch: _RecordWatch, pipeline: _Pip
     acquired_s = time.monotonic() - began
     live = watch.result(uid)  # reported as measured, also if it timed out
 
-    documents = _run_documents(recorded, uid)
+    documents = run_documents(recorded, uid)
     frames = sum(1 for name, doc in documents if name == "event" and KEY_IMAGE in doc["data"])
     replays = []
     for i in range(SEC_REPLAYS):
@@ -384,23 +384,6 @@ def _sec_latencies(RE, beamline, simulation, watch: _RecordWatch, pipeline: _Pip
         + " s"
     )
     return live, replays, note
-
-
-def _run_documents(recorded: list[tuple[str, dict]], uid: str) -> list[tuple[str, dict]]:
-    """One run's documents (JSON-safe copies) out of everything a RunEngine emitted."""
-    from sibyls.metadata.mapping import json_default
-
-    out, descriptors, resources = [], set(), set()
-    for name, doc in recorded:
-        if (name == "start" and doc["uid"] == uid) or doc.get("run_start") == uid:
-            if name == "descriptor":
-                descriptors.add(doc["uid"])
-            elif name == "resource":
-                resources.add(doc["uid"])
-        elif not (doc.get("descriptor") in descriptors or doc.get("resource") in resources):
-            continue
-        out.append((name, json.loads(json.dumps(doc, default=json_default))))
-    return out
 
 
 def _replay(documents: list[tuple[str, dict]], targets) -> tuple[str, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -72,3 +73,20 @@ def format_table(figures: list[Figure]) -> str:
         note = f"  ({f.note})" if f.note else ""
         lines.append(f"{f.name:<46} {values}  {verdict:<7}  {f.baseline_name}{note}")
     return "\n".join(lines)
+
+
+def run_documents(recorded: list[tuple[str, dict]], uid: str) -> list[tuple[str, dict]]:
+    """One run's documents (JSON-safe copies) out of everything a RunEngine emitted."""
+    from sibyls.metadata.mapping import json_default
+
+    out, descriptors, resources = [], set(), set()
+    for name, doc in recorded:
+        if (name == "start" and doc["uid"] == uid) or doc.get("run_start") == uid:
+            if name == "descriptor":
+                descriptors.add(doc["uid"])
+            elif name == "resource":
+                resources.add(doc["uid"])
+        elif not (doc.get("descriptor") in descriptors or doc.get("resource") in resources):
+            continue
+        out.append((name, json.loads(json.dumps(doc, default=json_default))))
+    return out

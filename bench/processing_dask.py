@@ -16,19 +16,15 @@ started and its workers warmed up beforehand; products go to a fresh folder each
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from bench.common import Figure
+from bench.common import Figure, run_documents
 
 RUNS = int(os.environ.get("BENCH_REPROCESS_RUNS", "200"))
 FRAMES = 5
@@ -39,7 +35,7 @@ PROTEIN = {"kind": "sample", "rg_a": 28.0, "concentration_mg_ml": 5.0, "mw_kda":
 
 def run() -> list[Figure]:
     """The figures (see the module docstring)."""
-    from sibyls.saxs.processing.cluster import FirstLookCluster
+    from sibyls.saxs.processing.cluster import FirstLookCluster, scheduler_processes
 
     workdir = Path(tempfile.mkdtemp(prefix="sibyls-bench-reprocess-"))
     try:
@@ -48,7 +44,7 @@ def run() -> list[Figure]:
         for workers in (1, 2):
             with FirstLookCluster(workers=workers) as cluster:
                 timings[workers] = _reprocess(cluster, runs_dir, workdir / f"local{workers}")
-        with _dask_processes(workdir, workers=2) as address:
+        with scheduler_processes(workdir, workers=2) as (address, _):
             with FirstLookCluster(address) as cluster:
                 cluster.client().wait_for_workers(2, timeout=120)
                 timings["tcp"] = _reprocess(cluster, runs_dir, workdir / "tcp")
@@ -137,7 +133,7 @@ def _archive(workdir: Path) -> Path:
         ioc.stop()
     runs_dir = workdir / "runs"
     runs_dir.mkdir()
-    buffer_text, sample_text = (json.dumps(_of_run(recorded, uid)) for uid in (buffer_uid, sample_uid))
+    buffer_text, sample_text = (json.dumps(run_documents(recorded, uid)) for uid in (buffer_uid, sample_uid))
     for pair in range(RUNS // 2):
         buffer = _renewed(buffer_text, {}, 2 * pair)
         sample = _renewed(sample_text, {buffer_uid: buffer[0][1]["uid"]}, 2 * pair + 1)
@@ -161,49 +157,3 @@ def _renewed(text: str, fixed: dict[str, str], index: int) -> list:
         scan_id=1000 + index, time=start["time"] + index, sample_code=f"{start['sample_code']}{index}"
     )
     return documents
-
-
-def _of_run(recorded: list[tuple[str, dict]], uid: str) -> list[tuple[str, dict]]:
-    out, descriptors, resources = [], set(), set()
-    for name, doc in recorded:
-        if (name == "start" and doc["uid"] == uid) or doc.get("run_start") == uid:
-            if name == "descriptor":
-                descriptors.add(doc["uid"])
-            elif name == "resource":
-                resources.add(doc["uid"])
-        elif not (doc.get("descriptor") in descriptors or doc.get("resource") in resources):
-            continue
-        out.append((name, doc))
-    return out
-
-
-@contextlib.contextmanager
-def _dask_processes(workdir: Path, workers: int):
-    """``dask scheduler`` + ``dask worker --nworkers N`` on loopback; ended by PID (process groups)."""
-    from sibyls.devices.epics_env import free_tcp_port
-
-    dask = str(Path(sys.executable).parent / "dask")
-    port = free_tcp_port()
-    address = f"tcp://127.0.0.1:{port}"
-    commands = [
-        ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-        ["worker", address, "--host", "127.0.0.1", "--nworkers", str(workers), "--nthreads", "1",
-         "--no-dashboard", "--local-directory", str(workdir / "dask-worker")],
-    ]  # fmt: skip
-    started = []
-    try:
-        for args in commands:
-            with open(workdir / f"dask-{args[0]}.log", "wb") as log:
-                started.append(subprocess.Popen([dask, *args], stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True))  # fmt: skip
-        yield address
-    finally:
-        for process in reversed(started):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)

@@ -9,10 +9,16 @@ to 127.0.0.1 without a dashboard, is started the first time a first look is subm
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -111,3 +117,41 @@ class _LazyExecutor(Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=wait)
+
+
+@contextlib.contextmanager
+def scheduler_processes(workdir: Path, workers: int = 1) -> Iterator[tuple[str, list[subprocess.Popen]]]:
+    """A facility-like cluster on this machine: ``dask scheduler`` and ``dask worker --nworkers N`` as
+    separate processes on loopback, their logs in ``workdir``. Yields the ``tcp://`` address (what
+    ``SIBYLS_DASK_SCHEDULER`` would name) and the processes; both are ended by PID, with their process
+    groups (the worker's nanny starts the worker process), also when the body fails."""
+    from sibyls.devices.epics_env import free_tcp_port
+
+    dask = str(Path(sys.executable).parent / "dask")
+    port = free_tcp_port()
+    address = f"tcp://127.0.0.1:{port}"
+    commands = {
+        "scheduler": ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        "worker": ["worker", address, "--host", "127.0.0.1", "--nworkers", str(workers), "--nthreads", "1",
+                   "--no-dashboard", "--local-directory", str(workdir / "dask-worker")],
+    }  # fmt: skip
+    started: list[subprocess.Popen] = []
+    try:
+        for name, args in commands.items():
+            with open(workdir / f"dask-{name}.log", "wb") as log_file:
+                started.append(
+                    subprocess.Popen(
+                        [dask, *args], stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+        yield address, started
+    finally:
+        for process in reversed(started):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)

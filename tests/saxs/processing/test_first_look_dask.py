@@ -5,24 +5,19 @@ as separate processes on loopback (``tcp://``); one broken run (its frame file g
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from beamline_helpers import sibyls_run_engine
 
-from sibyls.devices.epics_env import free_tcp_port
 from sibyls.metadata.mapping import record_relpath
 from sibyls.metadata.runs.doclog import DocumentLog, read_document_log
 from sibyls.metadata.runs.sources import FolderRunSource
 from sibyls.plans import saxs_exposure
-from sibyls.saxs.processing.cluster import FirstLookCluster
+from sibyls.saxs.processing.cluster import FirstLookCluster, scheduler_processes
 from sibyls.saxs.processing.reprocess import reprocess
 from sibyls.saxs.processing.service import FirstLookService
 from sibyls.startup.cli import main as sibyls
@@ -158,43 +153,11 @@ def test_the_service_submits_first_looks_to_the_cluster_and_survives_a_failing_o
     _check_results(folder, uids)
 
 
-@contextlib.contextmanager
-def _dask_processes(tmp_path: Path):
-    """``dask scheduler`` and ``dask worker`` as separate processes on loopback; both ended by PID
-    (with their process groups: the worker's nanny starts the worker process) even on failure."""
-    dask = str(Path(sys.executable).parent / "dask")
-    port = free_tcp_port()
-    address = f"tcp://127.0.0.1:{port}"
-    started = []
-    try:
-        for args, name in (
-            (["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], "scheduler"),
-            ([
-                "worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
-                "--no-dashboard", "--local-directory", str(tmp_path / "dask-worker"),
-            ], "worker"),
-        ):  # fmt: skip
-            with open(tmp_path / f"{name}.log", "wb") as log:
-                started.append(subprocess.Popen([dask, *args], stdout=log, stderr=subprocess.STDOUT,
-                                                start_new_session=True))  # fmt: skip
-        yield address, started
-    finally:
-        for process in reversed(started):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
-
-
 def test_sibyls_process_all_through_a_tcp_scheduler_and_a_worker_process(
     stored, tmp_path, monkeypatch, capsys
 ):
     folder, uids = stored
-    with _dask_processes(tmp_path) as (address, processes):
+    with scheduler_processes(tmp_path) as (address, processes):
         cluster = FirstLookCluster(address)
         try:
             cluster.client().wait_for_workers(1, timeout=60)
