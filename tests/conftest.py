@@ -188,6 +188,16 @@ def stack(tmp_path_factory):
         yield state
 
 
+@pytest.fixture(scope="module")
+def tokens(stack):
+    """Login tokens of the demo's people on the session stack (``stack_helpers.PEOPLE``), per module."""
+    from stack_helpers import PEOPLE
+
+    from sibyls.startup.stack import http_login
+
+    return {name: http_login(stack, name) for name in PEOPLE}
+
+
 @pytest.fixture
 def api(stack):
     """A bluesky-queueserver-api client of the stack's manager (with its 0MQ public key), queue cleared."""

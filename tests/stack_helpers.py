@@ -95,6 +95,21 @@ def http(
     return httpx.request(method, f"{stack.http_url}{path}", headers=headers, timeout=30, **kwargs)
 
 
+#: The demo's logins: staff, a person of MY_PROJECT, a person of LAB_B, an observer.
+PEOPLE = ("staff", "user", "user2", "observer")
+
+
+def saxs_item(sample_code: str, project_code: str, num_frames: int = 2) -> dict:
+    """A short ``saxs_exposure`` queue item (JSON, as the page and HTTP clients send it)."""
+    kwargs = {"sample_code": sample_code, "project_code": project_code, "exposure_time": 0.1}
+    return {"name": "saxs_exposure", "item_type": "plan", "kwargs": {**kwargs, "num_frames": num_frames}}
+
+
+def get_as(stack: StackState, tokens: dict[str, str], who: str, path: str, **kwargs) -> httpx.Response:
+    """``GET path`` as ``who`` (one of :data:`PEOPLE`, by its login token)."""
+    return http(stack, "GET", path, token=tokens[who], **kwargs)
+
+
 def register_plate(stack: StackState, plate_id: str, wells: dict[str, str]) -> None:
     """Put a plate into the stack's plate registry (as staff would), wells ``{"A1": "buffer", ...}``.
 

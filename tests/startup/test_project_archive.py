@@ -10,22 +10,11 @@ import zipfile
 
 import pytest
 from stack_helpers import http, wait_until_idle
-
-from sibyls.startup.stack import http_login
+from stack_helpers import saxs_item as saxs
 
 pytestmark = pytest.mark.slow
 
 MINE, THEIRS = "MY_PROJECT", "LAB_B"
-
-
-def saxs(sample_code: str, project_code: str) -> dict:
-    kwargs = {"sample_code": sample_code, "project_code": project_code, "exposure_time": 0.1, "num_frames": 2}
-    return {"name": "saxs_exposure", "item_type": "plan", "kwargs": kwargs}
-
-
-@pytest.fixture(scope="module")
-def tokens(stack):
-    return {name: http_login(stack, name) for name in ("staff", "user", "user2", "observer")}
 
 
 @pytest.fixture(scope="module")

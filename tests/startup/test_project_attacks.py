@@ -16,29 +16,16 @@ from pathlib import Path
 import httpx
 import pytest
 from bluesky_queueserver_api import BPlan
+from stack_helpers import get_as as get
 from stack_helpers import http, wait_until_idle
+from stack_helpers import saxs_item as saxs
 
 from sibyls.metadata.projects import ProjectsFile
-from sibyls.startup.stack import http_login
 
 pytestmark = pytest.mark.slow
 
 MINE, THEIRS = "MY_PROJECT", "LAB_B"
 SECRET = "attack_secret_sample"
-
-
-def saxs(sample_code: str, project_code: str) -> dict:
-    kwargs = {"sample_code": sample_code, "project_code": project_code, "exposure_time": 0.1, "num_frames": 1}
-    return {"name": "saxs_exposure", "item_type": "plan", "kwargs": kwargs}
-
-
-@pytest.fixture(scope="module")
-def tokens(stack):
-    return {name: http_login(stack, name) for name in ("staff", "user", "user2", "observer")}
-
-
-def get(stack, tokens, who: str, path: str, **kwargs) -> httpx.Response:
-    return http(stack, "GET", path, token=tokens[who], **kwargs)
 
 
 def raw_get(stack, tokens, who: str, raw_path: str) -> httpx.Response:

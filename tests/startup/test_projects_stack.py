@@ -15,29 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 from bluesky_queueserver_api import BPlan
+from stack_helpers import get_as as get
 from stack_helpers import http, wait_until_idle
+from stack_helpers import saxs_item as saxs
 
 from sibyls.metadata.projects import ProjectsFile
 from sibyls.startup.http.membership import item_project
-from sibyls.startup.stack import describe, http_login
+from sibyls.startup.stack import describe
 
 pytestmark = pytest.mark.slow
 
 MINE, THEIRS = "MY_PROJECT", "LAB_B"
-
-
-def saxs(sample_code: str, project_code: str) -> dict:
-    kwargs = {"sample_code": sample_code, "project_code": project_code, "exposure_time": 0.1, "num_frames": 2}
-    return {"name": "saxs_exposure", "item_type": "plan", "kwargs": kwargs}
-
-
-@pytest.fixture(scope="module")
-def tokens(stack):
-    return {name: http_login(stack, name) for name in ("staff", "user", "user2", "observer")}
-
-
-def get(stack, tokens, who: str, path: str, **kwargs) -> httpx.Response:
-    return http(stack, "GET", path, token=tokens[who], **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from stack_helpers import http, wait_until_idle
+from stack_helpers import saxs_item as saxs
 
 pytestmark = pytest.mark.slow
-
-
-def saxs(sample_code: str, project_code: str) -> dict:
-    kwargs = {"sample_code": sample_code, "project_code": project_code, "exposure_time": 0.1, "num_frames": 1}
-    return {"name": "saxs_exposure", "item_type": "plan", "kwargs": kwargs}
 
 
 @pytest.fixture(scope="module")
