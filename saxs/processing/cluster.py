@@ -123,7 +123,7 @@ class _LazyExecutor(Executor):
 def scheduler_processes(workdir: Path, workers: int = 1) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """A facility-like cluster on this machine: ``dask scheduler`` and ``dask worker --nworkers N`` as
     separate processes on loopback, their logs in ``workdir``. Yields the ``tcp://`` address (what
-    ``SIBYLS_DASK_SCHEDULER`` would name) and the processes; both are ended by PID, with their process
+    the ``dask_scheduler`` setting would name) and the processes; both are ended by PID, with their process
     groups (the worker's nanny starts the worker process), also when the body fails."""
     from sibyls.devices.epics_env import free_tcp_port
 
