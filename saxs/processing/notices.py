@@ -148,6 +148,8 @@ class PlateNotifier:
         if reason is not None and (ends or index not in plate.done):  # the plan's end is the well's truth
             plate.failures[index] = (str(start.get("well") or f"well {index}"), reason)
         plate.done.add(index)
+        if start.get("sample_role") != "buffer_blank":
+            plate.with_samples = True
         if ends:
             plate.last = index
         if not plate.complete():
@@ -156,6 +158,9 @@ class PlateNotifier:
         self._finished.add(key)
         if plate.failures:
             notice = self.failed_plate_notice(*key, plate)
+        elif not plate.with_samples:  # only buffers (e.g. the water of a calibration): no results to tell of
+            log.info("plate %s of %s: only buffer wells, no notice", plate_id, project)
+            return None
         else:
             notice = self.plate_notice(*key)
         if notice is not None:
@@ -303,6 +308,7 @@ class _PlateWells:
     done: set[int] = field(default_factory=set)
     failures: dict[int, tuple[str, str]] = field(default_factory=dict)
     last: int | None = None  # the well the plan ended at (failed or aborted), if it did
+    with_samples: bool = False  # a well that is not a buffer blank (a sample or a standard) was heard of
 
     def complete(self) -> bool:
         end = self.last if self.last is not None else self.total

@@ -136,6 +136,20 @@ def test_a_run_outside_a_plate_or_a_broken_summary_never_raises(plate):
     )
 
 
+def test_a_plate_item_of_only_buffers_sends_no_results_notice(plate):
+    """The water of a calibration measured from the robot is a plate item of one buffer well: no user
+    result, no mail; a plate of buffers and samples still sends its notice."""
+    tmp_path, projects = plate
+    notifier = PlateNotifier(tmp_path / "processed", tmp_path / "notices", projects, None)
+    water = [{**start, "sample_role": "buffer_blank"} for start in starts(1)]
+    assert [notifier(start, record(tmp_path)) for start in water] == [None]
+    mixed = [{**start, "queue_item_uid": "item-0002-y"} for start in starts(2)]
+    mixed[0]["sample_role"], mixed[1]["sample_role"] = "buffer_blank", "sample"
+    notices = [notifier(start, record(tmp_path)) for start in mixed]
+    assert notices[0] is None and notices[1] is not None
+    assert notifier.wait(10) and len(notifier.sent) == 1
+
+
 # ---- a failed plate ------------------------------------------------------------------------------
 
 
