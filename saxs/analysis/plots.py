@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from sibyls.metadata.atomic import atomic_path
 from sibyls.saxs.analysis.guinier import GuinierResult
@@ -80,6 +81,8 @@ def plot_guinier(path: Path | str, curve: Curve, guinier: GuinierResult, title: 
     bottom.plot(q2_fit, resid, ".", ms=3, color="C0")
     bottom.set_xlabel("q² (Å⁻²)")
     bottom.set_ylabel("resid./σ")
+    bottom.xaxis.set_major_locator(MaxNLocator(5))  # q² labels are long: four or five fit side by side
+    bottom.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
     fig.subplots_adjust(**MARGINS)
     return _save(fig, path)
 

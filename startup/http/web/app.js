@@ -849,7 +849,8 @@ function showRunStatus(details) {
 
 function plotTitle(name) {
   const kind = (name.match(/_([A-Za-z]+)_plot\.png$/) || [])[1];
-  return kind ? `${kind === "Iq" ? "I(q)" : kind} plot` : name;
+  const named = { Iq: "I(q)", Pr: "P(r)" };
+  return kind ? `${named[kind] || kind} plot` : name;
 }
 
 async function showRunResults(details, uid) {
