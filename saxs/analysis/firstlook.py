@@ -24,15 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sibyls.metadata.atomic import atomic_write_text
 from sibyls.saxs.analysis import plots
 from sibyls.saxs.analysis.averaging import average_curves
+from sibyls.saxs.analysis.flags import FLAG_DAMAGE, FLAG_LOW_SIGNAL, FLAG_NO_BUFFER
 from sibyls.saxs.analysis.guinier import GuinierResult
 from sibyls.saxs.analysis.inputs import AnalysisError, check_curve, check_frames
 from sibyls.saxs.analysis.kratky import KratkyResult
 from sibyls.saxs.analysis.mw import MwEstimate
 from sibyls.saxs.analysis.pr import pr_curve_text
 from sibyls.saxs.analysis.results import (
-    FLAG_DAMAGE,
-    FLAG_LOW_SIGNAL,
-    FLAG_NO_BUFFER,
     LOW_SIGNAL_I_OVER_SIGMA,
     FirstLookBase,
     ShapeResult,

@@ -13,20 +13,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from sibyls.metadata.rules import CODE_PATTERN
-from sibyls.saxs.analysis.flags import (  # noqa: F401  (re-exported: the analysis' flags by name)
+from sibyls.saxs.analysis.flags import (
     FLAG_AGGREGATION,
-    FLAG_DAMAGE,
-    FLAG_DAMAGED_BUFFER,
     FLAG_FAILED_FIT,
     FLAG_FALLBACK_FIT,
     FLAG_FLEXIBLE,
-    FLAG_LOW_SIGNAL,
     FLAG_MW_DISAGREE,
     FLAG_MW_NOT_EXPECTED,
-    FLAG_NO_BUFFER,
-    FLAG_NOT_ONE_SPECIES,
     FLAG_RG_GUINIER_PR,
-    FLAG_RG_NOT_FLAT,
 )
 from sibyls.saxs.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError

@@ -29,14 +29,12 @@ from scipy.signal import find_peaks, peak_widths
 from sibyls.saxs.analysis.averaging import average_curves
 from sibyls.saxs.analysis.components import ComponentsResult, peak_components
 from sibyls.saxs.analysis.efa import EfaResult, evolving_factor_analysis, species_molar_masses
+from sibyls.saxs.analysis.flags import FLAG_DAMAGED_BUFFER, FLAG_NOT_ONE_SPECIES, FLAG_RG_NOT_FLAT
 from sibyls.saxs.analysis.guinier import GuinierResult, auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError, check_frames
 from sibyls.saxs.analysis.kratky import KratkyResult
 from sibyls.saxs.analysis.mw import MwEstimate
 from sibyls.saxs.analysis.results import (
-    FLAG_DAMAGED_BUFFER,
-    FLAG_NOT_ONE_SPECIES,
-    FLAG_RG_NOT_FLAT,
     FirstLookBase,
     analyse_curve,
     check_name,

@@ -18,8 +18,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from sibyls.saxs.analysis.flags import FLAG_SERIES_ATTRACTION as FLAG_AGGREGATION
-from sibyls.saxs.analysis.flags import FLAG_SERIES_REPULSION as FLAG_REPULSION
+from sibyls.saxs.analysis.flags import FLAG_SERIES_ATTRACTION, FLAG_SERIES_REPULSION
 from sibyls.saxs.analysis.guinier import auto_guinier
 from sibyls.saxs.analysis.inputs import AnalysisError, check_curve
 from sibyls.saxs.reduction.curves import Curve
@@ -195,7 +194,7 @@ def concentration_dependence(points: Sequence[SeriesPoint], fit: LinearInC) -> D
     change_sigma = abs(fit.slope_sigma * span / fit.intercept)
     flag = None
     if abs(change) > DEPENDENCE_TOLERANCE and abs(change) > DEPENDENCE_SIGMAS * change_sigma:
-        flag = FLAG_REPULSION if change < 0 else FLAG_AGGREGATION
+        flag = FLAG_SERIES_REPULSION if change < 0 else FLAG_SERIES_ATTRACTION
     return Dependence(
         relative_change=float(change),
         relative_change_sigma=float(change_sigma),
@@ -258,7 +257,7 @@ def analyse_series(name: str, members: Sequence[SeriesMember]) -> SeriesResult:
     except SeriesError as exc:
         notes.append(f"no merged curve: {exc}")
     dependence = concentration_dependence(points, i0c_fit)
-    if dependence.flag == FLAG_AGGREGATION:
+    if dependence.flag == FLAG_SERIES_ATTRACTION:
         notes.append(
             "I(0)/c rises with c: Rg at c → 0 is not that of the free particle; check for aggregates"
         )

@@ -269,7 +269,8 @@ def warm_up() -> float:
 
 def _batch(reduced: ReducedRun, buffer: BufferFrames | None, name: str):
     from sibyls.saxs.analysis.firstlook import first_look_batch
-    from sibyls.saxs.analysis.results import FLAG_DAMAGE, guinier_numbers, shape_numbers
+    from sibyls.saxs.analysis.flags import FLAG_DAMAGE
+    from sibyls.saxs.analysis.results import guinier_numbers, shape_numbers
 
     start = reduced.start
     is_buffer = start.get("sample_role") == "buffer_blank"

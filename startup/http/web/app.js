@@ -806,7 +806,7 @@ function metricRows(run, flagWords = {}) {
   const kept = take(numbers, "frames_kept"), total = take(numbers, "frames_total");
   if (kept || total) row("Frames averaged", kept && total ? `${kept.value} of ${total.value}` : fmtNumber((kept || total).value), "frames");
   const flags = (run.saxs_results || {}).flags;
-  if (Array.isArray(flags)) row("Flags", flags.length ? flags.map((f) => flagWords[f] || f.replace(/-/g, " ")).join("; ") : "none", "flags");
+  if (Array.isArray(flags)) row("Flags", flags.length ? flags.map((f) => flagWords[f] ?? f).join("; ") : "none", "flags");
   for (const [key, found] of numbers) {  // any other number the record holds, named in words
     row(key.replace(/_a$/, "").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()), `${fmtNumber(found.value)}${found.unit ? ` ${found.unit}` : ""}`, key);
   }

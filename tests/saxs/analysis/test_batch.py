@@ -20,8 +20,8 @@ from synthetic_saxs import (
 
 from sibyls.saxs.analysis.averaging import average_curves
 from sibyls.saxs.analysis.firstlook import first_look_batch, write_products
+from sibyls.saxs.analysis.flags import FLAG_DAMAGE, FLAG_FLEXIBLE, FLAG_NO_BUFFER
 from sibyls.saxs.analysis.guinier import AUTORG, auto_guinier
-from sibyls.saxs.analysis.results import FLAG_DAMAGE, FLAG_FLEXIBLE, FLAG_NO_BUFFER
 from sibyls.saxs.analysis.subtraction import subtract_buffer
 from sibyls.saxs.reduction.curves import read_dat
 

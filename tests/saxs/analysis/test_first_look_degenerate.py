@@ -16,7 +16,7 @@ from synthetic_saxs import BUFFER_PER_CM, PARTICLES, Q, buffer_frames, noisy, sa
 
 from sibyls.metadata.mapping import documents_to_dataset, record_relpath
 from sibyls.metadata.record_yaml import dump_record
-from sibyls.saxs.analysis.results import FLAG_FAILED_FIT, FLAG_LOW_SIGNAL, FLAG_NO_BUFFER
+from sibyls.saxs.analysis.flags import FLAG_FAILED_FIT, FLAG_LOW_SIGNAL, FLAG_NO_BUFFER
 from sibyls.saxs.processing.run_processor import ReducedRun
 from sibyls.saxs.processing.service import FirstLookService
 from sibyls.saxs.reduction.curves import Curve

@@ -11,8 +11,8 @@ from synthetic_saxs import MALS_LAG, RI_LAG, buffer_frames, dumbbell, ellipsoid,
 
 from sibyls.saxs.analysis import sec
 from sibyls.saxs.analysis.firstlook import first_look_sec, write_products
+from sibyls.saxs.analysis.flags import FLAG_DAMAGED_BUFFER
 from sibyls.saxs.analysis.inputs import AnalysisError
-from sibyls.saxs.analysis.results import FLAG_DAMAGED_BUFFER
 from sibyls.saxs.reduction.curves import read_dat
 
 N = 300

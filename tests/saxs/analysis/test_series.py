@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sibyls.saxs.analysis.flags import FLAG_SERIES_ATTRACTION, FLAG_SERIES_REPULSION
 from sibyls.saxs.analysis.series import (
-    FLAG_AGGREGATION,
-    FLAG_REPULSION,
     SeriesError,
     SeriesMember,
     analyse_series,
@@ -62,7 +61,7 @@ def test_repulsive_series_extrapolates_to_dilute_rg_and_is_flagged(rng):
     assert apparent[0] > apparent[-1]  # Rg(c) shrinks with repulsion
     assert abs(result.rg_extrapolated.intercept / PARTICLE.rg - 1) < 0.02
     assert abs(apparent[-1] / PARTICLE.rg - 1) > 0.04  # the highest c alone would miss by more
-    assert result.dependence.flag == FLAG_REPULSION
+    assert result.dependence.flag == FLAG_SERIES_REPULSION
     assert result.dependence.relative_change < -result.dependence.tolerance
     i0c_truth = PARTICLE.mw_kda * K_PROTEIN
     assert abs(result.i0_over_c_extrapolated.intercept / i0c_truth - 1) < 0.03
@@ -71,7 +70,7 @@ def test_repulsive_series_extrapolates_to_dilute_rg_and_is_flagged(rng):
 
 def test_aggregating_series_is_flagged(rng):
     result = analyse_series("agg", members({c: subtracted(aggregating(c), rng) for c in CONCENTRATIONS}))
-    assert result.dependence.flag == FLAG_AGGREGATION
+    assert result.dependence.flag == FLAG_SERIES_ATTRACTION
     assert result.points[-1].rg > result.points[0].rg
     assert any("not that of the free particle" in note for note in result.notes)
 
