@@ -146,12 +146,12 @@ def _status(path: Path) -> str | None:
 
 
 class PlanRuns(dict):
-    """Plan name → its run's uid; a plan that failed (or never ran) is kept in ``failures`` with the
-    manager's words, and asking for its run fails that one cell with them."""
+    """Plan name → its run (uid, or record file); a plan that failed or never ran is kept in
+    ``failures`` with the manager's words, and asking for its run fails that one cell with them."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.failures: dict[str, str] = {}
+    def __init__(self, entries: dict | None = None, failures: dict[str, str] | None = None) -> None:
+        super().__init__(entries or {})
+        self.failures: dict[str, str] = {} if failures is None else failures
 
     def __missing__(self, name: str):
         if name in self.failures:
@@ -214,10 +214,7 @@ def records(matrix_stack, plan_runs) -> dict[str, Path]:
     by_uid = _records_by_uid(matrix_stack)
     missing = [name for name, uid in plan_runs.items() if uid not in by_uid]
     assert not missing, f"no record for {missing}"
-    found = PlanRuns()
-    found.update({name: by_uid[uid] for name, uid in plan_runs.items()})
-    found.failures = plan_runs.failures
-    return found
+    return PlanRuns({name: by_uid[uid] for name, uid in plan_runs.items()}, plan_runs.failures)
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
