@@ -264,13 +264,16 @@ def test_plate_unknown_to_the_robot_is_refused_before_anything_moves(session, be
 
 def test_sec_saxs_frames_monitor_stream_and_buffer_marks(session, simulation, beamline, validator):
     RE, writer, recorder, tmp_path = session
-    simulation.time_scale.put(100.0, wait=True)
+    # Each frame samples the eluate of its moment, so frames must keep pace with the HPLC clock: at 25x
+    # a 10 s frame period leaves 0.36 s a frame besides the exposure (about 60 ms used on a quiet
+    # 2-core machine; at 100x a slow CI machine fell a minute behind and the HPLC method ended first).
+    simulation.time_scale.put(25.0, wait=True)
     try:
         beamline.sec.load_vial(
-            {"sample_code": "GluRS_sec", **PROTEIN, "concentration_mg_ml": 10.0, "elution_volume_ml": 3.0}
+            {"sample_code": "GluRS_sec", **PROTEIN, "concentration_mg_ml": 10.0, "elution_volume_ml": 1.5}
         )
         uid = RE(
-            sec_saxs("GluRS_sec", PROJECT, flow_rate=0.5, frame_period=10.0, exposure_time=1.0, duration=10.0)
+            sec_saxs("GluRS_sec", PROJECT, flow_rate=0.5, frame_period=10.0, exposure_time=1.0, duration=5.0)
         ).run_start_uids[0]
     finally:
         simulation.time_scale.put(50.0, wait=True)
@@ -279,7 +282,7 @@ def test_sec_saxs_frames_monitor_stream_and_buffer_marks(session, simulation, be
     assert start["plan_type"] == "sec_saxs" and start["collection_mode"] == "sec_saxs"
     descriptors = {doc["uid"]: doc["name"] for name, doc in docs if name == "descriptor"}
     primary = [doc for name, doc in docs if name == "event" and descriptors[doc["descriptor"]] == "primary"]
-    assert len(primary) == 10.0 * 60 / 10.0
+    assert len(primary) == 5.0 * 60 / 10.0
     uv_monitor = [
         doc["data"]["sec_uv280"]
         for name, doc in docs
@@ -289,7 +292,7 @@ def test_sec_saxs_frames_monitor_stream_and_buffer_marks(session, simulation, be
     assert max(uv_monitor) > 100.0  # the elution peak is in the monitor stream
     roles = [e["data"]["sec_frame_role"] for e in primary]
     elapsed = [e["data"]["sec_elapsed"] for e in primary]
-    peak_time = 3.0 / 0.5 * 60.0  # elution volume / flow, seconds
+    peak_time = 1.5 / 0.5 * 60.0  # elution volume / flow, seconds
     first_sample = roles.index("sample")
     assert roles[:first_sample] == ["buffer"] * first_sample and first_sample > 5
     assert set(roles[first_sample:]) == {"sample"}

@@ -84,7 +84,9 @@ def test_plate_and_sec_runs_get_first_looks_and_a_plate_summary(stack, api):
     vial = catalogue_sample("GluRS", sample_code="FL_GluRS_sec", concentration_mg_ml=8.0)
     _put(stack, "SEC:InjectSample", vial.model_dump_json(exclude_none=True))
     assert api.item_add(BPlan("ht_plate", {"plate_id": "FL_PLATE", "wells": wells}, PROJECT))["success"]
-    sec = BPlan("sec_saxs", "FL_GluRS_sec", PROJECT, flow_rate=0.5, frame_period=5.0, exposure_time=2.0,
+    # 10 s frames: at the stack's 50x, 0.16 s a frame besides the exposure to keep pace with the HPLC
+    # clock (5 s frames left 60 ms, about what a frame takes on a quiet machine).
+    sec = BPlan("sec_saxs", "FL_GluRS_sec", PROJECT, flow_rate=0.5, frame_period=10.0, exposure_time=2.0,
                 duration=18.0)  # fmt: skip
     assert api.item_add(sec)["success"]
     api.queue_start()
