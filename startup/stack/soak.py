@@ -22,10 +22,11 @@ from sibyls.startup.stack.state import StackState
 
 #: What each well measures: short exposures (the IOC's time scale makes them shorter still).
 WELL_EXPOSURE = {"exposure_time": 0.5, "num_frames": 5}
-#: The SEC run: 8 s frames over 3 minutes of the HPLC's clock (paced by the IOC's time scale).
-# A 12 s frame period: at the stack's 50x, 0.23 s of wall time a frame besides the exposure, so the
-# frames keep pace with the HPLC clock (and catch up after a stall) also on a slow, busy machine.
-SEC_RUN = {"flow_rate": 1.0, "frame_period": 12.0, "exposure_time": 0.5, "duration": 3.0}
+#: The SEC run: 12 s frames over 5 minutes of the HPLC's clock (paced by the IOC's time scale): 25
+#: frames, the SEC first look needs 20. At the stack's 50x that leaves 0.23 s of wall time a frame
+#: besides the exposure, so the frames keep pace with the HPLC clock (and catch up after a stall)
+#: also on a slow, busy machine.
+SEC_RUN = {"flow_rate": 1.0, "frame_period": 12.0, "exposure_time": 0.5, "duration": 5.0}
 
 
 def plate_wells(count: int) -> list[str]:

@@ -69,7 +69,7 @@ PLANS: dict[str, BPlan] = {
     ),  # fmt: skip
     # 12 s frames keep pace with the HPLC clock at 50x also on a slow machine (see soak.SEC_RUN).
     "sec_saxs": BPlan(
-        "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=12.0, exposure_time=0.5, duration=3.0
+        "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=12.0, exposure_time=0.5, duration=5.0
     ),  # fmt: skip
     "align_beamstop": BPlan("align_beamstop", "mx_bs", PROJECT, "x", points=7, nscans=1, count_time=0.05),
     "align_sample_stage": BPlan("align_sample_stage", "mx_align", PROJECT, "x", points=7, count_time=0.05),
