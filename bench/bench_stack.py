@@ -6,7 +6,9 @@
   the floor of the same manager's request path: a ``queue_stop`` instruction, which queueserver
   adds without any validation (0MQ, Redis, logging); target ≤ 1.1× the floor;
 * ``item_add`` of a 96-well ``ht_plate`` through the full gate (every well, buffer, contract and
-  the plate registry): median, target ≤ 2 ms;
+  the plate registry): median, target ≤ 2 ms; beside it the same plate on the same manager with a
+  gate that passes everything (:mod:`bench.manager_without_gate`): queueserver's own work on an
+  item that size (JSON both ways, the Redis write, the echoed reply), which no gate can go under;
 * for information: ``saxs_exposure`` vs queueserver's built-in ``count`` on its sim profile, and
   the same profile under plain ``start-re-manager`` (types and ranges only, no gate).
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,9 +51,18 @@ def run() -> list[Figure]:
             state, var_dir, "sibylsplain", profile_manager_options(), profile_env(state)
         )
         extra_managers.append(plain_service)
+        ungated_service, ungated_control = _start_manager(
+            state,
+            var_dir,
+            "sibylsungated",
+            profile_manager_options(),
+            profile_env(state),
+            command=[sys.executable, "-m", "bench.manager_without_gate"],
+        )
+        extra_managers.append(ungated_service)
         key = state.zmq_public_key()
-        ours_api, sim_api, plain_api = (
-            _api(a, key) for a in (state.zmq_control_addr, sim_control, plain_control)
+        ours_api, sim_api, plain_api, ungated_api = (
+            _api(a, key) for a in (state.zmq_control_addr, sim_control, plain_control, ungated_control)
         )
         ours_open = _open_times(ours_api)
         sim_open = _open_times(sim_api)
@@ -70,19 +82,21 @@ def run() -> list[Figure]:
             {
                 "ours": (ours_api, saxs),
                 "ours plate96": (ours_api, plate96),
+                "ungated plate96": (ungated_api, plate96),
                 "sim": (sim_api, lambda i: BPlan("count", ["det1"], num=1).to_dict()),
                 "plain": (plain_api, saxs),
                 "ours floor": (ours_api, lambda i: BInst("queue_stop").to_dict()),
                 "sim floor": (sim_api, lambda i: BInst("queue_stop").to_dict()),
             }
         )
-        for api in (ours_api, sim_api, plain_api):
+        for api in (ours_api, sim_api, plain_api, ungated_api):
             api.close()
     finally:
         for service in extra_managers:
             service.stop()
         down(var_dir)
     ours_add, sim_add, plain_add = latencies["ours"], latencies["sim"], latencies["plain"]
+    gate_share = latencies["ours plate96"] - latencies["ungated plate96"]
     return [
         Figure(
             "environment open, SIBYLS profile (median)",
@@ -109,6 +123,15 @@ def run() -> list[Figure]:
             None,
             "queue_stop on the same manager (floor)",
             note=f"target ≤ 2 ms: {'ok' if latencies['ours plate96'] <= 0.002 else 'MISSED'}",
+        ),
+        Figure(
+            "item_add ht_plate of 96 wells, full gate vs no gate (median)",
+            latencies["ours plate96"] * 1e3,
+            latencies["ungated plate96"] * 1e3,
+            "ms",
+            None,
+            "same plate, same manager, gate passing all",
+            note=f"the gate's share: {gate_share * 1e3:.2f} ms",
         ),
         Figure(
             "item_add saxs_exposure vs queueserver's sim profile",
@@ -176,15 +199,20 @@ def _api(address: str, public_key: str | None):
     return REManagerAPI(zmq_control_addr=address, zmq_public_key=public_key, timeout_recv=30)
 
 
-def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -> tuple:
-    """A plain ``start-re-manager`` (queueserver as shipped) on the stack's Redis under ``prefix``."""
+def _start_manager(
+    state, var_dir: Path, prefix: str, options: list[str], env, command: list[str] | None = None
+) -> tuple:
+    """A manager on the stack's Redis under ``prefix``: ``command`` (default: queueserver's plain
+    ``start-re-manager``, as shipped) with ``options``."""
     from sibyls.devices.epics_env import free_tcp_port
     from sibyls.startup.stack import _manager_config_file
     from sibyls.startup.stack.services import ManagedProcess, console_script, spawn_service
 
     control = f"tcp://127.0.0.1:{free_tcp_port()}"
+    # A bench module (``python -m bench....``) runs from the checkout, as ``python -m bench`` does.
+    cwd = var_dir if command is None else Path(__file__).resolve().parent.parent
     command = [
-        console_script("start-re-manager"),
+        *(command or [console_script("start-re-manager")]),
         "--redis-addr",
         state.redis_addr,
         "--redis-name-prefix",
@@ -201,7 +229,7 @@ def _start_manager(state, var_dir: Path, prefix: str, options: list[str], env) -
         str(_manager_config_file(var_dir)),
         *options,
     ]
-    process = spawn_service(command, var_dir / "logs" / f"{prefix}.log", dict(env), cwd=var_dir)
+    process = spawn_service(command, var_dir / "logs" / f"{prefix}.log", dict(env), cwd=cwd)
     service = ManagedProcess(prefix, process, var_dir / "logs" / f"{prefix}.log")
     api = _api(control, state.zmq_public_key())
     deadline = time.monotonic() + 30
