@@ -30,6 +30,7 @@ from stack_helpers import ca_environment, http, register_plate, wait_until_idle
 from sibyls.startup.cli import main as sibyls
 from sibyls.startup.http.extensions import PAGE_EXPORTS
 from sibyls.startup.stack import http_login, manager_api, profile_config
+from sibyls.startup.stack.soak import SEC_RUN
 
 pytestmark = pytest.mark.slow
 
@@ -67,10 +68,7 @@ PLANS: dict[str, BPlan] = {
         },
         PROJECT,
     ),  # fmt: skip
-    # 12 s frames keep pace with the HPLC clock at 50x also on a slow machine (see soak.SEC_RUN).
-    "sec_saxs": BPlan(
-        "sec_saxs", "mx_sec", PROJECT, flow_rate=1.0, frame_period=12.0, exposure_time=0.5, duration=5.0
-    ),  # fmt: skip
+    "sec_saxs": BPlan("sec_saxs", "mx_sec", PROJECT, **SEC_RUN),  # the soak's: keeps pace with the HPLC
     "align_beamstop": BPlan("align_beamstop", "mx_bs", PROJECT, "x", points=7, nscans=1, count_time=0.05),
     "align_sample_stage": BPlan("align_sample_stage", "mx_align", PROJECT, "x", points=7, count_time=0.05),
     "alignment_grid_scan": BPlan(
